@@ -1,0 +1,196 @@
+"""Typed hub configuration, loaded from TOML and closed to unknown keys.
+
+A bad file raises ConfigError naming the key path (``$.sensors[2].nation``)
+and the problem. Secrets are never in the file itself: the broker password is
+read from the environment variable or file the config names.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from hub.errors import ConfigError
+from hub.topics import ID_PATTERN
+
+Id = Annotated[str, Meta(pattern=f"^{ID_PATTERN.pattern}$")]
+Nation = Annotated[str, Meta(pattern="^[A-Z]{2,3}$")]
+Positive = Annotated[float, Meta(gt=0.0)]
+NonNegative = Annotated[float, Meta(ge=0.0)]
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
+
+
+class Base(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Config section: frozen and closed to unknown keys."""
+
+
+class Origin(Base, kw_only=True):
+    """Mission origin: the centre of the local East-North-Up frame."""
+
+    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
+    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    alt: float = 0.0
+
+
+class Mission(Base, kw_only=True):
+    """What the mission is called and where it is."""
+
+    name: str = "mission"
+    origin: Origin
+
+
+class Broker(Base, kw_only=True):
+    """How to reach the MQTT broker."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 1883
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: Id = "hub"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    keepalive: Annotated[int, Meta(ge=5, le=3600)] = 30
+    session_expiry: Annotated[int, Meta(ge=0)] = 3600
+
+    def password(self) -> str | None:
+        """Read the broker password from the configured environment variable or file."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(f"$.broker.password_env: variable {self.password_env} is not set")
+            return value
+        if self.password_file:
+            try:
+                return Path(self.password_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"$.broker.password_file: cannot read: {exc.strerror}") from exc
+        return None
+
+
+class Ingest(Base, kw_only=True):
+    """Limits applied to inbound messages."""
+
+    max_payload_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
+    max_frame_bytes: Annotated[int, Meta(ge=1024)] = 16_777_216
+    max_future_s: NonNegative = 5.0
+    max_age_s: Positive = 86_400.0
+
+
+class Fusion(Base, kw_only=True):
+    """Tracker parameters (see docs/ARCHITECTURE.md for their meaning)."""
+
+    reorder_window_s: NonNegative = 0.5
+    process_noise: Positive = 1.0
+    init_speed_sigma: Positive = 15.0
+    gate_chi2: Positive = 13.8
+    confirm_m: Annotated[int, Meta(ge=1)] = 3
+    confirm_n: Annotated[int, Meta(ge=1, le=32)] = 5
+    tentative_max_misses: Annotated[int, Meta(ge=1)] = 3
+    delete_after_s: Positive = 8.0
+    max_position_sigma: Positive = 300.0
+    friend_timeout_s: Positive = 10.0
+
+
+class Publish(Base, kw_only=True):
+    """When pictures go out."""
+
+    interval_s: NonNegative = 1.0
+    full_every_s: Positive = 10.0
+    status_every_s: Positive = 5.0
+
+
+class Sensor(Base, kw_only=True):
+    """A registered field unit and the partners its data is released to."""
+
+    id: Id
+    nation: Nation
+    kind: Literal["radar", "uav", "camera", "acoustic", "ground"]
+    release_to: list[Id] = []
+    platform: bool | None = None
+
+    @property
+    def is_platform(self) -> bool:
+        """Whether this unit's telemetry makes a friend track (UAVs by default)."""
+        return self.kind == "uav" if self.platform is None else self.platform
+
+
+class Partner(Base, kw_only=True):
+    """A partner nation or organisation that subscribes to a picture."""
+
+    id: Id
+    name: str
+    nation: Nation | None = None
+
+
+class HubConfig(Base, kw_only=True):
+    """The whole hub configuration."""
+
+    mission: Mission
+    broker: Broker = Broker()
+    ingest: Ingest = Ingest()
+    fusion: Fusion = Fusion()
+    publish: Publish = Publish()
+    sensors: list[Sensor] = []
+    partners: list[Partner] = []
+
+    def sensor_index(self) -> dict[str, int]:
+        """Map each sensor id to its position in ``sensors``."""
+        return {s.id: i for i, s in enumerate(self.sensors)}
+
+
+def _registry_problems(config: HubConfig) -> list[str]:
+    problems: list[str] = []
+    partner_ids = {p.id for p in config.partners}
+    for what, ids in (("sensors", [s.id for s in config.sensors]),
+                      ("partners", [p.id for p in config.partners])):
+        seen: set[str] = set()
+        for i, item_id in enumerate(ids):
+            if item_id in seen:
+                problems.append(f"$.{what}[{i}].id: duplicate id {item_id!r}")
+            seen.add(item_id)
+    for i, sensor in enumerate(config.sensors):
+        for j, partner in enumerate(sensor.release_to):
+            if partner not in partner_ids:
+                problems.append(f"$.sensors[{i}].release_to[{j}]: unknown partner {partner!r}")
+    if "mission" in partner_ids:
+        problems.append("$.partners: 'mission' is reserved for the mission picture")
+    return problems
+
+
+def parse_config(data: dict[str, object]) -> HubConfig:
+    """Validate an already-parsed TOML document as a HubConfig."""
+    try:
+        config = msgspec.convert(data, HubConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_with_path_first(str(exc))) from exc
+    problems = _registry_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def load_config(path: str | Path) -> HubConfig:
+    """Load and validate a TOML config file, raising ConfigError naming key and problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _with_path_first(message: str) -> str:
+    """Turn msgspec's 'problem - at `$.key`' into '$.key: problem'."""
+    problem, sep, where = message.rpartition(" - at ")
+    return f"{where.strip('`')}: {problem}" if sep else message

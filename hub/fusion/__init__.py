@@ -1,0 +1,1 @@
+"""Fusion: motion and measurement models, the tracker, class fusion, pictures."""

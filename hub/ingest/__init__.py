@@ -1,0 +1,1 @@
+"""Ingest: decode, validate and convert inbound messages into measurements."""

@@ -1,0 +1,1 @@
+"""Publish: release policy and the partner-facing outputs."""
