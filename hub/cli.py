@@ -1,0 +1,192 @@
+"""The ``hub`` command: demo, run, sim, record, replay, score, config check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from hub.config import DEFAULT_CONFIG, HubConfig, load_config
+from hub.errors import ConfigError, HubError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _config(args: argparse.Namespace) -> HubConfig:
+    return load_config(args.config)
+
+
+def _with_broker(config: HubConfig, args: argparse.Namespace) -> HubConfig:
+    """Override the config's broker address with --host/--port/--protocol if given."""
+    changes = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                 ("protocol", args.protocol)) if v is not None}
+    return msgspec.structs.replace(config, broker=msgspec.structs.replace(config.broker, **changes))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="hub-demo-"))
+    return run_demo(_config(args), Path(args.scenario), args.duration, args.speed, workdir)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hub.console import LiveTable
+    from hub.service import HubService
+
+    config = _with_broker(_config(args), args)
+    service = HubService(config, password=config.broker.password())
+    address = f"mqtt://{config.broker.host}:{config.broker.port}"
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        if args.duration is not None:
+            loop.call_later(args.duration, stop.set)
+        await service.run(stop, on_tick=None if args.quiet else LiveTable(address).show)
+
+    asyncio.run(serve())
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from simulators.publisher import run
+    from simulators.scenario import load_scenario
+
+    config = _with_broker(_config(args), args)
+    broker = config.broker
+    sent = run(load_scenario(args.scenario), broker.host, broker.port, protocol=broker.protocol,
+               speed=args.speed, duration=args.duration, progress=not args.no_progress,
+               seed=args.seed)
+    print(f"sent {sent} messages", file=sys.stderr)
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from hub.record import record
+
+    config = _with_broker(_config(args), args)
+    asyncio.run(record(config, Path(args.output), args.duration, config.broker.password()))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from hub.replay import replay_file
+
+    def progress(count: int) -> None:
+        print(f"\rreplayed {count} messages", end="", file=sys.stderr)
+
+    summary = replay_file(args.recording, _config(args), args.tracks_out, args.picture,
+                          progress if sys.stderr.isatty() else None)
+    print(("\r" if sys.stderr.isatty() else "") + summary.describe())
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from hub.score import format_report, score
+
+    report = score(args.truth, args.tracks, cutoff=args.cutoff, order=args.order,
+                   picture=args.picture)
+    print(format_report(report))
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: ok ({len(config.sensors)} sensors, {len(config.partners)} partners)")
+    return 0
+
+
+def _broker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="broker host (overrides the config)")
+    parser.add_argument("--port", type=int, help="broker port (overrides the config)")
+    parser.add_argument("--protocol", choices=("5", "3.1.1"), help="MQTT version")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``hub`` subcommand."""
+    parser = argparse.ArgumentParser(prog="hub", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        if name not in ("score", "config"):
+            p.add_argument("-c", "--config", default=str(DEFAULT_CONFIG), help="hub config TOML")
+        return p
+
+    from hub.demo import DEFAULT_SCENARIO
+
+    p = command("demo", cmd_demo, "broker, simulators and hub on this machine, no set-up")
+    p.add_argument("-s", "--scenario", default=str(DEFAULT_SCENARIO))
+    p.add_argument("--duration", type=float, help="stop after S seconds (default: Ctrl-C)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulation speed factor")
+    p.add_argument("--workdir", help="where logs go (default: a new temp dir)")
+
+    p = command("run", cmd_run, "run the hub service against the configured broker")
+    _broker_options(p)
+    p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument("-q", "--quiet", action="store_true", help="no live table")
+
+    p = command("sim", cmd_sim, "run the simulators of a scenario against a broker")
+    p.add_argument("-s", "--scenario", default=str(DEFAULT_SCENARIO))
+    _broker_options(p)
+    p.add_argument("--speed", type=float, default=1.0, help="10 runs ten times faster")
+    p.add_argument("--duration", type=float, help="stop after S simulated seconds")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = command("record", cmd_record, "record inbound sensor topics and sim/truth to a file")
+    p.add_argument("-o", "--output", required=True)
+    _broker_options(p)
+    p.add_argument("--duration", type=float, help="stop after S seconds")
+
+    p = command("replay", cmd_replay, "replay a recording through ingest and fusion")
+    p.add_argument("recording")
+    p.add_argument("--tracks-out", help="write tracks as JSON Lines")
+    p.add_argument("--picture", default="mission", help="'mission' or a partner id")
+
+    p = command("score", cmd_score, "score tracks against ground truth (GOSPA)")
+    p.add_argument("--truth", required=True, help="recording holding sim/truth")
+    p.add_argument("--tracks", required=True, help="tracks JSON Lines from hub replay")
+    p.add_argument("--cutoff", type=float, default=100.0, help="GOSPA cutoff c, metres")
+    p.add_argument("--order", type=float, default=2.0, help="GOSPA order p")
+    p.add_argument("--picture", default=None, help="score only this picture's lines")
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config file without starting")
+    check.add_argument("file")
+    check.set_defaults(handler=cmd_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hub`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except HubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Release groups: one picture (one tracker) per distinct set of visible sources.
+
+A partner may see the sources whose ``release_to`` names it. Partners who may
+see the same set share a picture; the mission picture sees every source. Data
+from a source outside a group's set never enters that group's tracker, so a
+partner's picture cannot contain, move or confirm a track because of data the
+partner may not see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hub.config import HubConfig
+
+MISSION = "mission"
+
+
+@dataclass(frozen=True)
+class ReleaseGroup:
+    """A set of visible sensors and the partners whose picture it is."""
+
+    key: str
+    sensors: frozenset[str]
+    mask: NDArray[np.bool_]
+    partners: tuple[str, ...]
+
+
+def visible_sensors(config: HubConfig, partner_id: str) -> frozenset[str]:
+    """Ids of the sensors whose data is released to ``partner_id``."""
+    return frozenset(s.id for s in config.sensors if partner_id in s.release_to)
+
+
+def release_groups(config: HubConfig) -> list[ReleaseGroup]:
+    """The mission group first, then one group per other distinct visible set."""
+    everything = frozenset(s.id for s in config.sensors)
+    by_set: dict[frozenset[str], list[str]] = {everything: []}
+    for partner in config.partners:
+        by_set.setdefault(visible_sensors(config, partner.id), []).append(partner.id)
+    groups = []
+    for number, (sensors, partners) in enumerate(by_set.items()):
+        mask = np.array([s.id in sensors for s in config.sensors], dtype=bool)
+        key = MISSION if sensors == everything else f"g{number}"
+        groups.append(ReleaseGroup(key, sensors, mask, tuple(partners)))
+    return groups

@@ -1,0 +1,98 @@
+"""Turn one inbound MQTT message into a fusion item, or reject it with a reason.
+
+Checks, in order: topic shape and sensor id, registry membership, payload
+size and schema (hub.messages), timestamp freshness against the receive time,
+then sequence (duplicates dropped, gaps counted). Everything rejected raises
+PayloadError so the caller can dead-letter it and go on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from hub import topics
+from hub.config import HubConfig
+from hub.errors import PayloadError
+from hub.fusion.measurements import Scan
+from hub.geo import EnuFrame
+from hub.ingest.detections import batch_to_scan
+from hub.messages import DetectionBatch, Frame, SensorStatus, Telemetry, decode
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformFix:
+    """A registered platform's own position report, for its friend track."""
+
+    t: float
+    sensor: int
+    telemetry: Telemetry
+
+
+InboundItem = Scan | PlatformFix
+
+
+class Router:
+    """Validate inbound messages against the registry and the wire contracts."""
+
+    def __init__(self, config: HubConfig, frame: EnuFrame) -> None:
+        self.config = config
+        self.frame = frame
+        self.sensor_index = config.sensor_index()
+        self.limits = config.ingest
+        self.counters: Counter[str] = Counter()
+        self.online: dict[str, bool] = {}
+        self._last_seq: dict[tuple[int, str], int] = {}
+
+    def route(self, topic: str, payload: bytes, t_received: float) -> InboundItem | None:
+        """Return the fusion item ``payload`` carries, None if it carries none."""
+        sensor_id, kind = topics.parse_sensor_topic(topic)
+        sensor = self.sensor_index.get(sensor_id)
+        if sensor is None:
+            raise PayloadError(f"unknown sensor id {sensor_id!r}")
+        if kind == "status":
+            status = decode(payload, SensorStatus, self.limits.max_payload_bytes)
+            self.online[sensor_id] = status.online
+            self.counters["status"] += 1
+            return None
+        if kind == "frames":
+            frame = decode(payload, Frame, self.limits.max_frame_bytes)
+            self._check_time(frame.ts, t_received)
+            self.counters["frames"] += 1
+            return None
+        if kind == "telemetry":
+            telemetry = decode(payload, Telemetry, self.limits.max_payload_bytes)
+            if not self._fresh(sensor, kind, telemetry.ts, telemetry.seq, t_received):
+                return None
+            self.counters["telemetry"] += 1
+            if not self.config.sensors[sensor].is_platform:
+                return None
+            return PlatformFix(telemetry.ts, sensor, telemetry)
+        batch = decode(payload, DetectionBatch, self.limits.max_payload_bytes)
+        if not self._fresh(sensor, kind, batch.ts, batch.seq, t_received):
+            return None
+        self.counters["detection_batches"] += 1
+        self.counters["detections"] += len(batch.detections)
+        return batch_to_scan(batch, sensor, self.frame)
+
+    def _check_time(self, ts: float, t_received: float) -> None:
+        if ts > t_received + self.limits.max_future_s:
+            raise PayloadError(f"timestamp {ts - t_received:.1f} s in the future")
+        if ts < t_received - self.limits.max_age_s:
+            raise PayloadError(f"timestamp {t_received - ts:.0f} s in the past")
+
+    def _fresh(self, sensor: int, kind: str, ts: float, seq: int, t_received: float) -> bool:
+        """Check the time; drop duplicates by ``seq`` and count gaps."""
+        self._check_time(ts, t_received)
+        key = (sensor, kind)
+        last = self._last_seq.get(key)
+        self._last_seq[key] = seq
+        if last is None or seq > last + 1:
+            self.counters["seq_gaps"] += last is not None
+            return True
+        if seq == last:
+            self.counters["duplicates"] += 1
+            return False
+        if seq < last:
+            self.counters["seq_restarts"] += 1
+        return True

@@ -1,0 +1,126 @@
+"""The live hub: the bus in, the pipeline, pictures and health out.
+
+Message handling is synchronous on paho's callback (decode and queue only);
+fusion runs on the flush tick, pictures on the publish tick, so a burst of
+input never waits behind a picture being encoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from hub import __version__, topics
+from hub.bus import Bus
+from hub.config import HubConfig
+from hub.messages import HubStatus, encode
+from hub.pipeline import Pipeline
+from hub.publish.mqtt import PicturePublisher
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = (
+    ("sensors/+/telemetry", 1),
+    ("sensors/+/detections", 1),
+    ("sensors/+/frames", 0),
+    ("sensors/+/status", 1),
+)
+FLUSH_TICK_S = 0.02
+
+
+class HubService:
+    """Run the pipeline against a broker until told to stop."""
+
+    def __init__(self, config: HubConfig, password: str | None = None) -> None:
+        self.config = config
+        self.password = password
+        self.pipeline = Pipeline(config)
+        self.bus: Bus | None = None
+        self.publisher: PicturePublisher | None = None
+        self.started = time.time()
+        self._flush_pending = False
+        self._event_driven = config.publish.interval_s == 0
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        self.pipeline.handle(topic, payload, time.time())
+        if self._event_driven and not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_and_publish)
+
+    def _flush_and_publish(self) -> None:
+        self._flush_pending = False
+        now = time.time()
+        if self.pipeline.flush(now) and self.publisher is not None:
+            self.publisher.publish(now)
+        self._send_dead_letters()
+
+    def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if self.bus is not None:
+            self.bus.publish(topic, payload, qos=qos, retain=retain)
+
+    def _send_dead_letters(self) -> None:
+        letters = self.pipeline.dead_letters
+        while letters:
+            self._send(topics.DEADLETTER, encode(letters.popleft()), 0, False)
+
+    def status(self, online: bool = True) -> HubStatus:
+        """The hub's health report as published on ``hub/status``."""
+        counters: Counter[str] = self.pipeline.counters + self.pipeline.router.counters
+        counters["late"] = self.pipeline.reorder.late
+        queues = {"reorder": len(self.pipeline.reorder)}
+        broker = self.bus.state if self.bus is not None else "down"
+        return HubStatus(ts=time.time(), online=online, version=__version__,
+                         uptime=time.time() - self.started, counters=dict(counters),
+                         queues=queues, broker=broker)
+
+    async def run(self, stop: asyncio.Event,
+                  on_tick: Callable[[HubService], Awaitable[None] | None] | None = None) -> None:
+        """Serve until ``stop`` is set; ``on_tick`` is called once a second (demo display)."""
+        will = (topics.HUB_STATUS, encode(self.status(online=False)), True)
+        self.bus = Bus(self.config.broker, subscriptions=SUBSCRIPTIONS, handler=self._on_message,
+                       will=will, password=self.password)
+        self.publisher = PicturePublisher(self.pipeline, self._send)
+        async with self.bus:
+            loops = [self._every(FLUSH_TICK_S, self._flush_and_publish if self._event_driven
+                                 else self._flush),
+                     self._every(self.config.publish.status_every_s, self._publish_status)]
+            if not self._event_driven:
+                loops.append(self._every(self.config.publish.interval_s, self._publish))
+            if on_tick is not None:
+                loops.append(self._every(1.0, lambda: on_tick(self)))
+            tasks = [asyncio.create_task(loop) for loop in loops]
+            try:
+                await stop.wait()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    self._send(topics.HUB_STATUS, encode(self.status(online=False)), 1, True)
+
+    def _flush(self) -> None:
+        self.pipeline.flush(time.time())
+        self._send_dead_letters()
+
+    def _publish(self) -> None:
+        if self.publisher is not None:
+            self.publisher.publish(time.time())
+
+    def _publish_status(self) -> None:
+        self._send(topics.HUB_STATUS, encode(self.status()), 1, True)
+
+    @staticmethod
+    async def _every(period: float, action: Callable[[], object]) -> None:
+        """Call ``action`` every ``period`` seconds; a failure is logged, not fatal."""
+        while True:
+            await asyncio.sleep(period)
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("periodic task %s failed", getattr(action, "__name__", action))

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from hub.config import DEFAULT_CONFIG, load_config, parse_config
+from hub.errors import ConfigError
+
+ORIGIN = {"origin": {"lat": 1.0, "lon": 2.0}}
+
+
+def test_default_config_is_valid() -> None:
+    config = load_config(DEFAULT_CONFIG)
+    assert {s.nation for s in config.sensors} == {"KEN", "GHA", "NLD", "BRA"}
+    assert config.sensors[2].is_platform and not config.sensors[0].is_platform
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"mission": ORIGIN, "fusion": {"gate": 3}}, "$.fusion: Object contains unknown field `gate`"),
+    ({"mission": {"origin": {"lat": 91, "lon": 0}}}, "$.mission.origin.lat"),
+    ({"mission": ORIGIN, "broker": {"protocol": "4"}}, "$.broker.protocol"),
+    ({"mission": ORIGIN, "sensors": [{"id": "a/b", "nation": "KEN", "kind": "radar"}]},
+     "$.sensors[0].id"),
+    ({"mission": ORIGIN, "sensors": [{"id": "a", "nation": "KEN", "kind": "radar",
+                                      "release_to": ["nobody"]}]},
+     "$.sensors[0].release_to[0]: unknown partner 'nobody'"),
+    ({"mission": ORIGIN, "partners": [{"id": "p", "name": "P"}, {"id": "p", "name": "Q"}]},
+     "$.partners[1].id: duplicate id 'p'"),
+    ({}, "missing required field `mission`"),
+])
+def test_bad_config_names_key_and_problem(data: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert expected in str(info.value)
+
+
+def test_unreadable_and_invalid_toml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mission\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse_config({"mission": ORIGIN, "broker": {"password_env": "HUB_TEST_PW"}})
+    with pytest.raises(ConfigError, match="HUB_TEST_PW is not set"):
+        config.broker.password()
+    monkeypatch.setenv("HUB_TEST_PW", "s3cret")
+    assert config.broker.password() == "s3cret"

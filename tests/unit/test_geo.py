@@ -1,0 +1,42 @@
+import numpy as np
+import pymap3d
+
+from hub.geo import EnuFrame, ecef_to_geodetic, geodetic_to_ecef
+
+
+def test_enu_matches_pymap3d_over_a_mission_area() -> None:
+    rng = np.random.default_rng(1)
+    frame = EnuFrame(-1.2921, 36.8219, 1650.0)
+    lat = -1.2921 + rng.uniform(-0.5, 0.5, 2000)
+    lon = 36.8219 + rng.uniform(-0.5, 0.5, 2000)
+    alt = rng.uniform(0.0, 5000.0, 2000)
+    east, north, up = frame.to_enu(lat, lon, alt)
+    ref = pymap3d.geodetic2enu(lat, lon, alt, -1.2921, 36.8219, 1650.0)
+    assert np.abs(east - ref[0]).max() < 1e-6
+    assert np.abs(north - ref[1]).max() < 1e-6
+    assert np.abs(up - ref[2]).max() < 1e-6
+
+
+def test_enu_round_trip_is_exact_to_a_millimetre() -> None:
+    rng = np.random.default_rng(2)
+    frame = EnuFrame(52.0, 4.5, 0.0)
+    east, north, up = (rng.uniform(-50_000, 50_000, 500) for _ in range(3))
+    lat, lon, alt = frame.to_geodetic(east, north, up)
+    back = frame.to_enu(lat, lon, alt)
+    assert np.abs(np.stack(back) - np.stack([east, north, up])).max() < 1e-3
+
+
+def test_ecef_inverse_near_the_poles() -> None:
+    lat = np.array([89.9, -89.99, 0.0, 45.0])
+    lon = np.array([10.0, -170.0, 179.9, -45.0])
+    alt = np.array([100.0, 3000.0, -50.0, 10_000.0])
+    back = ecef_to_geodetic(*geodetic_to_ecef(lat, lon, alt))
+    assert np.allclose(back[0], lat, atol=1e-9)
+    assert np.allclose(back[1], lon, atol=1e-9)
+    assert np.allclose(back[2], alt, atol=1e-4)
+
+
+def test_one_degree_of_latitude_is_about_110_km() -> None:
+    frame = EnuFrame(0.0, 0.0)
+    _, north, _ = frame.to_enu(1.0, 0.0, 0.0)
+    assert 110_500 < north < 110_700
