@@ -37,7 +37,9 @@ which the picture wrote at least one line; when no picture time lies within
 ``max_age`` the picture is taken as empty at ``t`` (a picture with no tracks
 writes no lines). Tracks are propagated from ``t_pic`` to ``t`` with their own
 velocity. Only confirmed and coasting tracks are scored unless
-``include_tentative``.
+``include_tentative``. Friend tracks are left out by default: the hub makes
+them from its own platforms' telemetry, and ``sim/truth`` lists only the
+targets, so scoring them would count every UAV as a false track.
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ class TrackSeries:
     vn: Array
     ve: Array
     status: NDArray[np.int8]
+    affiliation: NDArray[np.str_]
 
 
 def read_truth(path: str | Path) -> TruthSeries:
@@ -235,15 +238,17 @@ def _track_series(lines: Iterable[TrackLine]) -> TrackSeries:
                        dtype=np.float64).reshape(-1, 5)
     ids = np.array([str(x.track_id) for x in lines], dtype=np.str_)
     status = np.array([_STATUSES.index(x.status) for x in lines], dtype=np.int8)
+    affiliation = np.array([x.affiliation for x in lines], dtype=np.str_)
     order = np.argsort(numbers[:, 0], kind="stable")
     numbers = numbers[order]
     return TrackSeries(numbers[:, 0], ids[order], numbers[:, 1], numbers[:, 2],
-                       numbers[:, 3], numbers[:, 4], status[order])
+                       numbers[:, 3], numbers[:, 4], status[order], affiliation[order])
 
 
 def score(truth_path: str | Path, tracks_path: str | Path, *, cutoff: float = DEFAULT_CUTOFF,
           order: float = DEFAULT_ORDER, picture: str | None = None,
-          max_age: float = DEFAULT_MAX_AGE, include_tentative: bool = False) -> ScoreReport:
+          max_age: float = DEFAULT_MAX_AGE, include_tentative: bool = False,
+          exclude_affiliations: tuple[str, ...] = ("friend",)) -> ScoreReport:
     """Score the tracks of one picture against the ground truth of a recording.
 
     Args:
@@ -254,19 +259,22 @@ def score(truth_path: str | Path, tracks_path: str | Path, *, cutoff: float = DE
         picture: picture id; None chooses the mission picture (see read_tracks).
         max_age: oldest picture state, in seconds before a truth time, still used.
         include_tentative: score tentative tracks too.
+        exclude_affiliations: affiliations never scored (own platforms by default).
     """
     if cutoff <= 0.0 or order < 1.0 or max_age < 0.0:
         raise ValueError("need cutoff > 0, order >= 1 and max_age >= 0")
     truth = read_truth(truth_path)
     chosen, tracks = read_tracks(tracks_path, picture)
     return score_series(truth, tracks, picture=chosen, cutoff=cutoff, order=order,
-                        max_age=max_age, include_tentative=include_tentative)
+                        max_age=max_age, include_tentative=include_tentative,
+                        exclude_affiliations=exclude_affiliations)
 
 
 def score_series(truth: TruthSeries, tracks: TrackSeries, *, picture: str,
                  cutoff: float = DEFAULT_CUTOFF, order: float = DEFAULT_ORDER,
                  max_age: float = DEFAULT_MAX_AGE,
-                 include_tentative: bool = False) -> ScoreReport:
+                 include_tentative: bool = False,
+                 exclude_affiliations: tuple[str, ...] = ("friend",)) -> ScoreReport:
     """Score already-read truth and track series (see score)."""
     if len(truth.times) == 0:
         raise PayloadError("the recording holds no sim/truth message to score against")
@@ -275,7 +283,9 @@ def score_series(truth: TruthSeries, tracks: TrackSeries, *, picture: str,
     track_e, track_n, _ = frame.to_enu(tracks.lat, tracks.lon)
     scored = (np.ones(len(tracks.t), dtype=bool) if include_tentative
               else tracks.status != _STATUSES.index("tentative"))
-    confirmed = tracks.status == _STATUSES.index("confirmed")
+    kept = ~np.isin(tracks.affiliation, list(exclude_affiliations))
+    scored &= kept
+    confirmed = (tracks.status == _STATUSES.index("confirmed")) & kept
     pic_times, pic_starts = np.unique(tracks.t, return_index=True)
     pic_ends = np.append(pic_starts[1:], len(tracks.t))
     times = truth.times

@@ -146,11 +146,11 @@ def write_truth(path: Path, steps: int) -> None:
 
 
 def track_line(t: float, track_id: str, e: float, n: float, ve: float, status: str,
-               picture: str = "mission") -> str:
+               picture: str = "mission", affiliation: str = "unknown") -> str:
     lat, lon = geo(e, n)
     return json.dumps({"t": t, "track_id": track_id, "lat": lat, "lon": lon, "vn": 0.0,
                        "ve": ve, "status": status, "cls": "vehicle",
-                       "affiliation": "unknown", "picture": picture})
+                       "affiliation": affiliation, "picture": picture})
 
 
 def write_tracks(path: Path, steps: int) -> None:
@@ -158,7 +158,8 @@ def write_tracks(path: Path, steps: int) -> None:
 
     Track A sits on target 1 half a second back (exact once predicted); target
     2's track is 30 m east of it, called B then B2 from step 6, coasting at step
-    2; a tentative track C stands 5 km away; picture ken has other tracks.
+    2; a tentative track C stands 5 km away, and so does friend U (an own UAV);
+    picture ken has other tracks.
     """
     lines = []
     for k in range(steps):
@@ -169,6 +170,7 @@ def write_tracks(path: Path, steps: int) -> None:
                   track_line(t, "B" if k < 6 else "B2", 30.0, 1000.0, 0.0,
                              "coasting" if k == 2 else "confirmed"),
                   track_line(t, "C", 5000.0, 0.0, 0.0, "tentative"),
+                  track_line(t, "U", -5000.0, 0.0, 0.0, "confirmed", affiliation="friend"),
                   track_line(t, "K", 0.0, 0.0, 0.0, "confirmed", picture="ken")]
     path.write_text("\n".join(lines) + "\n")
 
@@ -212,6 +214,12 @@ def test_tentative_tracks_are_scored_only_on_request(files: tuple[Path, Path]) -
     assert report.gospa == pytest.approx(math.sqrt(900 + 5000), abs=1e-3)
     assert report.false == pytest.approx(report.gospa * 5000 / 5900, abs=1e-3)
     assert report.mean_false_tracks == pytest.approx(1.0)
+
+
+def test_friend_tracks_are_left_out_unless_asked(files: tuple[Path, Path]) -> None:
+    report = score(*files, exclude_affiliations=())
+    assert report.gospa == pytest.approx(math.sqrt(900 + 5000), abs=1e-3)
+    assert report.mean_confirmed == pytest.approx(2.8)  # U is confirmed
 
 
 def test_picture_choice_and_cutoff_order(files: tuple[Path, Path]) -> None:
