@@ -1,0 +1,102 @@
+"""Mahalanobis gating and global nearest neighbour assignment of one scan to the tracks.
+
+Gating is vectorised over every track × measurement pair in two steps. A
+coarse test discards pairs that cannot pass: since λmax(S) ≤ λmax(P_pos) +
+λmax(R), a pair whose squared distance exceeds ``chi2·(λmax(P_pos) + λmax(R))``
+has d² > chi2. Only the survivors get the exact d² = yᵀ S⁻¹ y.
+
+Assignment is classical GNN: among the gated pairs, the assignment with the
+most pairs, and among those the least total cost ``d² + ln det S`` (the
+negative log-likelihood up to a constant, which favours the sharper track of
+two at the same distance). The gate graph is split into connected clusters
+(scipy.sparse.csgraph.connected_components); a cluster of a single pair is
+assigned directly, the others each go to scipy's linear_sum_assignment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from hub.fusion.models import inv2
+
+Array = NDArray[np.float64]
+Index = NDArray[np.intp]
+
+# Cost of a non-gated cell inside a cluster: larger than any sum of real costs,
+# so the solver first maximises the number of real pairs.
+_FORBIDDEN = 1e12
+
+
+@dataclass(frozen=True, slots=True)
+class Gated:
+    """Pairs that passed the gate: track ``ti``, measurement ``mi``, ``d2``, ``cost``."""
+
+    ti: Index
+    mi: Index
+    d2: Array
+    cost: Array
+
+
+def lambda_max2(m: Array) -> Array:
+    """Return the largest eigenvalue of each symmetric 2x2 matrix in a stack (K, 2, 2)."""
+    a, b, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 1]
+    half_tr = 0.5 * (a + d)
+    return half_tr + np.sqrt(np.maximum(0.25 * (a - d) ** 2 + b * b, 0.0))
+
+
+def gate(pos: Array, p_pos: Array, z: Array, r: Array, chi2: float) -> Gated:
+    """Gate predicted positions (T, 2) with covariances (T, 2, 2) against z (M, 2), R (M, 2, 2)."""
+    if pos.shape[0] == 0 or z.shape[0] == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return Gated(empty, empty, np.zeros(0), np.zeros(0))
+    de = z[None, :, 0] - pos[:, None, 0]
+    dn = z[None, :, 1] - pos[:, None, 1]
+    bound = chi2 * (lambda_max2(p_pos)[:, None] + lambda_max2(r)[None, :])
+    ti, mi = np.nonzero(de * de + dn * dn <= bound)
+    y = np.stack((de[ti, mi], dn[ti, mi]), axis=1)
+    s = p_pos[ti] + r[mi]
+    s_inv, det = inv2(s)
+    d2 = np.einsum("ki,kij,kj->k", y, s_inv, y)
+    ok = d2 <= chi2
+    return Gated(ti[ok], mi[ok], d2[ok], d2[ok] + np.log(det[ok]))
+
+
+def assign(gated: Gated, n_tracks: int, n_meas: int) -> tuple[Index, Index]:
+    """Return (track indices, measurement indices) of the GNN assignment of gated pairs."""
+    ti, mi, cost = gated.ti, gated.mi, gated.cost
+    if ti.shape[0] == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    graph = coo_matrix((np.ones(ti.shape[0]), (ti, n_tracks + mi)),
+                       shape=(n_tracks + n_meas, n_tracks + n_meas))
+    _, label = connected_components(graph, directed=False)
+    edge_label = label[ti]
+    edges_per_cluster = np.bincount(edge_label)
+    single = edges_per_cluster[edge_label] == 1
+    out_t, out_m = [ti[single]], [mi[single]]
+    multi = np.flatnonzero(~single)
+    if multi.shape[0]:
+        order = multi[np.argsort(edge_label[multi], kind="stable")]
+        bounds = np.flatnonzero(np.diff(edge_label[order])) + 1
+        for edges in np.split(order, bounds):
+            t_sel, m_sel = _solve_cluster(ti[edges], mi[edges], cost[edges])
+            out_t.append(t_sel)
+            out_m.append(m_sel)
+    return np.concatenate(out_t), np.concatenate(out_m)
+
+
+def _solve_cluster(ti: Index, mi: Index, cost: Array) -> tuple[Index, Index]:
+    """Solve one cluster's assignment with linear_sum_assignment."""
+    tracks, t_local = np.unique(ti, return_inverse=True)
+    meas, m_local = np.unique(mi, return_inverse=True)
+    matrix = np.full((tracks.shape[0], meas.shape[0]), _FORBIDDEN)
+    matrix[t_local, m_local] = cost
+    rows, cols = linear_sum_assignment(matrix)
+    real = matrix[rows, cols] < _FORBIDDEN
+    return tracks[rows[real]], meas[cols[real]]

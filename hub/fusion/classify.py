@@ -1,0 +1,43 @@
+"""Bayesian class fusion over ``hub.messages.CLASSES``, vectorised over tracks.
+
+A report of class ``k`` with confidence ``c`` has likelihood ``c`` for true class
+``k`` and ``(1 - c) / (C - 1)`` for every other class. Two guards keep the
+posterior usable: confidence is clipped to [CONF_MIN, CONF_MAX] so no class is
+ever ruled out for good by one overconfident report, and a report of class
+``unknown`` carries no evidence (a radar that cannot classify says nothing
+about what the target is), so it leaves the probabilities unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hub.messages import CLASSES
+
+N_CLASSES = len(CLASSES)
+UNKNOWN = CLASSES.index("unknown")
+CONF_MIN = 0.01
+CONF_MAX = 0.99
+
+
+def uniform(k: int) -> NDArray[np.float64]:
+    """Return the (k, C) uniform prior."""
+    return np.full((k, N_CLASSES), 1.0 / N_CLASSES)
+
+
+def likelihood(cls: NDArray[np.integer], conf: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return the (K, C) likelihood of each true class given reports ``cls`` (K,), ``conf`` (K,)."""
+    c = np.clip(conf, CONF_MIN, CONF_MAX)
+    out = np.repeat(((1.0 - c) / (N_CLASSES - 1))[:, None], N_CLASSES, axis=1)
+    out[np.arange(cls.shape[0]), cls] = c
+    out[cls == UNKNOWN] = 1.0
+    return out
+
+
+def fuse(probs: NDArray[np.float64], cls: NDArray[np.integer],
+         conf: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return the posteriors (K, C) after one report per row."""
+    post = probs * likelihood(cls, conf)
+    normalised: NDArray[np.float64] = post / post.sum(axis=1, keepdims=True)
+    return normalised

@@ -1,0 +1,53 @@
+"""M-of-N track confirmation and deletion of tentative tracks, vectorised.
+
+Each track keeps a bit history of its last N *opportunities* (newest in bit
+0): 1 for a scan that updated it, 0 for a miss. A tentative track becomes
+confirmed once M of those N bits are set; confirmation is sticky (confirmed
+tracks die only by staleness or uncertainty, see hub.fusion.tracker). A
+tentative track is deleted after ``tentative_max_misses`` consecutive misses.
+
+Which scans are opportunities. The hub knows no sensor's coverage, and
+counting every scan of every sensor as a miss would kill a track that only
+one sensor sees (a UAV's target misses every scan of a radar far away). So a
+scan is an opportunity for a track when the scan updated it or when the
+scan's sensor has updated that track before (``sources``): a sensor that has
+seen a target and then reports nothing near it is evidence against it, a
+sensor that never saw it is not. A track born from clutter has exactly one
+source, whose next scans find nothing there, so it dies after
+``tentative_max_misses`` of that sensor's scans; a real target seen by two
+sensors is confirmed from the hits of both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+Bools = NDArray[np.bool_]
+
+
+def opportunities(sources: Bools, sensor: int, hit: Bools) -> Bools:
+    """Return which tracks this scan of ``sensor`` counts for (hit or seen by it before)."""
+    return hit | sources[:, sensor]
+
+
+def record(history: NDArray[np.uint32], misses: NDArray[np.int32], counted: Bools,
+           hit: Bools, n: int) -> tuple[NDArray[np.uint32], NDArray[np.int32]]:
+    """Shift the hit/miss of counted tracks into their N-bit histories; count consecutive misses."""
+    mask = np.uint32((1 << n) - 1)
+    shifted = ((history << np.uint32(1)) | hit.astype(np.uint32)) & mask
+    new_history = np.where(counted, shifted, history).astype(np.uint32)
+    new_misses = np.where(hit, 0, np.where(counted, misses + 1, misses)).astype(np.int32)
+    return new_history, new_misses
+
+
+def popcount(history: NDArray[np.uint32]) -> NDArray[np.int64]:
+    """Return the number of set bits of each history."""
+    as_bytes = history.astype("<u4").view(np.uint8).reshape(-1, 4)
+    counts: NDArray[np.int64] = np.unpackbits(as_bytes, axis=1).sum(axis=1, dtype=np.int64)
+    return counts
+
+
+def reaches_m(history: NDArray[np.uint32], m: int) -> Bools:
+    """Return which histories hold at least M hits."""
+    return popcount(history) >= m

@@ -1,0 +1,199 @@
+"""The multi-target tracker: CV Kalman filters, gating, GNN, M-of-N, class fusion.
+
+All track state lives in parallel numpy arrays, rows [0, n) live and
+contiguous, grown by doubling and compacted on deletion; no Python object per
+track. Every live track is kept predicted to the tracker's current time ``t``
+(the time of the latest scan or ``advance``), so the covariances in a
+snapshot are all at that one time; ``TrackTable.predict_to`` moves them on.
+
+Time order. Scans must come in non-decreasing time (the pipeline's reorder
+window sees to that). A scan older than ``t`` is not applied: it is dropped
+and counted in ``late_scans``, because predicting a filter backwards would
+corrupt it. Scans at exactly ``t`` are applied (dt = 0).
+
+Deletion. A track dies when it has had no update for ``delete_after_s``, when
+its position sigma (square root of the largest eigenvalue of its position
+covariance) exceeds ``max_position_sigma``, or, while tentative, after
+``tentative_max_misses`` consecutive misses (hub.fusion.initiation says what
+counts as a miss). Dead ids go to ``pop_removed``; ids are never reused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hub.config import Fusion
+from hub.fusion import classify, initiation, models
+from hub.fusion.association import assign, gate, lambda_max2
+from hub.fusion.measurements import Scan
+from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
+
+COAST_AFTER_S = 3.0
+"""A confirmed track not updated for longer than this is reported as coasting."""
+
+_INITIAL_CAPACITY = 64
+
+
+class Tracker:
+    """Track many targets from position scans of ``n_sensors`` sensors."""
+
+    def __init__(self, params: Fusion, n_sensors: int, coast_after_s: float = COAST_AFTER_S
+                 ) -> None:
+        self.params = params
+        self.n_sensors = n_sensors
+        self.coast_after_s = coast_after_s
+        self.q = params.process_noise**2
+        self.t = -math.inf
+        self.n = 0
+        self.late_scans = 0
+        self._next_id = 1
+        self._removed: list[int] = []
+        self._alloc(_INITIAL_CAPACITY)
+
+    _id: NDArray[np.int64]
+    _x: NDArray[np.float64]
+    _p: NDArray[np.float64]
+    _confirmed: NDArray[np.bool_]
+    _cls: NDArray[np.float64]
+    _first: NDArray[np.float64]
+    _last: NDArray[np.float64]
+    _updates: NDArray[np.int64]
+    _sources: NDArray[np.bool_]
+    _hist: NDArray[np.uint32]
+    _misses: NDArray[np.int32]
+
+    def _layout(self) -> dict[str, tuple[tuple[int, ...], type[np.generic]]]:
+        """Return each per-track array's row shape and dtype."""
+        return {
+            "_id": ((), np.int64), "_x": ((4,), np.float64), "_p": ((4, 4), np.float64),
+            "_confirmed": ((), np.bool_), "_cls": ((classify.N_CLASSES,), np.float64),
+            "_first": ((), np.float64), "_last": ((), np.float64), "_updates": ((), np.int64),
+            "_sources": ((self.n_sensors,), np.bool_), "_hist": ((), np.uint32),
+            "_misses": ((), np.int32),
+        }
+
+    def _alloc(self, cap: int) -> None:
+        """Allocate (or grow to) capacity ``cap`` rows, keeping the live rows."""
+        for name, (shape, dtype) in self._layout().items():
+            new = np.zeros((cap, *shape), dtype=dtype)
+            old = getattr(self, name, None)
+            if old is not None:
+                new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
+    def process(self, scan: Scan) -> None:
+        """Predict every track to ``scan.t``, then associate, update and initiate from the scan."""
+        if scan.t < self.t:
+            self.late_scans += 1
+            return
+        self._predict_to(scan.t)
+        self._delete(self._lost(scan.t))
+        n, m = self.n, len(scan)
+        gated = gate(self._x[:n, 0:2], self._p[:n, 0:2, 0:2], scan.z, scan.R,
+                     self.params.gate_chi2)
+        ti, mi = assign(gated, n, m)
+        self._update(ti, scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t)
+        self._confirm(scan.sensor, ti)
+        free = np.ones(m, dtype=bool)
+        # A measurement inside any track's gate is not a new target: starting a
+        # track there would only make a duplicate that steals measurements.
+        free[gated.mi] = False
+        self._initiate(scan, np.flatnonzero(free))
+
+    def advance(self, t: float) -> None:
+        """Predict every track to ``t`` (if later) and delete stale or lost tracks."""
+        if t > self.t:
+            self._predict_to(t)
+            self._delete(self._lost(t))
+
+    def snapshot(self) -> TrackTable:
+        """Return copies of the live tracks, predicted to the tracker's current time."""
+        n = self.n
+        status = np.where(self._confirmed[:n], CONFIRMED, TENTATIVE).astype(np.int8)
+        status[self._confirmed[:n] & (self.t - self._last[:n] > self.coast_after_s)] = COASTING
+        return TrackTable(
+            t=self.t, q=self.q, id=self._id[:n].copy(), x=self._x[:n].copy(),
+            P=self._p[:n].copy(), status=status, cls_probs=self._cls[:n].copy(),
+            first_seen=self._first[:n].copy(), last_update=self._last[:n].copy(),
+            updates=self._updates[:n].copy(), sources=self._sources[:n].copy())
+
+    def pop_removed(self) -> list[int]:
+        """Return and forget the ids of tracks deleted since the last call."""
+        removed, self._removed = self._removed, []
+        return removed
+
+    def _predict_to(self, t: float) -> None:
+        n = self.n
+        if n and t > self.t:
+            self._x[:n], self._p[:n] = models.predict(self._x[:n], self._p[:n], t - self.t,
+                                                      self.q)
+        self.t = max(self.t, t)
+
+    def _lost(self, t: float) -> NDArray[np.bool_]:
+        """Return which live tracks are stale or too uncertain at time ``t``."""
+        n = self.n
+        stale = t - self._last[:n] > self.params.delete_after_s
+        sigma2 = lambda_max2(self._p[:n, 0:2, 0:2])
+        return stale | (sigma2 > self.params.max_position_sigma**2)
+
+    def _update(self, ti: NDArray[np.intp], z: NDArray[np.float64], r: NDArray[np.float64],
+                cls: NDArray[np.int16], conf: NDArray[np.float64], t: float) -> None:
+        if ti.shape[0] == 0:
+            return
+        self._x[ti], self._p[ti] = models.update(self._x[ti], self._p[ti], z, r)
+        self._cls[ti] = classify.fuse(self._cls[ti], cls, conf)
+        self._last[ti] = t
+        self._updates[ti] += 1
+
+    def _confirm(self, sensor: int, ti: NDArray[np.intp]) -> None:
+        """Record hits and misses of this scan, confirm by M-of-N, drop failed tentatives."""
+        n = self.n
+        hit = np.zeros(n, dtype=bool)
+        hit[ti] = True
+        counted = initiation.opportunities(self._sources[:n], sensor, hit)
+        self._sources[ti, sensor] = True
+        self._hist[:n], self._misses[:n] = initiation.record(
+            self._hist[:n], self._misses[:n], counted, hit, self.params.confirm_n)
+        self._confirmed[:n] |= initiation.reaches_m(self._hist[:n], self.params.confirm_m)
+        failed = ~self._confirmed[:n] & (self._misses[:n] >= self.params.tentative_max_misses)
+        self._delete(failed)
+
+    def _initiate(self, scan: Scan, mi: NDArray[np.intp]) -> None:
+        """Start one tentative track at each measurement ``mi``, at rest with wide velocity."""
+        k = mi.shape[0]
+        if k == 0:
+            return
+        while self.n + k > self._id.shape[0]:
+            self._alloc(2 * self._id.shape[0])
+        rows = slice(self.n, self.n + k)
+        self._id[rows] = np.arange(self._next_id, self._next_id + k)
+        self._next_id += k
+        self._x[rows] = 0.0
+        self._x[rows, 0:2] = scan.z[mi]
+        self._p[rows] = 0.0
+        self._p[rows, 0:2, 0:2] = scan.R[mi]
+        self._p[rows, 2, 2] = self._p[rows, 3, 3] = self.params.init_speed_sigma**2
+        self._cls[rows] = classify.fuse(classify.uniform(k), scan.cls[mi], scan.conf[mi])
+        self._first[rows] = self._last[rows] = scan.t
+        self._updates[rows] = 1
+        self._sources[rows] = False
+        self._sources[rows, scan.sensor] = True
+        self._hist[rows] = 1
+        self._misses[rows] = 0
+        self._confirmed[rows] = self.params.confirm_m <= 1
+        self.n += k
+
+    def _delete(self, dead: NDArray[np.bool_]) -> None:
+        """Remove the rows flagged in ``dead`` (over the live rows), keeping order."""
+        if not dead.any():
+            return
+        n = self.n
+        self._removed.extend(self._id[:n][dead].tolist())
+        keep = np.flatnonzero(~dead)
+        for name in self._layout():
+            arr = getattr(self, name)
+            arr[: keep.shape[0]] = arr[keep]
+        self.n = keep.shape[0]

@@ -1,0 +1,64 @@
+"""TrackTable: an immutable snapshot of many tracks as numpy arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hub.fusion import models
+
+TENTATIVE, CONFIRMED, COASTING = 0, 1, 2
+STATUS_NAMES = ("tentative", "confirmed", "coasting")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackTable:
+    """Tracks at one common time ``t``; row i of every array is track ``id[i]``.
+
+    Attributes:
+        t: time of ``x`` and ``P``, epoch seconds.
+        q: process-noise spectral density the states were predicted with (m²/s³).
+        id: (N,) int64, unique within the tracker, never reused.
+        x: (N, 4) state [e, n, ve, vn], mission ENU metres and m/s.
+        P: (N, 4, 4) state covariance.
+        status: (N,) int8, TENTATIVE, CONFIRMED or COASTING.
+        cls_probs: (N, C) class probabilities over ``hub.messages.CLASSES``.
+        first_seen: (N,) time of the first measurement.
+        last_update: (N,) time of the last measurement.
+        updates: (N,) number of measurements used.
+        sources: (N, n_sensors) bool, sensors that contributed a measurement.
+    """
+
+    t: float
+    q: float
+    id: NDArray[np.int64]
+    x: NDArray[np.float64]
+    P: NDArray[np.float64]
+    status: NDArray[np.int8]
+    cls_probs: NDArray[np.float64]
+    first_seen: NDArray[np.float64]
+    last_update: NDArray[np.float64]
+    updates: NDArray[np.int64]
+    sources: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.id.shape[0])
+
+    def predict_to(self, t: float) -> TrackTable:
+        """Return the table with ``x`` and ``P`` predicted to time ``t`` (no-op if t ≤ self.t)."""
+        if t <= self.t or len(self) == 0:
+            return self
+        x, p = models.predict(self.x, self.P, t - self.t, self.q)
+        return dataclasses.replace(self, t=t, x=x, P=p)
+
+    @staticmethod
+    def empty(n_sensors: int, n_classes: int, t: float = 0.0, q: float = 1.0) -> TrackTable:
+        """Return a table with no tracks."""
+        return TrackTable(
+            t=t, q=q, id=np.zeros(0, np.int64), x=np.zeros((0, 4)), P=np.zeros((0, 4, 4)),
+            status=np.zeros(0, np.int8), cls_probs=np.zeros((0, n_classes)),
+            first_seen=np.zeros(0), last_update=np.zeros(0), updates=np.zeros(0, np.int64),
+            sources=np.zeros((0, n_sensors), bool))

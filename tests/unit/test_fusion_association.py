@@ -1,0 +1,73 @@
+"""Gating and global nearest neighbour assignment on small hand-made cases."""
+
+import numpy as np
+
+from hub.fusion.association import Gated, assign, gate
+
+
+def _eye(k: int, var: float) -> np.ndarray:
+    return np.repeat(np.eye(2)[None] * var, k, axis=0)
+
+
+def test_gate_keeps_exactly_the_pairs_within_chi2() -> None:
+    pos = np.array([[0.0, 0.0], [100.0, 0.0]])
+    p = _eye(2, 1.0)
+    z = np.array([[3.0, 0.0], [0.0, 3.9], [100.0, 5.0], [50.0, 0.0]])
+    r = _eye(4, 1.0)  # S = 2 I: d² = |y|² / 2
+    g = gate(pos, p, z, r, chi2=8.0)
+    pairs = sorted(zip(g.ti.tolist(), g.mi.tolist(), strict=True))
+    assert pairs == [(0, 0), (0, 1)]  # (1, 2) has d² = 12.5 > 8
+    np.testing.assert_allclose(np.sort(g.d2), [4.5, 3.9**2 / 2])
+    np.testing.assert_allclose(g.cost, g.d2 + np.log(4.0))
+
+
+def test_gate_uses_the_full_covariance_not_a_circle() -> None:
+    pos = np.zeros((1, 2))
+    p = np.array([[[100.0, 0.0], [0.0, 1.0]]])  # long east, short north
+    z = np.array([[25.0, 0.0], [0.0, 5.0]])
+    g = gate(pos, p, z, _eye(2, 1e-6), chi2=9.0)
+    assert g.mi.tolist() == [0]
+
+
+def test_gate_matches_brute_force_on_random_scene() -> None:
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(0, 1000, size=(60, 2))
+    a = rng.normal(scale=8.0, size=(60, 2, 2))
+    p = a @ a.transpose(0, 2, 1) + np.eye(2)
+    z = rng.uniform(0, 1000, size=(70, 2))
+    r = _eye(70, 25.0)
+    g = gate(pos, p, z, r, chi2=13.8)
+    brute = set()
+    for t in range(60):
+        for m in range(70):
+            y = z[m] - pos[t]
+            if y @ np.linalg.solve(p[t] + r[m], y) <= 13.8:
+                brute.add((t, m))
+    assert set(zip(g.ti.tolist(), g.mi.tolist(), strict=True)) == brute
+    assert len(brute) > 5
+
+
+def test_cluster_where_greedy_is_wrong() -> None:
+    # Track 0 sees m0 (cost 1) and m1 (cost 2); track 1 sees only m0 (cost 1.5).
+    # Greedy takes the cheapest pair (0, 0) and leaves track 1 empty;
+    # GNN assigns both: (0, 1) and (1, 0), total 3.5.
+    g = Gated(ti=np.array([0, 0, 1]), mi=np.array([0, 1, 0]), d2=np.array([1.0, 2.0, 1.5]),
+              cost=np.array([1.0, 2.0, 1.5]))
+    ti, mi = assign(g, n_tracks=2, n_meas=2)
+    assert sorted(zip(ti.tolist(), mi.tolist(), strict=True)) == [(0, 1), (1, 0)]
+
+
+def test_minimum_cost_when_cardinality_ties_and_singletons_pass_through() -> None:
+    # Cluster {t1, t2} x {m1, m2}: crossing costs 1 + 1 beat straight 0.5 + 4.
+    # Singleton cluster (t0, m0); track 3 and measurement 3 gate with nothing.
+    g = Gated(ti=np.array([0, 1, 1, 2, 2]), mi=np.array([0, 1, 2, 1, 2]),
+              d2=np.zeros(5), cost=np.array([7.0, 0.5, 1.0, 1.0, 4.0]))
+    ti, mi = assign(g, n_tracks=4, n_meas=4)
+    assert sorted(zip(ti.tolist(), mi.tolist(), strict=True)) == [(0, 0), (1, 2), (2, 1)]
+
+
+def test_empty_inputs() -> None:
+    g = gate(np.zeros((0, 2)), np.zeros((0, 2, 2)), np.zeros((3, 2)), _eye(3, 1.0), 9.0)
+    assert g.ti.shape == (0,)
+    ti, mi = assign(g, 0, 3)
+    assert ti.shape == mi.shape == (0,)
