@@ -31,6 +31,8 @@ from hub.fusion.association import assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
 from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
 
+__all__ = ["COAST_AFTER_S", "TrackTable", "Tracker"]
+
 COAST_AFTER_S = 3.0
 """A confirmed track not updated for longer than this is reported as coasting."""
 

@@ -1,0 +1,108 @@
+"""Friend tracks of registered platforms, straight from their own telemetry.
+
+A platform knows where it is better than any sensor does, so its telemetry is
+not fused with detections: each registered platform (``Sensor.is_platform``)
+has one row, set from its latest fix. Velocity comes from the fix's ``vn``,
+``ve`` when given, else from the difference with the previous fix. The row's
+id is the platform's sensor index: stable across drop-outs, so a platform
+that comes back keeps its id (publishers prefix it to keep it apart from
+tracker ids). A platform silent for ``friend_timeout_s`` is removed.
+
+Snapshots extrapolate every fix to the table's current time, with the
+covariance of a GNSS fix (POSITION_SIGMA, VELOCITY_SIGMA) grown by the
+constant-velocity process noise over the extrapolation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hub.config import HubConfig
+from hub.fusion import classify, models
+from hub.fusion.tracks import CONFIRMED, TrackTable
+from hub.geo import EnuFrame
+from hub.messages import CLASSES, Telemetry
+
+POSITION_SIGMA = 5.0
+"""Assumed one-sigma horizontal error of a platform's own position fix, metres."""
+VELOCITY_SIGMA = 1.0
+"""Assumed one-sigma error of its velocity, m/s."""
+_CLASS_OF_KIND = {"uav": CLASSES.index("uav")}
+
+
+class PlatformTable:
+    """Friend tracks of the registered platforms of ``config``, in ``frame``."""
+
+    def __init__(self, config: HubConfig, frame: EnuFrame) -> None:
+        self.frame = frame
+        self.timeout_s = config.fusion.friend_timeout_s
+        self.q = config.fusion.process_noise**2
+        k = len(config.sensors)
+        self.t = -math.inf
+        self._registered = np.array([s.is_platform for s in config.sensors], dtype=bool)
+        self._cls = np.array([_CLASS_OF_KIND.get(s.kind, classify.UNKNOWN)
+                              for s in config.sensors], dtype=np.intp)
+        self._live = np.zeros(k, dtype=bool)
+        self._t_fix = np.zeros(k)
+        self._first = np.zeros(k)
+        self._updates = np.zeros(k, dtype=np.int64)
+        self._x = np.zeros((k, 4))
+        self._removed: list[int] = []
+
+    def update(self, sensor: int, telemetry: Telemetry) -> None:
+        """Take a platform's position fix; fixes older than its last one are ignored."""
+        if not self._registered[sensor]:
+            return
+        ts = telemetry.ts
+        live = bool(self._live[sensor])
+        if live and ts <= self._t_fix[sensor]:
+            return
+        e, n, _ = self.frame.to_enu(telemetry.lat, telemetry.lon, telemetry.alt)
+        pos = np.array([float(e), float(n)])
+        if telemetry.ve is not None and telemetry.vn is not None:
+            vel = np.array([telemetry.ve, telemetry.vn])
+        elif live:
+            vel = (pos - self._x[sensor, 0:2]) / (ts - self._t_fix[sensor])
+        else:
+            vel = np.zeros(2)
+        if not live:
+            self._first[sensor] = ts
+            self._updates[sensor] = 0
+        self._x[sensor] = (*pos, *vel)
+        self._t_fix[sensor] = ts
+        self._updates[sensor] += 1
+        self._live[sensor] = True
+        self.t = max(self.t, ts)
+
+    def advance(self, t: float) -> None:
+        """Move the table's time to ``t`` and drop platforms silent for the timeout."""
+        self.t = max(self.t, t)
+        gone = self._live & (self.t - self._t_fix > self.timeout_s)
+        self._removed.extend(np.flatnonzero(gone).tolist())
+        self._live &= ~gone
+
+    def snapshot(self) -> TrackTable:
+        """Return the live platforms as confirmed tracks extrapolated to the table's time."""
+        rows = np.flatnonzero(self._live)
+        k = rows.shape[0]
+        dt = np.maximum(self.t - self._t_fix[rows], 0.0)
+        p0 = np.zeros((k, 4, 4))
+        p0[:, 0, 0] = p0[:, 1, 1] = POSITION_SIGMA**2
+        p0[:, 2, 2] = p0[:, 3, 3] = VELOCITY_SIGMA**2
+        x, p = models.predict(self._x[rows], p0, dt, self.q)
+        probs = np.zeros((k, classify.N_CLASSES))
+        probs[np.arange(k), self._cls[rows]] = 1.0
+        sources = np.zeros((k, self._live.shape[0]), dtype=bool)
+        sources[np.arange(k), rows] = True
+        return TrackTable(
+            t=self.t, q=self.q, id=rows.astype(np.int64), x=x, P=p,
+            status=np.full(k, CONFIRMED, dtype=np.int8), cls_probs=probs,
+            first_seen=self._first[rows].copy(), last_update=self._t_fix[rows].copy(),
+            updates=self._updates[rows].copy(), sources=sources)
+
+    def pop_removed(self) -> list[int]:
+        """Return and forget the ids of platforms that timed out since the last call."""
+        removed, self._removed = self._removed, []
+        return removed
