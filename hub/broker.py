@@ -1,0 +1,239 @@
+"""Start a private MQTT broker: Mosquitto when installed, else the embedded amqtt one.
+
+Used by ``hub demo`` and the tests. The broker runs as a child process in its
+own session (so Ctrl-C in a terminal reaches only the parent, which then stops
+it), listens on a free loopback port and keeps its config, log and persistence
+in a private directory that ``stop()`` removes. Handles still running at
+interpreter exit are stopped by an ``atexit`` hook; a parent killed with
+SIGKILL leaves Mosquitto behind (the embedded broker notices and exits).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Literal
+
+from hub.errors import BrokerUnavailable
+
+Protocol = Literal["5", "3.1.1"]
+Kind = Literal["mosquitto", "amqtt"]
+Prefer = Literal["auto", "mosquitto", "amqtt"]
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 5.0
+PORT_ATTEMPTS = 3
+_LIVE: weakref.WeakSet[BrokerHandle] = weakref.WeakSet()
+
+
+def find_mosquitto() -> str | None:
+    """Return the path of the ``mosquitto`` binary, or None."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    fallback = Path("/usr/sbin/mosquitto")
+    return str(fallback) if os.access(fallback, os.X_OK) else None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def mosquitto_config(host: str, port: int, workdir: Path, persistence: bool) -> str:
+    """Return a Mosquitto config for one anonymous loopback listener."""
+    lines = [
+        f"listener {port} {host}",
+        "allow_anonymous true",
+        f"persistence {'true' if persistence else 'false'}",
+        f"persistence_location {workdir}/",
+        f"log_dest file {workdir / 'mosquitto.log'}",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "max_queued_messages 100000",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class BrokerHandle:
+    """A running broker child process; ``stop()`` (or leaving ``with``) ends it."""
+
+    def __init__(self, kind: Kind, host: str, port: int, argv: list[str], workdir: Path,
+                 owns_workdir: bool) -> None:
+        self.kind = kind
+        self.host = host
+        self.port = port
+        self.protocol: Protocol = "5" if kind == "mosquitto" else "3.1.1"
+        self.workdir = workdir
+        self._argv = argv
+        self._owns_workdir = owns_workdir
+        self._process: subprocess.Popen[bytes] | None = None
+        self._output: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker's address as an ``mqtt://`` URL."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the child process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._process.pid if self.running and self._process else None
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Start the child and wait until its port accepts connections."""
+        if self.running:
+            return
+        self._output = open(self.workdir / f"{self.kind}.out", "ab")  # noqa: SIM115 (kept open)
+        self._process = subprocess.Popen(
+            self._argv, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
+            start_new_session=True, env=_child_env())
+        _LIVE.add(self)
+        try:
+            _wait_for_port(self.host, self.port, self._process, timeout)
+        except BrokerUnavailable as exc:
+            self._end(signal.SIGKILL)
+            raise BrokerUnavailable(f"{exc}\n{self.log_tail()}") from exc
+
+    def kill(self) -> None:
+        """Kill the broker at once (SIGKILL), as a crash would; ``restart()`` brings it back."""
+        self._end(signal.SIGKILL)
+
+    def restart(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Stop the broker if it runs, then start it again on the same port."""
+        self._end(signal.SIGTERM)
+        self.start(timeout)
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL) and remove its private directory."""
+        self._end(signal.SIGTERM)
+        _LIVE.discard(self)
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """Return the last lines of the broker's log and output."""
+        text = []
+        for name in ("mosquitto.log", f"{self.kind}.out"):
+            path = self.workdir / name
+            if path.exists():
+                text += path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(text)
+
+    def _end(self, signum: signal.Signals) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signum)
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    def __enter__(self) -> BrokerHandle:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<BrokerHandle {self.kind} {self.url} MQTT {self.protocol} pid={self.pid}>"
+
+
+def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
+                 workdir: Path | None = None, prefer: Prefer = "auto",
+                 persistence: bool = False, timeout: float = START_TIMEOUT_S) -> BrokerHandle:
+    """Start a private broker and return its handle once it accepts connections.
+
+    Args:
+        host: loopback address to listen on.
+        port: a fixed port, or None for a free one (retried if another process takes it).
+        workdir: where config, log and persistence go; None for a private temp dir
+            that ``stop()`` removes (a given directory is kept).
+        prefer: "auto" uses Mosquitto when installed, else amqtt; the others force one.
+        persistence: whether Mosquitto keeps sessions across restarts (in ``workdir``).
+        timeout: seconds to wait for the port.
+    """
+    binary = find_mosquitto() if prefer != "amqtt" else None
+    if prefer == "mosquitto" and binary is None:
+        raise BrokerUnavailable("mosquitto is not installed (apt-get install mosquitto)")
+    owns = workdir is None
+    directory = Path(tempfile.mkdtemp(prefix="hub-broker-")) if workdir is None else workdir
+    directory.mkdir(parents=True, exist_ok=True)
+    attempts = 1 if port is not None else PORT_ATTEMPTS
+    for attempt in range(attempts):
+        chosen = port if port is not None else free_port(host)
+        handle = _make_handle(binary, host, chosen, directory, owns, persistence)
+        try:
+            handle.start(timeout)
+            return handle
+        except BrokerUnavailable:
+            if attempt == attempts - 1:
+                if owns:
+                    shutil.rmtree(directory, ignore_errors=True)
+                raise
+    raise AssertionError("unreachable")
+
+
+def _make_handle(binary: str | None, host: str, port: int, workdir: Path, owns: bool,
+                 persistence: bool) -> BrokerHandle:
+    if binary is not None:
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(mosquitto_config(host, port, workdir, persistence))
+        return BrokerHandle("mosquitto", host, port, [binary, "-c", str(conf)], workdir, owns)
+    argv = [sys.executable, "-m", "hub.embedded_broker", "--host", host, "--port", str(port),
+            "--parent-pid", str(os.getpid())]
+    return BrokerHandle("amqtt", host, port, argv, workdir, owns)
+
+
+def _child_env() -> dict[str, str]:
+    """Return the environment with this project importable (for ``-m hub.embedded_broker``)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait until ``host:port`` accepts TCP connections, or raise BrokerUnavailable."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise BrokerUnavailable(f"broker exited with code {process.returncode} on start")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"broker not listening on {host}:{port} "
+                                        f"after {timeout:g} s") from None
+            time.sleep(0.05)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for handle in list(_LIVE):
+        handle.stop()

@@ -1,0 +1,423 @@
+"""The MQTT bus: paho-mqtt driven from the asyncio loop, with reconnect and manual acks.
+
+paho does the protocol; the loop does the waiting. The socket is watched with
+``loop.add_reader`` / ``add_writer`` (as paho's own ``examples/loop_asyncio.py``
+does) and one supervisor task connects, ticks ``loop_misc`` (keepalive) and
+reconnects. No thread touches paho while the socket is registered: only the TCP
+connect runs in an executor so an unreachable host cannot block the loop.
+
+The reconnect loop, in order:
+
+1. ``reconnect()`` in an executor (DNS and TCP connect), then wait for CONNACK;
+2. on success subscribe to every subscription again (the session may be gone)
+   and set ``connected`` when the SUBACK arrives;
+3. tick ``loop_misc`` once a second until the socket closes;
+4. clear ``connected``, sleep an exponential, jittered, bounded delay, go to 1.
+
+Messages are acknowledged after the handler has returned, also when it raised:
+a message the handler cannot process is counted and logged, never redelivered
+forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hub.config import Broker
+from hub.errors import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], None]
+Will = tuple[str, bytes, bool]
+State = Literal["idle", "connecting", "subscribing", "connected", "backoff", "closing", "closed"]
+
+MISC_INTERVAL_S = 1.0
+CONNACK_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 2.0
+# A readable socket may hold many packets; read until one read yields none, at most this many.
+READ_BURST = 256
+
+
+@dataclass(slots=True)
+class BusStats:
+    """Counters of one bus since it was created."""
+
+    received: int = 0
+    acked: int = 0
+    published: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    handler_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counters as a plain dict."""
+        return asdict(self)
+
+
+class _RateLimitedLog:
+    """Log at most one record per interval and say how many were suppressed."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._last = -float("inf")
+        self._suppressed = 0
+
+    def error(self, message: str, *args: object, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval_s:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            message += f" ({self._suppressed} similar suppressed)"
+        self._last, self._suppressed = now, 0
+        log.error(message, *args, exc_info=exc_info)
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
+    """Return the delay before reconnect ``attempt`` (0-based): exponential, capped, jittered."""
+    ceiling = min(cap_s, base_s * 2.0 ** min(attempt, 30))
+    # "Equal jitter": never less than half the ceiling, so a storm of clients spreads out
+    # without any of them retrying immediately.
+    return ceiling / 2.0 + random.uniform(0.0, ceiling / 2.0)
+
+
+class Bus:
+    """An MQTT client session owned by the asyncio loop; use as ``async with Bus(...)``."""
+
+    def __init__(
+        self,
+        settings: Broker,
+        *,
+        subscriptions: Sequence[tuple[str, int]],
+        handler: Handler | None,
+        will: Will | None,
+        client_id: str | None = None,
+        password: str | None = None,
+        backoff: tuple[float, float] = (0.2, 10.0),
+    ) -> None:
+        self.settings = settings
+        self.subscriptions = list(subscriptions)
+        self.client_id = client_id or settings.client_id
+        self.stats = BusStats()
+        self.connected = asyncio.Event()
+        self.state: State = "idle"
+        self.last_error: str | None = None
+        self._handler = handler
+        self._backoff = backoff
+        self._errors = _RateLimitedLog()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._sock: Any = None
+        self._fd = -1
+        self._connecting: asyncio.Future[MQTTErrorCode] | None = None
+        self._lost = asyncio.Event()
+        self._connack = asyncio.Event()
+        self._sub_mid: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client = self._make_client(will, password)
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def _make_client(self, will: Will | None, password: str | None) -> mqtt.Client:
+        v5 = self.settings.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=None if v5 else False,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            manual_ack=True,
+        )
+        if self.settings.username is not None:
+            client.username_pw_set(self.settings.username, password)
+        if will is not None:
+            topic, payload, retain = will
+            client.will_set(topic, payload, qos=1, retain=retain)
+        client.connect_timeout = CONNACK_TIMEOUT_S / 2
+        properties = None
+        if v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self.settings.session_expiry
+            client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive,
+                                 clean_start=False, properties=properties)
+        else:
+            client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        return client
+
+    async def __aenter__(self) -> Bus:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._task = self._loop.create_task(self._supervise(), name=f"bus:{self.client_id}")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    # --- public API -------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Send without waiting; while disconnected QoS 0 is dropped, QoS 1/2 queued by paho."""
+        if qos == 0 and not self.connected.is_set():
+            self.stats.dropped += 1
+            return
+        rc = self._client.publish(topic, payload, qos, retain).rc
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (qos and rc == MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self.stats.published += 1
+        else:
+            self.stats.dropped += 1
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Wait until connected and subscribed, or raise BrokerUnavailable after ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.connected.wait()
+        except TimeoutError as exc:
+            reason = self.last_error or "no answer"
+            raise BrokerUnavailable(
+                f"MQTT broker {self.settings.host}:{self.settings.port} not connected "
+                f"after {timeout:g} s: {reason}") from exc
+
+    async def close(self) -> None:
+        """Disconnect cleanly, unregister the socket and stop the supervisor."""
+        if self.state == "closed":
+            return
+        self.state = "closing"
+        self.connected.clear()
+        if self._fd >= 0:
+            self._client.disconnect()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._lost.wait()
+            except TimeoutError:
+                log.warning("bus %s: DISCONNECT not flushed in %s s", self.client_id,
+                            CLOSE_TIMEOUT_S)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                # Only swallow our own task's cancellation, not the caller's.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+            finally:
+                self._task = None
+        if self._connecting is not None:
+            # The connect thread cannot be cancelled; let it finish so its socket is closed here.
+            await asyncio.wait([self._connecting])
+            await asyncio.sleep(0)
+        self._force_close_socket()
+        self.state = "closed"
+
+    # --- supervisor -------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while True:
+            if await self._connect_once():
+                attempt = 0
+                await self._serve_connection()
+                if self.state == "closing":
+                    return
+                self.connected.clear()
+                self.stats.reconnects += 1
+                log.warning("bus %s: connection lost", self.client_id)
+            self.state = "backoff"
+            await asyncio.sleep(backoff_delay(attempt, *self._backoff))
+            attempt += 1
+
+    async def _connect_once(self) -> bool:
+        """Open the socket and wait for CONNACK; return whether the session is up."""
+        assert self._loop is not None
+        self.state = "connecting"
+        self._lost.clear()
+        self._connack.clear()
+        self._connecting = self._loop.run_in_executor(None, self._client.reconnect)
+        try:
+            rc = await asyncio.shield(self._connecting)
+        except (OSError, ValueError) as exc:
+            self._note_failure(f"connect failed: {exc}")
+            return False
+        finally:
+            if self._connecting.done():
+                self._connecting = None
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._note_failure(f"connect failed: {mqtt.error_string(rc)}")
+            self._force_close_socket()
+            return False
+        try:
+            async with asyncio.timeout(CONNACK_TIMEOUT_S):
+                await _first(self._connack, self._lost)
+        except TimeoutError:
+            self._note_failure(f"no CONNACK within {CONNACK_TIMEOUT_S:g} s "
+                               f"(does the broker speak MQTT {self.settings.protocol}?)")
+            self._force_close_socket()
+            return False
+        # A session that came up counts even if it is already gone again.
+        return self._connack.is_set()
+
+    async def _serve_connection(self) -> None:
+        """Tick paho's keepalive until the socket closes."""
+        while not self._lost.is_set():
+            if self._client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            try:
+                async with asyncio.timeout(MISC_INTERVAL_S):
+                    await self._lost.wait()
+            except TimeoutError:
+                pass
+
+    def _note_failure(self, reason: str) -> None:
+        self.last_error = reason
+        self._errors.error("bus %s: %s:%s: %s", self.client_id, self.settings.host,
+                           self.settings.port, reason)
+
+    def _force_close_socket(self) -> None:
+        """Drop the socket without MQTT DISCONNECT (paho has no public call for this)."""
+        sock = self._sock
+        self._unregister_fd()
+        if sock is not None:
+            sock.close()
+        # paho still holds the closed socket; its next reconnect() closes it again, and the
+        # close callback it then makes is ignored because the socket is no longer ours.
+
+    # --- paho callbacks (loop thread, except socket open during the executor connect) ------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
+                    reason: Any, properties: Properties | None) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker refused connection: {reason}"
+            self._errors.error("bus %s: %s", self.client_id, self.last_error)
+            return
+        self.last_error = None
+        self._connack.set()
+        if not self.subscriptions:
+            self._set_connected()
+            return
+        self.state = "subscribing"
+        rc, mid = client.subscribe(self.subscriptions)
+        self._sub_mid = mid if rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      reasons: list[Any], properties: Properties | None) -> None:
+        if mid != self._sub_mid:
+            return
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            self._errors.error("bus %s: subscriptions refused: %s", self.client_id, failed)
+        self._set_connected()
+
+    def _set_connected(self) -> None:
+        self.state = "connected"
+        self.connected.set()
+        log.info("bus %s: connected to %s:%s (MQTT %s)", self.client_id, self.settings.host,
+                 self.settings.port, self.settings.protocol)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        stats = self.stats
+        stats.received += 1
+        handler = self._handler
+        if handler is not None:
+            payload = msg.payload
+            if type(payload) is not bytes:
+                # paho hands out a bytearray; the handler is promised immutable bytes.
+                payload = bytes(payload)
+            try:
+                handler(msg.topic, payload)
+            except Exception:
+                stats.handler_errors += 1
+                self._errors.error("bus %s: handler failed on %r", self.client_id,
+                                   msg.topic[:120], exc_info=True)
+        if msg.qos:
+            client.ack(msg.mid, msg.qos)
+            stats.acked += 1
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._register, sock)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._closed, sock)
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._add_writer)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._remove_writer)
+
+    # --- socket registration (loop thread only) ----------------------------------------
+
+    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _register(self, sock: Any) -> None:
+        assert self._loop is not None
+        self._sock, self._fd = sock, sock.fileno()
+        self._loop.add_reader(self._fd, self._readable)
+
+    def _closed(self, sock: Any) -> None:
+        if sock is not self._sock:
+            return
+        self._unregister_fd()
+        self.connected.clear()
+        self._lost.set()
+
+    def _unregister_fd(self) -> None:
+        if self._fd >= 0 and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        self._sock, self._fd = None, -1
+
+    def _add_writer(self) -> None:
+        # The socket may already be gone when a call from the connect thread arrives late.
+        if self._fd >= 0 and self._loop is not None:
+            self._loop.add_writer(self._fd, self._client.loop_write)
+
+    def _remove_writer(self) -> None:
+        if self._fd >= 0 and self._loop is not None:
+            self._loop.remove_writer(self._fd)
+
+    def _readable(self) -> None:
+        # paho reads one packet per loop_read(); keep reading while packets arrive so a
+        # burst costs one loop iteration, not one per message.
+        stats, read = self.stats, self._client.loop_read
+        for _ in range(READ_BURST):
+            before = stats.received
+            if read() != MQTTErrorCode.MQTT_ERR_SUCCESS or stats.received == before:
+                return
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+

@@ -1,0 +1,78 @@
+"""An independent MQTT peer for integration tests: plain paho in its own thread.
+
+The peer is deliberately not built on ``hub.bus`` so the bus is checked against
+another client, not against itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from hub.broker import BrokerHandle
+
+WAIT_S = 15.0
+_ids = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """Return a client id or topic prefix no other test in this run uses."""
+    return f"{prefix}-{next(_ids)}"
+
+
+class Peer:
+    """A paho client on a background thread that records what it receives."""
+
+    def __init__(self, handle: BrokerHandle, protocol: str, client_id: str) -> None:
+        v5 = protocol == "5"
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311)
+        self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
+        self.client.on_message = lambda c, u, m: self.messages.put(
+            (m.topic, bytes(m.payload), bool(m.retain)))
+        self.client.connect(handle.host, handle.port, keepalive=10)
+        self.client.loop_start()
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        """Subscribe and wait for the SUBACK."""
+        done = queue.Queue[int]()
+        self.client.on_subscribe = lambda c, u, mid, rc, p: done.put(mid)
+        _, mid = self.client.subscribe(topic, qos)
+        assert done.get(timeout=WAIT_S) == mid
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish and wait until the broker has it (QoS 1/2) or it is written (QoS 0)."""
+        self.client.publish(topic, payload, qos, retain).wait_for_publish(WAIT_S)
+
+    async def receive(self, count: int = 1) -> list[tuple[str, bytes, bool]]:
+        """Wait for ``count`` messages (failing after WAIT_S) and return them."""
+        got: list[tuple[str, bytes, bool]] = []
+        deadline = time.monotonic() + WAIT_S
+        while len(got) < count:
+            try:
+                got.append(self.messages.get_nowait())
+            except queue.Empty:
+                assert time.monotonic() < deadline, f"peer received {got}, wanted {count}"
+                await asyncio.sleep(0.01)
+        return got
+
+    def close(self) -> None:
+        """Disconnect and stop the thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    """Wait until ``predicate()`` holds; fail naming ``what`` after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
