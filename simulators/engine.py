@@ -34,10 +34,10 @@ Emit = Callable[[float, int, float, Snapshot], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Source:
-    """A periodic publisher: its topic, its period and phase, and its message builder."""
+    """A periodic publisher: its topic, its rate (Hz) and phase, and its message builder."""
 
     topic: str
-    period: float
+    rate: float
     phase: float
     emit: Emit
 
@@ -84,18 +84,19 @@ def _uav_telemetry_emit(uav: UavSim) -> Emit:
 
 def build_sources(scenario: Scenario, seed: int, frame: EnuFrame) -> list[Source]:
     """Every periodic publisher of the scenario, truth first."""
-    sources = [Source(topics.TRUTH, 1.0 / scenario.truth_rate, 0.0, _truth)]
+    sources = [Source(topics.TRUTH, scenario.truth_rate, 0.0, _truth)]
     for radar in scenario.radars:
         rng = sensor_rng(seed, radar.id)
         # Radars start their scans at unrelated phases, as independent units would.
         phase = float(rng.uniform(0.0, radar.scan_period_s))
-        sources.append(Source(topics.sensor(radar.id, "detections"), radar.scan_period_s, phase,
+        sources.append(Source(topics.sensor(radar.id, "detections"), 1.0 / radar.scan_period_s,
+                              phase,
                               _radar_emit(RadarSim(radar, rng))))
     for spec in scenario.uavs:
         uav = UavSim(spec, frame, scenario.origin.alt, sensor_rng(seed, spec.id))
-        sources.append(Source(topics.sensor(spec.id, "telemetry"), 1.0 / spec.telemetry_rate,
+        sources.append(Source(topics.sensor(spec.id, "telemetry"), spec.telemetry_rate,
                               0.0, _uav_telemetry_emit(uav)))
-        sources.append(Source(topics.sensor(spec.id, "detections"), 1.0 / spec.detection_rate,
+        sources.append(Source(topics.sensor(spec.id, "detections"), spec.detection_rate,
                               0.0, _uav_detections_emit(uav)))
     return sources
 
@@ -104,9 +105,9 @@ def schedule(sources: list[Source], duration: float) -> tuple[np.ndarray, np.nda
     """Times and source indices of every event before ``duration``, in order."""
     times, owners = [], []
     for index, source in enumerate(sources):
-        # k * period rather than a running sum, so times do not drift.
-        count = int(np.ceil((duration - source.phase) / source.period))
-        t = source.phase + source.period * np.arange(max(count, 0))
+        # k / rate rather than a running sum: no drift, and 3 / 5 is exactly 0.6.
+        count = int(np.ceil((duration - source.phase) * source.rate)) + 1
+        t = source.phase + np.arange(max(count, 0)) / source.rate
         t = t[t < duration]
         times.append(t)
         owners.append(np.full(t.size, index))

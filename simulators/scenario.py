@@ -140,6 +140,12 @@ class Scenario(Base, frozen=True, kw_only=True):
         """Every sensor id, radars first."""
         return [r.id for r in self.radars] + [u.id for u in self.uavs]
 
+    def with_duration(self, duration_s: float) -> Scenario:
+        """This scenario cut short to at most ``duration_s`` seconds."""
+        if not duration_s > 0.0:
+            raise ConfigError(f"duration must be positive, not {duration_s}")
+        return msgspec.structs.replace(self, duration_s=min(duration_s, self.duration_s))
+
 
 def _range_problems(path: str, value: tuple[float, float]) -> list[str]:
     return [f"{path}: minimum {value[0]} exceeds maximum {value[1]}"] if value[0] > value[1] else []

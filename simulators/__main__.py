@@ -1,0 +1,72 @@
+"""Command line: ``python -m simulators -s SCENARIO [--host H --port P ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from types import FrameType
+
+from hub.errors import BrokerUnavailable, ConfigError
+from simulators.engine import write_recording
+from simulators.publisher import run
+from simulators.scenario import load_scenario
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the simulator's command line."""
+    p = argparse.ArgumentParser(prog="python -m simulators",
+                                description="Publish a simulated scenario to an MQTT broker.")
+    p.add_argument("-s", "--scenario", default="default",
+                   help="scenario file, or a name in config/scenarios/ (default: default)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="scenario seconds per wall-clock second")
+    p.add_argument("--duration", type=float, default=None, help="scenario seconds to run")
+    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--username", default=None)
+    p.add_argument("--password-env", default=None,
+                   help="environment variable holding the broker password")
+    p.add_argument("--record-to", metavar="FILE", default=None,
+                   help="write the stream to a recording file instead of publishing")
+    return p.parse_args(argv)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulators; return the process exit status."""
+    args = parse_args(argv)
+    # A parent (hub demo) stops us with SIGTERM: end as cleanly as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        scenario = load_scenario(args.scenario)
+        if args.record_to:
+            if args.duration is not None:
+                scenario = scenario.with_duration(args.duration)
+            count = write_recording(scenario, args.record_to, seed=args.seed)
+            print(f"wrote {count} messages to {args.record_to}", file=sys.stderr)
+            return 0
+        password = os.environ.get(args.password_env) if args.password_env else None
+        run(scenario, args.host, args.port, protocol=args.protocol, speed=args.speed,
+            duration=args.duration, progress=not args.no_progress, username=args.username,
+            password=password, seed=args.seed)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokerUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
