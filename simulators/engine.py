@@ -89,9 +89,8 @@ def build_sources(scenario: Scenario, seed: int, frame: EnuFrame) -> list[Source
         rng = sensor_rng(seed, radar.id)
         # Radars start their scans at unrelated phases, as independent units would.
         phase = float(rng.uniform(0.0, radar.scan_period_s))
-        sources.append(Source(topics.sensor(radar.id, "detections"), 1.0 / radar.scan_period_s,
-                              phase,
-                              _radar_emit(RadarSim(radar, rng))))
+        sources.append(Source(topics.sensor(radar.id, "detections"),
+                              1.0 / radar.scan_period_s, phase, _radar_emit(RadarSim(radar, rng))))
     for spec in scenario.uavs:
         uav = UavSim(spec, frame, scenario.origin.alt, sensor_rng(seed, spec.id))
         sources.append(Source(topics.sensor(spec.id, "telemetry"), spec.telemetry_rate,

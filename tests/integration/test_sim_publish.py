@@ -1,0 +1,152 @@
+"""Simulators against a real Mosquitto: every message arrives, decodes, and wills work."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from hub import messages, topics
+from hub.broker import BrokerHandle
+from simulators.publisher import run
+from simulators.scenario import load_scenario
+
+WAIT_S = 20.0
+MAX = 16 << 20
+ROOT = Path(__file__).resolve().parents[2]
+_ids = itertools.count()
+
+
+class Listener:
+    """A plain paho subscriber on its own thread that keeps every message."""
+
+    def __init__(self, handle: BrokerHandle, protocol: str, *filters: str) -> None:
+        version = MQTTProtocolVersion.MQTTv5 if protocol == "5" else MQTTProtocolVersion.MQTTv311
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-test-{next(_ids)}",
+                                  protocol=version)
+        self.inbox: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
+        self.client.on_message = lambda c, u, m: self.inbox.put(
+            (m.topic, bytes(m.payload), bool(m.retain)))
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.connect(handle.host, handle.port, keepalive=10)
+        self.client.loop_start()
+        self.client.subscribe([(f, 1) for f in filters])
+        assert subscribed.wait(WAIT_S), "no SUBACK"
+
+    def take(self, count: int) -> list[tuple[str, bytes, bool]]:
+        """Return ``count`` messages, failing after WAIT_S without them."""
+        got = []
+        deadline = time.monotonic() + WAIT_S
+        while len(got) < count:
+            try:
+                got.append(self.inbox.get(timeout=max(deadline - time.monotonic(), 0.01)))
+            except queue.Empty:
+                pytest.fail(f"received {len(got)} of {count} messages")
+        return got
+
+    def until(self, predicate: object) -> list[tuple[str, bytes, bool]]:
+        """Collect messages until ``predicate(topic, payload)`` holds for one."""
+        got = []
+        while True:
+            got += self.take(1)
+            if predicate(*got[-1][:2]):  # type: ignore[operator]
+                return got
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_publish_faster_than_real_time(mosquitto: BrokerHandle, mqtt_protocol: str) -> None:
+    scenario = load_scenario("default")
+    listener = Listener(mosquitto, mqtt_protocol, "sensors/#", topics.TRUTH)
+    try:
+        result: list[int] = []
+        started = time.time()
+        worker = threading.Thread(target=lambda: result.append(run(
+            scenario, mosquitto.host, mosquitto.port, protocol=mqtt_protocol, speed=10.0,
+            duration=20.0, progress=False)))
+        worker.start()
+        worker.join(WAIT_S * 3)
+        assert not worker.is_alive() and result
+        sent = result[0]
+        # Everything sent arrives (QoS 1 on a local broker), plus one offline status per sensor.
+        got = listener.take(sent + len(scenario.sensor_ids))
+    finally:
+        listener.close()
+    finished = time.time()
+    kinds: dict[str, int] = {}
+    for topic, payload, _ in got:
+        if topic == topics.TRUTH:
+            msg: object = messages.decode(payload, messages.Truth, MAX)
+            kind = "truth"
+        else:
+            sensor_id, kind = topics.parse_sensor_topic(topic)
+            assert sensor_id in scenario.sensor_ids
+            contract = {"telemetry": messages.Telemetry, "detections": messages.DetectionBatch,
+                        "status": messages.SensorStatus}[kind]
+            msg = messages.decode(payload, contract, MAX)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        ts = getattr(msg, "ts", None)
+        if ts is not None:
+            # Anchored in the past at speed > 1: never in the future, and recent.
+            assert started - 25.0 <= ts <= finished
+    assert kinds["truth"] == 20
+    assert kinds["telemetry"] == 2 * 20 * 5
+    assert kinds["detections"] > 100
+    assert kinds["status"] == 2 * len(scenario.sensor_ids)  # online at start, offline at end
+
+
+def _statuses(handle: BrokerHandle) -> dict[str, messages.SensorStatus]:
+    """The retained status of every sensor, as a new subscriber sees it."""
+    listener = Listener(handle, "5", "sensors/+/status")
+    try:
+        got = listener.take(4)
+    finally:
+        listener.close()
+    assert all(retained for _, _, retained in got)
+    return {topics.parse_sensor_topic(t)[0]: messages.decode(p, messages.SensorStatus, MAX)
+            for t, p, _ in got}
+
+
+@pytest.mark.parametrize("how", ["kill", "interrupt"])
+def test_process_end_leaves_every_sensor_offline(mosquitto: BrokerHandle, how: str) -> None:
+    listener = Listener(mosquitto, "5", "sensors/+/telemetry")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulators", "-s", "default", "--host", mosquitto.host,
+         "--port", str(mosquitto.port), "--no-progress"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+    try:
+        listener.take(1)
+        statuses = _statuses(mosquitto)
+        assert all(s.online for s in statuses.values())
+        process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+        _, stderr = process.communicate(timeout=WAIT_S)
+    finally:
+        listener.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if how == "interrupt":
+        assert process.returncode == 0 and b"Traceback" not in stderr
+    # Killed: the broker publishes each unit's will; interrupted: each says goodbye itself.
+    deadline = time.monotonic() + WAIT_S
+    statuses = _statuses(mosquitto)
+    while any(s.online for s in statuses.values()):
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.05)
+        statuses = _statuses(mosquitto)
+    assert set(statuses) == {"ken-radar-1", "gha-radar-1", "nld-uav-1", "bra-uav-1"}
+    assert all(s.kind in ("radar", "uav") for s in statuses.values())
+    assert all((s.ts is not None) == (how == "interrupt") for s in statuses.values())
