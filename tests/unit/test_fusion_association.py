@@ -35,7 +35,8 @@ def test_gate_matches_brute_force_on_random_scene() -> None:
     a = rng.normal(scale=8.0, size=(60, 2, 2))
     p = a @ a.transpose(0, 2, 1) + np.eye(2)
     z = rng.uniform(0, 1000, size=(70, 2))
-    r = _eye(70, 25.0)
+    z[:10, 0] = 500.0  # ties in the east sweep
+    r = _eye(70, 25.0) * rng.uniform(0.1, 40.0, size=(70, 1, 1))
     g = gate(pos, p, z, r, chi2=13.8)
     brute = set()
     for t in range(60):
