@@ -30,7 +30,7 @@ class Base(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Config section: frozen and closed to unknown keys."""
 
 
-class Origin(Base, kw_only=True):
+class Origin(Base, frozen=True, kw_only=True):
     """Mission origin: the centre of the local East-North-Up frame."""
 
     lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
@@ -38,14 +38,14 @@ class Origin(Base, kw_only=True):
     alt: float = 0.0
 
 
-class Mission(Base, kw_only=True):
+class Mission(Base, frozen=True, kw_only=True):
     """What the mission is called and where it is."""
 
     name: str = "mission"
     origin: Origin
 
 
-class Broker(Base, kw_only=True):
+class Broker(Base, frozen=True, kw_only=True):
     """How to reach the MQTT broker."""
 
     host: str = "127.0.0.1"
@@ -73,7 +73,7 @@ class Broker(Base, kw_only=True):
         return None
 
 
-class Ingest(Base, kw_only=True):
+class Ingest(Base, frozen=True, kw_only=True):
     """Limits applied to inbound messages."""
 
     max_payload_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
@@ -82,7 +82,7 @@ class Ingest(Base, kw_only=True):
     max_age_s: Positive = 86_400.0
 
 
-class Fusion(Base, kw_only=True):
+class Fusion(Base, frozen=True, kw_only=True):
     """Tracker parameters (see docs/ARCHITECTURE.md for their meaning)."""
 
     reorder_window_s: NonNegative = 0.5
@@ -97,7 +97,7 @@ class Fusion(Base, kw_only=True):
     friend_timeout_s: Positive = 10.0
 
 
-class Publish(Base, kw_only=True):
+class Publish(Base, frozen=True, kw_only=True):
     """When pictures go out."""
 
     interval_s: NonNegative = 1.0
@@ -105,7 +105,7 @@ class Publish(Base, kw_only=True):
     status_every_s: Positive = 5.0
 
 
-class Sensor(Base, kw_only=True):
+class Sensor(Base, frozen=True, kw_only=True):
     """A registered field unit and the partners its data is released to."""
 
     id: Id
@@ -120,7 +120,7 @@ class Sensor(Base, kw_only=True):
         return self.kind == "uav" if self.platform is None else self.platform
 
 
-class Partner(Base, kw_only=True):
+class Partner(Base, frozen=True, kw_only=True):
     """A partner nation or organisation that subscribes to a picture."""
 
     id: Id
@@ -128,7 +128,7 @@ class Partner(Base, kw_only=True):
     nation: Nation | None = None
 
 
-class HubConfig(Base, kw_only=True):
+class HubConfig(Base, frozen=True, kw_only=True):
     """The whole hub configuration."""
 
     mission: Mission
@@ -168,7 +168,7 @@ def parse_config(data: dict[str, object]) -> HubConfig:
     try:
         config = msgspec.convert(data, HubConfig)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_with_path_first(str(exc))) from exc
+        raise ConfigError(error_with_key_path(str(exc))) from exc
     problems = _registry_problems(config)
     if problems:
         raise ConfigError("\n".join(problems))
@@ -190,7 +190,7 @@ def load_config(path: str | Path) -> HubConfig:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-def _with_path_first(message: str) -> str:
+def error_with_key_path(message: str) -> str:
     """Turn msgspec's 'problem - at `$.key`' into '$.key: problem'."""
     problem, sep, where = message.rpartition(" - at ")
     return f"{where.strip('`')}: {problem}" if sep else message

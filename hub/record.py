@@ -32,7 +32,8 @@ async def record(config: HubConfig, path: Path, duration: float | None,
         def keep(topic: str, payload: bytes) -> None:
             writer.write(time.time(), topic, payload)
 
-        async with Bus(broker, subscriptions=RECORDED, handler=keep, password=password):
+        async with Bus(broker, subscriptions=RECORDED, handler=keep, will=None,
+                       password=password):
             while not stop.is_set():
                 with_timeout = asyncio.wait_for(stop.wait(), timeout=1.0)
                 try:

@@ -70,7 +70,6 @@ class HubService:
     def status(self, online: bool = True) -> HubStatus:
         """The hub's health report as published on ``hub/status``."""
         counters: Counter[str] = self.pipeline.counters + self.pipeline.router.counters
-        counters["late"] = self.pipeline.reorder.late
         queues = {"reorder": len(self.pipeline.reorder)}
         broker = self.bus.state if self.bus is not None else "down"
         return HubStatus(ts=time.time(), online=online, version=__version__,

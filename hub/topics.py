@@ -55,4 +55,4 @@ def parse_sensor_topic(topic: str) -> tuple[str, InboundKind]:
     sensor_id, kind = check_id(parts[1], "sensor id"), parts[2]
     if kind not in INBOUND_KINDS:
         raise PayloadError(f"unknown message kind {kind[:40]!r}")
-    return sensor_id, kind  # type: ignore[return-value]
+    return sensor_id, kind

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from hub.config import Base, Id, NonNegative, Origin, Positive, _with_path_first
+from hub.config import Base, Id, NonNegative, Origin, Positive, error_with_key_path
 from hub.errors import ConfigError
 from hub.messages import CLASSES
 
@@ -182,7 +182,7 @@ def parse_scenario(data: dict[str, object]) -> Scenario:
     try:
         scenario = msgspec.convert(data, Scenario)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_with_path_first(str(exc))) from exc
+        raise ConfigError(error_with_key_path(str(exc))) from exc
     problems = _problems(scenario)
     if problems:
         raise ConfigError("\n".join(problems))
