@@ -93,25 +93,32 @@ def _east_band_pairs(track_e: Array, radius: Array, meas_e: Array) -> tuple[Inde
 def assign(gated: Gated, n_tracks: int, n_meas: int) -> tuple[Index, Index]:
     """Return (track indices, measurement indices) of the GNN assignment of gated pairs."""
     ti, mi, cost = gated.ti, gated.mi, gated.cost
-    if ti.shape[0] == 0:
-        empty = np.zeros(0, dtype=np.intp)
-        return empty, empty
-    graph = coo_matrix((np.ones(ti.shape[0]), (ti, n_tracks + mi)),
-                       shape=(n_tracks + n_meas, n_tracks + n_meas))
-    _, label = connected_components(graph, directed=False)
-    edge_label = label[ti]
-    edges_per_cluster = np.bincount(edge_label)
-    single = edges_per_cluster[edge_label] == 1
-    out_t, out_m = [ti[single]], [mi[single]]
-    multi = np.flatnonzero(~single)
-    if multi.shape[0]:
-        order = multi[np.argsort(edge_label[multi], kind="stable")]
-        bounds = np.flatnonzero(np.diff(edge_label[order])) + 1
+    # A pair whose track and measurement gate with nothing else is its own
+    # cluster: assigned at once, without building a graph.
+    alone = (np.bincount(ti, minlength=n_tracks)[ti] == 1) & (
+        np.bincount(mi, minlength=n_meas)[mi] == 1)
+    out_t, out_m = [ti[alone]], [mi[alone]]
+    rest = np.flatnonzero(~alone)
+    if rest.shape[0]:
+        label = _cluster_labels(ti[rest], mi[rest])
+        order = rest[np.argsort(label, kind="stable")]
+        bounds = np.flatnonzero(np.diff(np.sort(label, kind="stable"))) + 1
         for edges in np.split(order, bounds):
             t_sel, m_sel = _solve_cluster(ti[edges], mi[edges], cost[edges])
             out_t.append(t_sel)
             out_m.append(m_sel)
     return np.concatenate(out_t), np.concatenate(out_m)
+
+
+def _cluster_labels(ti: Index, mi: Index) -> Index:
+    """Return the connected-component label of each edge of the bipartite gate graph."""
+    tracks, t_node = np.unique(ti, return_inverse=True)
+    _, m_node = np.unique(mi, return_inverse=True)
+    n = tracks.shape[0] + int(m_node.max()) + 1
+    graph = coo_matrix((np.ones(ti.shape[0]), (t_node, tracks.shape[0] + m_node)), shape=(n, n))
+    _, node_label = connected_components(graph, directed=False)
+    edge_label: Index = node_label[t_node]
+    return edge_label
 
 
 def _solve_cluster(ti: Index, mi: Index, cost: Array) -> tuple[Index, Index]:
