@@ -104,8 +104,8 @@ async def test_reconnects_and_resubscribes_after_broker_restart(
         assert recorder.messages == [("restart/after", b"hello")]
 
 
-async def test_reconnects_after_broker_kill(
-        fresh_mosquitto: BrokerHandle, mqtt_protocol: str,
+async def test_reconnects_after_broker_kill_and_sends_what_was_queued(
+        fresh_mosquitto: BrokerHandle, mqtt_protocol: str, peer_factory: PeerFactory,
         broker_settings_for: SettingsFor) -> None:
     settings = broker_settings_for(fresh_mosquitto, mqtt_protocol)
     async with make_bus(settings, Recorder(), "kill/+") as bus:
@@ -113,10 +113,15 @@ async def test_reconnects_after_broker_kill(
         fresh_mosquitto.kill()
         await until(lambda: not bus.connected.is_set(), "the bus to see the loss")
         bus.publish("kill/x", b"dropped", qos=0)
-        assert bus.stats.dropped == 1
+        bus.publish("kill/x", b"queued", qos=1)
+        assert (bus.stats.dropped, bus.stats.published) == (1, 1)
+        # Both calls block the loop, so the peer is subscribed before the bus is back.
         fresh_mosquitto.restart()
+        peer = peer_factory(fresh_mosquitto, mqtt_protocol, unique("peer"))
+        peer.subscribe("kill/x")
         await bus.wait_connected(CONNECT_S)
         assert bus.stats.reconnects == 1
+        assert await peer.receive(1) == [("kill/x", b"queued", False)]
 
 
 async def test_persistent_session_delivers_what_came_while_away(
