@@ -11,6 +11,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -23,15 +24,32 @@ from hub.service import HubService
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "default.toml"
 
 
-def start_simulators(scenario: Path, host: str, port: int, protocol: str, speed: float,
-                     log_path: Path) -> subprocess.Popen[bytes]:
-    """Run ``python -m simulators`` against the broker in its own session."""
-    command = [sys.executable, "-m", "simulators", "-s", str(scenario), "--host", host,
-               "--port", str(port), "--protocol", protocol, "--speed", str(speed),
-               "--no-progress"]
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+class Simulators:
+    """``python -m simulators`` against the broker, in its own session, restarted at its end."""
+
+    def __init__(self, scenario: Path, host: str, port: int, protocol: str, speed: float,
+                 log_path: Path) -> None:
+        self.command = [sys.executable, "-m", "simulators", "-s", str(scenario), "--host", host,
+                        "--port", str(port), "--protocol", protocol, "--speed", str(speed),
+                        "--no-progress"]
+        self.log_path = log_path
+        self.runs = 0
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self.runs += 1
+        with open(self.log_path, "ab") as log:
+            return subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+    def keep_running(self) -> None:
+        """Start the scenario again when it has played to its end."""
+        if self.process.poll() == 0:
+            self.process = self._start()
+
+    def stop(self) -> None:
+        """Stop the simulators."""
+        stop_process(self.process)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
@@ -45,14 +63,15 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None
             process.wait()
 
 
-async def _serve(service: HubService, table: LiveTable, duration: float | None) -> None:
+async def _serve(service: HubService, tick: Callable[[HubService], None],
+                 duration: float | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     if duration is not None:
         loop.call_later(duration, stop.set)
-    await service.run(stop, on_tick=table.show)
+    await service.run(stop, on_tick=tick)
 
 
 def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: float,
@@ -65,13 +84,19 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
         address = f"mqtt://{broker.host}:{broker.port}"
         print(f"broker: {address} (MQTT {broker.protocol}); scenario {scenario.name}; "
               f"simulator log {workdir / 'simulators.log'}", flush=True)
-        sims = start_simulators(scenario, broker.host, broker.port, broker.protocol, speed,
-                                workdir / "simulators.log")
+        sims = Simulators(scenario, broker.host, broker.port, broker.protocol, speed,
+                          workdir / "simulators.log")
         service = HubService(config)
+        table = LiveTable(address)
+
+        def tick(service: HubService) -> None:
+            sims.keep_running()
+            table.show(service)
+
         try:
-            asyncio.run(_serve(service, LiveTable(address), duration))
+            asyncio.run(_serve(service, tick, duration))
         finally:
-            stop_process(sims)
+            sims.stop()
     with contextlib.suppress(Exception):
         print(LiveTable(address).render(service))
     return 0

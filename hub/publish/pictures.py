@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hub.config import HubConfig
-from hub.fusion.tracker import TrackTable
+from hub.fusion.tracks import STATUS_NAMES, TrackTable
 from hub.geo import EnuFrame
 from hub.pipeline import GroupFusion
 from hub.messages import CLASSES, Picture, Track
 
-STATUS_NAMES = ("tentative", "confirmed", "coasting")
 DIMENSION_OF_CLASS = {"person": "G", "vehicle": "G", "uav": "A", "aircraft": "A", "vessel": "S"}
 AFFILIATION_CODE = {"friend": "F", "hostile": "H", "neutral": "N", "unknown": "U"}
 MIN_REPORTED_PROB = 0.01
@@ -59,7 +58,7 @@ class TrackEncoder:
         sources = np.flatnonzero(table.sources[i])
         probs = table.cls_probs[i]
         return Track(
-            id=track_id, ts=float(table.last_update[i]), lat=lat, lon=lon,
+            id=track_id, ts=table.t, lat=lat, lon=lon,
             ve=float(x[2]), vn=float(x[3]),
             cov=(float(cov[0, 0]), float(cov[0, 1]), float(cov[1, 1])),
             status=STATUS_NAMES[int(table.status[i])], cls=cls,
@@ -79,11 +78,11 @@ class PartnerFeed:
     partner: str
     seq: int = 0
     last_full: float = float("-inf")
-    sent: dict[str, tuple[float, str]] = field(default_factory=dict)
+    sent: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def picture(self, tracks: list[Track], t: float, full: bool) -> Picture | None:
         """The next picture (None when a delta would be empty)."""
-        current = {track.id: (track.ts, track.status) for track in tracks}
+        current = {track.id: (track.updates, track.status) for track in tracks}
         removed = [track_id for track_id in self.sent if track_id not in current]
         changed = tracks if full else [tr for tr in tracks if self.sent.get(tr.id) != current[tr.id]]
         if not (full or changed or removed):

@@ -1,0 +1,130 @@
+"""The processing core without a broker: dead letters, release by construction, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import msgpack
+import numpy as np
+
+from hub.config import HubConfig, parse_config
+from hub.geo import EnuFrame
+from hub.pipeline import Pipeline
+from hub.publish.pictures import TrackEncoder, group_tracks
+
+T0 = 1_800_000_000.0
+ORIGIN = (-1.0, 36.0)
+
+
+def two_partner_config(window: float = 0.0) -> HubConfig:
+    return parse_config({
+        "mission": {"origin": {"lat": ORIGIN[0], "lon": ORIGIN[1]}},
+        "fusion": {"reorder_window_s": window},
+        "partners": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}],
+        "sensors": [
+            {"id": "shared", "nation": "KEN", "kind": "radar", "release_to": ["a", "b"]},
+            {"id": "secret", "nation": "NLD", "kind": "uav", "release_to": ["a"]},
+        ],
+    })
+
+
+def geo_batch(frame: EnuFrame, t: float, seq: int, points: list[tuple[float, float]]) -> bytes:
+    east, north = np.array(points, dtype=float).T
+    lat, lon, _ = frame.to_geodetic(east, north, 0.0)
+    return msgpack.packb({"ts": t, "seq": seq, "detections": [
+        {"kind": "geo", "lat": float(la), "lon": float(lo), "sigma": 10.0, "cls": "vehicle",
+         "conf": 0.8} for la, lo in zip(lat, lon, strict=True)]})
+
+
+def scenario(frame: EnuFrame, seconds: int = 30) -> list[tuple[float, str, bytes]]:
+    """Target X (east, moving) seen only by 'secret'; target Y (west) only by 'shared'."""
+    records = []
+    for k in range(seconds):
+        t = T0 + k
+        x = (2_000.0 + 10.0 * k, 500.0)
+        y = (-2_000.0, -300.0 + 5.0 * k)
+        records.append((t + 0.05, "sensors/secret/detections", geo_batch(frame, t, k, [x])))
+        records.append((t + 0.05, "sensors/shared/detections", geo_batch(frame, t, k, [y])))
+    return records
+
+
+def run(config: HubConfig, records: list[tuple[float, str, bytes]]) -> Pipeline:
+    pipeline = Pipeline(config)
+    for t_received, topic, payload in records:
+        pipeline.handle(topic, payload, t_received)
+        pipeline.flush(t_received)
+    pipeline.finish()
+    return pipeline
+
+
+def test_withheld_source_never_reaches_a_partners_picture() -> None:
+    config = two_partner_config()
+    frame = EnuFrame(*ORIGIN)
+    records = scenario(frame)
+    full = run(config, records)
+    only_shared = run(config, [r for r in records if "/shared/" in r[1]])
+    b_table = full.group_of("b").tracker.snapshot()
+    reference = only_shared.group_of("b").tracker.snapshot()
+    # Partner b's tracker is exactly the tracker fed only b's sources: nothing withheld
+    # created, moved or confirmed anything in it.
+    assert np.array_equal(b_table.id, reference.id)
+    assert np.array_equal(b_table.x, reference.x)
+    assert np.array_equal(b_table.status, reference.status)
+    assert np.all(b_table.x[:, 0] < 0.0), "a track near the withheld target X exists for b"
+    a_table = full.group_of("a").tracker.snapshot()
+    east_confirmed = (a_table.x[:, 0] > 0.0) & (a_table.status > 0)
+    assert east_confirmed.sum() == 1, "partner a, who may see X, should have it confirmed"
+    encoder = TrackEncoder(config, full.frame)
+    for track in group_tracks(encoder, full.group_of("b")):
+        assert track.sources == ["shared"] and track.nations == ["KEN"]
+
+
+def test_bad_messages_are_dead_lettered_and_good_ones_still_fuse() -> None:
+    config = two_partner_config()
+    frame = EnuFrame(*ORIGIN)
+    good = scenario(frame, seconds=10)
+    bad_payloads = [
+        ("sensors/shared/detections", b"\xc1garbage"),
+        ("sensors/shared/detections", msgpack.packb({"ts": "now", "seq": 1, "detections": []})),
+        ("sensors/shared/detections", msgpack.packb({"ts": math.nan, "seq": 1,
+                                                     "detections": []})),
+        ("sensors/shared/telemetry", msgpack.packb({"ts": T0, "seq": 1, "lat": 95.0, "lon": 0,
+                                                   "alt": 0, "heading": 0, "pitch": 0,
+                                                   "roll": 0})),
+        ("sensors/intruder/detections", good[0][2]),
+        ("sensors/shared/detections", b"\x00" * (2 << 20)),
+        ("sensors/shared/status", msgpack.packb({"online": "yes"})),
+        ("sensors/shared/frames", msgpack.packb({"ts": T0, "seq": 1})),
+    ]
+    records = list(good)
+    for i, (topic, payload) in enumerate(bad_payloads):
+        records.insert(2 * i + 1, (good[2 * i][0], topic, payload))
+    pipeline = run(config, records)
+    assert pipeline.counters["rejected"] == len(bad_payloads)
+    assert pipeline.counters["fused"] == len(good)
+    reasons = [letter.reason for letter in pipeline.dead_letters]
+    assert any("unknown sensor id 'intruder'" in r for r in reasons)
+    assert any("exceeds" in r for r in reasons)
+    assert any("$.lat" in r for r in reasons)
+    assert (pipeline.groups[0].tracker.snapshot().status > 0).sum() == 2
+
+
+def test_same_input_gives_the_same_tracks() -> None:
+    config = two_partner_config(window=0.5)
+    records = scenario(EnuFrame(*ORIGIN))
+    first, second = run(config, records), run(config, records)
+    for g1, g2 in zip(first.groups, second.groups, strict=True):
+        t1, t2 = g1.tracker.snapshot(), g2.tracker.snapshot()
+        assert np.array_equal(t1.id, t2.id) and np.array_equal(t1.x, t2.x)
+
+
+def test_duplicates_and_late_messages_are_counted_not_fused() -> None:
+    config = two_partner_config(window=0.0)
+    records = scenario(EnuFrame(*ORIGIN), seconds=5)
+    records.insert(3, records[2])  # a QoS 1 redelivery
+    late_t = T0 + 1.0
+    late = geo_batch(EnuFrame(*ORIGIN), late_t, 99, [(0.0, 0.0)])
+    records.append((T0 + 10, "sensors/shared/detections", late))
+    pipeline = run(config, records)
+    assert pipeline.router.counters["duplicates"] == 1
+    assert pipeline.counters["late"] == 1
