@@ -11,6 +11,16 @@ window sees to that). A scan older than ``t`` is not applied: it is dropped
 and counted in ``late_scans``, because predicting a filter backwards would
 corrupt it. Scans at exactly ``t`` are applied (dt = 0).
 
+Time moves only forward, so ``advance`` must not be called with a time ahead
+of what the reorder window has released (use the latest fused measurement
+time, not the wall clock), or the scans still held back would arrive late.
+
+Initiation. Each measurement left unassigned starts a tentative track at the
+measured position, at rest, with velocity sigma ``init_speed_sigma``, unless
+it lies inside some track's gate: GNN maximises the number of pairs, so such
+a track already took another measurement of this scan, and a new track there
+would be a duplicate.
+
 Deletion. A track dies when it has had no update for ``delete_after_s``, when
 its position sigma (square root of the largest eigenvalue of its position
 covariance) exceeds ``max_position_sigma``, or, while tentative, after
