@@ -46,7 +46,7 @@ Will = tuple[str, bytes, bool]
 State = Literal["idle", "connecting", "subscribing", "connected", "backoff", "closing", "closed"]
 
 MISC_INTERVAL_S = 1.0
-CONNACK_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
 # A readable socket may hold many packets; read until one read yields none, at most this many.
 READ_BURST = 256
@@ -108,7 +108,13 @@ class Bus:
         client_id: str | None = None,
         password: str | None = None,
         backoff: tuple[float, float] = (0.2, 10.0),
+        connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
+        """Prepare the client; nothing connects before ``async with``.
+
+        ``backoff`` is the first and the largest reconnect delay in seconds;
+        ``connect_timeout`` bounds the TCP connect, and twice it the wait for CONNACK.
+        """
         self.settings = settings
         self.subscriptions = list(subscriptions)
         self.client_id = client_id or settings.client_id
@@ -118,6 +124,7 @@ class Bus:
         self.last_error: str | None = None
         self._handler = handler
         self._backoff = backoff
+        self._connack_timeout = 2.0 * connect_timeout
         self._errors = _RateLimitedLog()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -128,11 +135,12 @@ class Bus:
         self._connack = asyncio.Event()
         self._sub_mid: int | None = None
         self._task: asyncio.Task[None] | None = None
-        self._client = self._make_client(will, password)
+        self._client = self._make_client(will, password, connect_timeout)
 
     # --- set-up ---------------------------------------------------------------------------
 
-    def _make_client(self, will: Will | None, password: str | None) -> mqtt.Client:
+    def _make_client(self, will: Will | None, password: str | None,
+                     connect_timeout: float) -> mqtt.Client:
         v5 = self.settings.protocol == "5"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -143,10 +151,10 @@ class Bus:
         )
         if self.settings.username is not None:
             client.username_pw_set(self.settings.username, password)
+        client.connect_timeout = connect_timeout  # before connect_async, or paho refuses
         if will is not None:
             topic, payload, retain = will
             client.will_set(topic, payload, qos=1, retain=retain)
-        client.connect_timeout = CONNACK_TIMEOUT_S / 2
         properties = None
         if v5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -268,10 +276,10 @@ class Bus:
             self._force_close_socket()
             return False
         try:
-            async with asyncio.timeout(CONNACK_TIMEOUT_S):
+            async with asyncio.timeout(self._connack_timeout):
                 await _first(self._connack, self._lost)
         except TimeoutError:
-            self._note_failure(f"no CONNACK within {CONNACK_TIMEOUT_S:g} s "
+            self._note_failure(f"no CONNACK within {self._connack_timeout:g} s "
                                f"(does the broker speak MQTT {self.settings.protocol}?)")
             self._force_close_socket()
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 
@@ -195,3 +196,26 @@ async def test_amqtt_fallback_over_mqtt311(peer_factory: PeerFactory,
             assert bus.stats.acked == 2 and bus.stats.handler_errors == 1
             bus.publish("fallback/out", b"from hub", qos=1)
             assert await peer.receive(1) == [("fallback/out", b"from hub", False)]
+
+
+async def test_a_hanging_connect_does_not_block_the_loop_and_close_settles_it() -> None:
+    # A listener whose accept queue is full drops further SYNs: connect() hangs.
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(0)
+        port = blackhole.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        try:
+            settings = Broker(host="127.0.0.1", port=port, client_id=unique("hang"))
+            async with Bus(settings, subscriptions=[], handler=None, will=None,
+                           connect_timeout=1.0) as bus:
+                await asyncio.sleep(0.2)
+                # Had the connect run on the loop, this line would come only after it failed.
+                assert bus.state == "connecting" and bus.last_error is None
+            assert bus.state == "closed"
+        finally:
+            for filler in fillers:
+                filler.close()
