@@ -15,8 +15,8 @@ import numpy as np
 from hub.config import HubConfig
 from hub.fusion.tracks import STATUS_NAMES, TrackTable
 from hub.geo import EnuFrame
-from hub.pipeline import GroupFusion
 from hub.messages import CLASSES, Picture, Track
+from hub.pipeline import GroupFusion
 
 DIMENSION_OF_CLASS = {"person": "G", "vehicle": "G", "uav": "A", "aircraft": "A", "vessel": "S"}
 AFFILIATION_CODE = {"friend": "F", "hostile": "H", "neutral": "N", "unknown": "U"}
@@ -84,7 +84,7 @@ class PartnerFeed:
         """The next picture (None when a delta would be empty)."""
         current = {track.id: (track.updates, track.status) for track in tracks}
         removed = [track_id for track_id in self.sent if track_id not in current]
-        changed = tracks if full else [tr for tr in tracks if self.sent.get(tr.id) != current[tr.id]]
+        changed = tracks if full else [t for t in tracks if self.sent.get(t.id) != current[t.id]]
         if not (full or changed or removed):
             return None
         self.sent = current

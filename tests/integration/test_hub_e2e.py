@@ -103,7 +103,7 @@ async def test_late_subscriber_gets_the_retained_snapshot(
     await asyncio.sleep(2.5)
     late = peer_factory(mosquitto, mqtt_protocol, f"late-{mqtt_protocol}")
     late.subscribe(topics.partner_snapshot("nld"))
-    (topic, payload, retained), = await late.receive(1)
+    (_topic, payload, retained), = await late.receive(1)
     snapshot = messages.decode(payload, Picture, MAX)
     assert retained and snapshot.full and snapshot.partner == "nld"
     assert sum(t.status != "tentative" for t in snapshot.tracks) >= 10
