@@ -7,7 +7,6 @@ so a Ctrl-C reaches only this process, which then stops them in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import subprocess
 import sys
@@ -97,6 +96,5 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
             asyncio.run(_serve(service, tick, duration))
         finally:
             sims.stop()
-    with contextlib.suppress(Exception):
-        print(LiveTable(address).render(service))
+    print("stopped; final picture:\n" + table.render(service))
     return 0
