@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ import msgspec
 
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config
 from hub.errors import ConfigError, HubError
+from hub.lifecycle import stop_event
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -46,12 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     address = f"mqtt://{config.broker.host}:{config.broker.port}"
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        if args.duration is not None:
-            loop.call_later(args.duration, stop.set)
+        stop = stop_event(args.duration)
         await service.run(stop, on_tick=None if args.quiet else LiveTable(address).show)
 
     asyncio.run(serve())

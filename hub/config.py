@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
@@ -163,20 +164,24 @@ def _registry_problems(config: HubConfig) -> list[str]:
     return problems
 
 
-def parse_config(data: dict[str, object]) -> HubConfig:
-    """Validate an already-parsed TOML document as a HubConfig."""
+S = TypeVar("S", bound=Struct)
+
+
+def convert_checked(data: dict[str, object], kind: type[S],
+                    problems: Callable[[S], list[str]]) -> S:
+    """Validate ``data`` as ``kind``, then run the cross-field ``problems`` check."""
     try:
-        config = msgspec.convert(data, HubConfig)
+        value = msgspec.convert(data, kind)
     except msgspec.ValidationError as exc:
         raise ConfigError(error_with_key_path(str(exc))) from exc
-    problems = _registry_problems(config)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return config
+    found = problems(value)
+    if found:
+        raise ConfigError("\n".join(found))
+    return value
 
 
-def load_config(path: str | Path) -> HubConfig:
-    """Load and validate a TOML config file, raising ConfigError naming key and problem."""
+def load_toml(path: str | Path, parse: Callable[[dict[str, object]], S]) -> S:
+    """Read a TOML file and ``parse`` it; every error names the file."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -185,9 +190,19 @@ def load_config(path: str | Path) -> HubConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return parse_config(data)
+        return parse(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def parse_config(data: dict[str, object]) -> HubConfig:
+    """Validate an already-parsed TOML document as a HubConfig."""
+    return convert_checked(data, HubConfig, _registry_problems)
+
+
+def load_config(path: str | Path) -> HubConfig:
+    """Load and validate a TOML config file, raising ConfigError naming key and problem."""
+    return load_toml(path, parse_config)
 
 
 def error_with_key_path(message: str) -> str:

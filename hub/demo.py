@@ -18,6 +18,7 @@ import msgspec
 from hub.broker import start_broker
 from hub.config import HubConfig
 from hub.console import LiveTable
+from hub.lifecycle import stop_event
 from hub.service import HubService
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "default.toml"
@@ -64,12 +65,7 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None
 
 async def _serve(service: HubService, tick: Callable[[HubService], None],
                  duration: float | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    if duration is not None:
-        loop.call_later(duration, stop.set)
+    stop = stop_event(duration)
     await service.run(stop, on_tick=tick)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import msgspec
 from hub import topics
 from hub.bus import Bus
 from hub.config import HubConfig
+from hub.lifecycle import stop_event
 from hub.recording import RecordingWriter
 
 RECORDED = ((topics.SENSORS_ALL, 1), (topics.TRUTH, 1))
@@ -21,12 +21,7 @@ RECORDED = ((topics.SENSORS_ALL, 1), (topics.TRUTH, 1))
 async def record(config: HubConfig, path: Path, duration: float | None,
                  password: str | None = None) -> int:
     """Record until ``duration`` passes or a signal arrives; return the records written."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    if duration is not None:
-        loop.call_later(duration, stop.set)
+    stop = stop_event(duration)
     broker = msgspec.structs.replace(config.broker, client_id=f"{config.broker.client_id}-rec")
     with RecordingWriter(path) as writer:
         def keep(topic: str, payload: bytes) -> None:

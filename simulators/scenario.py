@@ -8,14 +8,13 @@ exactly like the hub's own config (hub/config.py).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
-from hub.config import Base, Id, NonNegative, Origin, Positive, error_with_key_path
+from hub.config import Base, Id, NonNegative, Origin, Positive, convert_checked, load_toml
 from hub.errors import ConfigError
 from hub.messages import CLASSES
 
@@ -179,14 +178,7 @@ def _problems(s: Scenario) -> list[str]:
 
 def parse_scenario(data: dict[str, object]) -> Scenario:
     """Validate an already-parsed TOML document as a Scenario."""
-    try:
-        scenario = msgspec.convert(data, Scenario)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(error_with_key_path(str(exc))) from exc
-    problems = _problems(scenario)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return scenario
+    return convert_checked(data, Scenario, _problems)
 
 
 def resolve_scenario(name_or_path: str | Path) -> Path:
@@ -199,14 +191,4 @@ def resolve_scenario(name_or_path: str | Path) -> Path:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file (or a name in config/scenarios/)."""
-    path = resolve_scenario(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return parse_scenario(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return load_toml(resolve_scenario(path), parse_scenario)

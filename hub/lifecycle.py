@@ -1,0 +1,17 @@
+"""How long-running commands end: on SIGINT, SIGTERM, or after a duration."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+
+def stop_event(duration: float | None = None) -> asyncio.Event:
+    """An event set on SIGINT or SIGTERM, or ``duration`` seconds from now."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    return stop
