@@ -51,6 +51,17 @@ class Peer:
         """Publish and wait until the broker has it (QoS 1/2) or it is written (QoS 0)."""
         self.client.publish(topic, payload, qos, retain).wait_for_publish(WAIT_S)
 
+    def take(self, count: int, wait_s: float = WAIT_S) -> list[tuple[str, bytes, bool]]:
+        """Block until ``count`` messages arrived (failing after ``wait_s``) and return them."""
+        got: list[tuple[str, bytes, bool]] = []
+        deadline = time.monotonic() + wait_s
+        while len(got) < count:
+            try:
+                got.append(self.messages.get(timeout=max(deadline - time.monotonic(), 0.01)))
+            except queue.Empty:
+                raise AssertionError(f"peer received {len(got)} of {count} messages") from None
+        return got
+
     async def receive(self, count: int = 1) -> list[tuple[str, bytes, bool]]:
         """Wait for ``count`` messages (failing after WAIT_S) and return them."""
         got: list[tuple[str, bytes, bool]] = []
@@ -68,6 +79,14 @@ class Peer:
         self.client.disconnect()
         self.client.loop_stop()
 
+
+
+def listen(handle: BrokerHandle, protocol: str, *filters: str) -> Peer:
+    """A new peer subscribed to ``filters`` at QoS 1."""
+    peer = Peer(handle, protocol, unique("listener"))
+    for topic in filters:
+        peer.subscribe(topic)
+    return peer
 
 
 async def until(predicate: Callable[[], bool], what: str) -> None:

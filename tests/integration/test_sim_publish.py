@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -12,9 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from mqtt_peer import listen
 
 from hub import messages, topics
 from hub.broker import BrokerHandle
@@ -24,53 +21,11 @@ from simulators.scenario import load_scenario
 WAIT_S = 20.0
 MAX = 16 << 20
 ROOT = Path(__file__).resolve().parents[2]
-_ids = itertools.count()
-
-
-class Listener:
-    """A plain paho subscriber on its own thread that keeps every message."""
-
-    def __init__(self, handle: BrokerHandle, protocol: str, *filters: str) -> None:
-        version = MQTTProtocolVersion.MQTTv5 if protocol == "5" else MQTTProtocolVersion.MQTTv311
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-test-{next(_ids)}",
-                                  protocol=version)
-        self.inbox: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
-        self.client.on_message = lambda c, u, m: self.inbox.put(
-            (m.topic, bytes(m.payload), bool(m.retain)))
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *args: subscribed.set()
-        self.client.connect(handle.host, handle.port, keepalive=10)
-        self.client.loop_start()
-        self.client.subscribe([(f, 1) for f in filters])
-        assert subscribed.wait(WAIT_S), "no SUBACK"
-
-    def take(self, count: int) -> list[tuple[str, bytes, bool]]:
-        """Return ``count`` messages, failing after WAIT_S without them."""
-        got = []
-        deadline = time.monotonic() + WAIT_S
-        while len(got) < count:
-            try:
-                got.append(self.inbox.get(timeout=max(deadline - time.monotonic(), 0.01)))
-            except queue.Empty:
-                pytest.fail(f"received {len(got)} of {count} messages")
-        return got
-
-    def until(self, predicate: object) -> list[tuple[str, bytes, bool]]:
-        """Collect messages until ``predicate(topic, payload)`` holds for one."""
-        got = []
-        while True:
-            got += self.take(1)
-            if predicate(*got[-1][:2]):  # type: ignore[operator]
-                return got
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def test_publish_faster_than_real_time(mosquitto: BrokerHandle, mqtt_protocol: str) -> None:
     scenario = load_scenario("default")
-    listener = Listener(mosquitto, mqtt_protocol, "sensors/#", topics.TRUTH)
+    listener = listen(mosquitto, mqtt_protocol, "sensors/#", topics.TRUTH)
     try:
         result: list[int] = []
         started = time.time()
@@ -82,7 +37,7 @@ def test_publish_faster_than_real_time(mosquitto: BrokerHandle, mqtt_protocol: s
         assert not worker.is_alive() and result
         sent = result[0]
         # Everything sent arrives (QoS 1 on a local broker), plus one offline status per sensor.
-        got = listener.take(sent + len(scenario.sensor_ids))
+        got = listener.take(sent + len(scenario.sensor_ids), WAIT_S * 3)
     finally:
         listener.close()
     finished = time.time()
@@ -110,7 +65,7 @@ def test_publish_faster_than_real_time(mosquitto: BrokerHandle, mqtt_protocol: s
 
 def _statuses(handle: BrokerHandle) -> dict[str, messages.SensorStatus]:
     """The retained status of every sensor, as a new subscriber sees it."""
-    listener = Listener(handle, "5", "sensors/+/status")
+    listener = listen(handle, "5", "sensors/+/status")
     try:
         got = listener.take(4)
     finally:
@@ -122,7 +77,7 @@ def _statuses(handle: BrokerHandle) -> dict[str, messages.SensorStatus]:
 
 @pytest.mark.parametrize("how", ["kill", "interrupt"])
 def test_process_end_leaves_every_sensor_offline(mosquitto: BrokerHandle, how: str) -> None:
-    listener = Listener(mosquitto, "5", "sensors/+/telemetry")
+    listener = listen(mosquitto, "5", "sensors/+/telemetry")
     process = subprocess.Popen(
         [sys.executable, "-m", "simulators", "-s", "default", "--host", mosquitto.host,
          "--port", str(mosquitto.port), "--no-progress"],
