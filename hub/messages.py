@@ -260,7 +260,7 @@ def decode(payload: bytes, kind: type[T], max_bytes: int) -> T:
         result: T = _decoders[kind].decode(payload)
     except msgspec.ValidationError as exc:
         raise PayloadError(f"invalid {kind.__name__}: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PayloadError(f"undecodable {kind.__name__}: {exc}") from exc
     return result
 

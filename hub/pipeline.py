@@ -8,6 +8,7 @@ the receive time, so a replay of a recording is deterministic.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 
 from hub.config import HubConfig
@@ -22,6 +23,8 @@ from hub.ingest.router import InboundItem, PlatformFix, Router
 from hub.messages import DeadLetter
 
 DEAD_LETTER_BACKLOG = 1_000
+
+log = logging.getLogger(__name__)
 
 
 class GroupFusion:
@@ -65,6 +68,10 @@ class Pipeline:
             item = self.router.route(topic, payload, t_received)
         except PayloadError as exc:
             self.reject(topic, len(payload), exc.reason, t_received)
+            return False
+        except Exception as exc:  # a bug must cost one message, never the hub
+            log.exception("unexpected error on %s", topic[:120])
+            self.reject(topic, len(payload), f"internal error: {type(exc).__name__}", t_received)
             return False
         if item is not None and not self.reorder.push(item.t, item, t_received):
             self.counters["late"] += 1

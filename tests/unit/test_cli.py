@@ -1,0 +1,51 @@
+"""The ``hub`` command offline: config check, replay and score through main()."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hub.cli import main
+from hub.config import DEFAULT_CONFIG
+from simulators.engine import write_recording
+from simulators.scenario import load_scenario
+
+
+def test_config_check_accepts_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check", str(DEFAULT_CONFIG)]) == 0
+    assert "ok (4 sensors, 4 partners)" in capsys.readouterr().out
+
+
+def test_config_check_names_key_and_problem(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEFAULT_CONFIG.read_text().replace('nation = "GHA"\nkind = "radar"',
+                                                      'nation = "Ghana"\nkind = "radar"'))
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "$.sensors[1].nation" in err and "Expected `str` matching regex" in err
+
+
+def test_replay_then_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recording, tracks = tmp_path / "short.mpk", tmp_path / "tracks.jsonl"
+    write_recording(load_scenario("default").with_duration(60.0), recording)
+    assert main(["replay", str(recording), "--tracks-out", str(tracks)]) == 0
+    assert "0 rejected" in capsys.readouterr().out
+    lines = [json.loads(line) for line in tracks.read_text().splitlines()]
+    assert {line["picture"] for line in lines} == {"mission"}
+    assert {"t", "track_id", "lat", "lon", "vn", "ve", "status", "cls", "affiliation"} <= set(
+        lines[0])
+    assert main(["score", "--truth", str(recording), "--tracks", str(tracks)]) == 0
+    report = capsys.readouterr().out
+    assert "GOSPA (c = 100 m, p = 2, alpha = 2)" in report and "ID switches" in report
+
+
+def test_replay_of_a_partner_picture_and_an_unknown_one(tmp_path: Path) -> None:
+    recording, tracks = tmp_path / "short.mpk", tmp_path / "tracks.jsonl"
+    write_recording(load_scenario("default").with_duration(20.0), recording)
+    assert main(["replay", str(recording), "--picture", "bra", "--tracks-out", str(tracks)]) == 0
+    assert all(json.loads(line)["picture"] == "bra" for line in tracks.read_text().splitlines())
+    with pytest.raises(SystemExit, match="no partner 'zzz'"):
+        main(["replay", str(recording), "--picture", "zzz"])
