@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
 
+from hub.metrics import Rates
 from hub.service import HubService
 
 
@@ -15,26 +15,27 @@ class LiveTable:
     def __init__(self, address: str, out: TextIO = sys.stdout) -> None:
         self.address = address
         self.out = out
-        self._last_received = 0
-        self._last_time = time.monotonic()
+        self._rates = Rates()
         self._redraw = out.isatty()
 
     def render(self, service: HubService) -> str:
-        """The table for the service's current state."""
-        now = time.monotonic()
-        received = service.pipeline.counters["received"]
-        rate = (received - self._last_received) / max(now - self._last_time, 1e-6)
-        self._last_received, self._last_time = received, now
-        rejected = service.pipeline.counters["rejected"]
-        lines = [f"hub: {received} messages in ({rate:,.0f}/s), {rejected} dead-lettered, "
+        """The table: totals, then per partner its picture and the rate of its sources."""
+        pipeline = service.pipeline
+        counters = {"received": pipeline.counters["received"]}
+        counters.update({g.group.key: g.fused for g in pipeline.groups})
+        rates = self._rates.update(counters)
+        lines = [f"hub: {counters['received']} messages in ({rates['received']:,.0f}/s), "
+                 f"{pipeline.counters['rejected']} dead-lettered, "
                  f"broker {service.bus.state if service.bus else 'down'}",
-                 f"{'partner':<10}{'tracks':>8}{'confirmed':>11}{'friends':>9}  subscribe to"]
+                 f"{'partner':<10}{'tracks':>8}{'confirmed':>11}{'friends':>9}{'msg in/s':>10}"
+                 "  subscribe to"]
         for partner in service.config.partners:
-            fusion = service.pipeline.group_of(partner.id)
+            fusion = pipeline.group_of(partner.id)
             table = fusion.tracker.snapshot()
             friends = len(fusion.platforms.snapshot().id)
             confirmed = int((table.status > 0).sum())
-            lines.append(f"{partner.id:<10}{len(table.id):>8}{confirmed:>11}{friends:>9}  "
+            lines.append(f"{partner.id:<10}{len(table.id):>8}{confirmed:>11}{friends:>9}"
+                         f"{rates[fusion.group.key]:>10.1f}  "
                          f"{self.address} cop/{partner.id}/picture")
         return "\n".join(lines)
 

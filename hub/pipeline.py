@@ -34,6 +34,7 @@ class GroupFusion:
         self.group = group
         self.tracker = Tracker(config.fusion, len(config.sensors))
         self.platforms = PlatformTable(config, frame)
+        self.fused = 0
 
     def sees(self, sensor: int) -> bool:
         """Whether this group may use data from sensor index ``sensor``."""
@@ -96,6 +97,7 @@ class Pipeline:
             for fusion in self.groups:
                 if not fusion.sees(item.sensor):
                     continue
+                fusion.fused += 1
                 if isinstance(item, Scan):
                     fusion.tracker.process(item)
                 elif isinstance(item, PlatformFix):

@@ -18,6 +18,7 @@ from hub import __version__, topics
 from hub.bus import Bus
 from hub.config import HubConfig
 from hub.messages import HubStatus, encode
+from hub.metrics import Rates
 from hub.pipeline import Pipeline
 from hub.publish.mqtt import PicturePublisher
 
@@ -30,6 +31,7 @@ SUBSCRIPTIONS = (
     ("sensors/+/status", 1),
 )
 FLUSH_TICK_S = 0.02
+RATED = ("received", "rejected", "detections", "fused")
 
 
 class HubService:
@@ -43,6 +45,7 @@ class HubService:
         self.publisher: PicturePublisher | None = None
         self.started = time.time()
         self._flush_pending = False
+        self._status_rates = Rates()
         self._event_driven = config.publish.interval_s == 0
 
     def _on_message(self, topic: str, payload: bytes) -> None:
@@ -72,9 +75,10 @@ class HubService:
         counters: Counter[str] = self.pipeline.counters + self.pipeline.router.counters
         queues = {"reorder": len(self.pipeline.reorder)}
         broker = self.bus.state if self.bus is not None else "down"
+        rates = self._status_rates.update({k: counters[k] for k in RATED})
         return HubStatus(ts=time.time(), online=online, version=__version__,
                          uptime=time.time() - self.started, counters=dict(counters),
-                         queues=queues, broker=broker)
+                         rates=rates, queues=queues, broker=broker)
 
     async def run(self, stop: asyncio.Event,
                   on_tick: Callable[[HubService], Awaitable[None] | None] | None = None) -> None:
