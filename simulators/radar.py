@@ -42,15 +42,23 @@ class RadarSim:
 
     def true_polar(self, snap: Snapshot) -> tuple[Array, Array]:
         """Noise-free ground range (m) and bearing (deg) of every target."""
-        lat, lon, alt = snap.geodetic
+        return self.polar_of(*snap.geodetic)
+
+    def polar_of(self, lat: Array, lon: Array, alt: Array) -> tuple[Array, Array]:
+        """Noise-free ground range (m) and bearing (deg) of geodetic points."""
         e, n, _ = self.frame.to_enu(lat, lon, alt)
         return np.hypot(e, n), np.degrees(np.arctan2(e, n)) % 360.0
+
+    def in_coverage(self, ground_range: Array) -> NDArray[np.bool_]:
+        """Whether points at these ground ranges can be detected at all."""
+        s = self.spec
+        return np.asarray((ground_range >= s.min_range) & (ground_range <= s.max_range))
 
     def measure(self, snap: Snapshot) -> RadarReturns:
         """Detect, perturb and classify the targets of ``snap``, and add clutter."""
         s, rng = self.spec, self.rng
         r_true, b_true = self.true_polar(snap)
-        covered = (r_true >= s.min_range) & (r_true <= s.max_range)
+        covered = self.in_coverage(r_true)
         hit = np.flatnonzero(covered & (rng.random(len(snap)) < s.pd))
         r = np.abs(r_true[hit] + rng.normal(0.0, s.sigma_range, hit.size))
         b = (b_true[hit] + rng.normal(0.0, s.sigma_bearing, hit.size)) % 360.0
