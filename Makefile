@@ -31,7 +31,7 @@ lint: $(STAMP)
 
 bench: $(STAMP) mosquitto
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

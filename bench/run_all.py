@@ -1,0 +1,45 @@
+"""Run every benchmark with its defaults, one after the other (``make bench``).
+
+Each writes its figures to bench/results/; docs/BENCHMARKS.md quotes them with
+the command and the machine. Pass names to run a subset:
+``python bench/run_all.py replay latency``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = {
+    "tracker_core": ["bench_tracker_core.py"],
+    "replay": ["bench_replay.py"],
+    "stonesoup": ["bench_stonesoup.py", "--scenario", "targets50"],
+    "bus": ["bench_bus.py", "--messages", "100000"],
+    "e2e": ["bench_e2e.py"],
+    "latency": ["bench_latency.py"],
+}
+
+
+def main(names: list[str]) -> int:
+    """Run the named benchmarks (all by default); return the number that failed."""
+    failed = 0
+    for name in names or list(BENCHES):
+        script, *args = BENCHES[name]
+        if not (HERE / script).exists():
+            print(f"== {name}: {script} is missing", flush=True)
+            failed += 1
+            continue
+        print(f"== {name}: {script} {' '.join(args)}", flush=True)
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, str(HERE / script), *args], check=False)
+        print(f"== {name}: exit {result.returncode} after {time.monotonic() - started:.0f} s\n",
+              flush=True)
+        failed += result.returncode != 0
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
