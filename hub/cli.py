@@ -35,7 +35,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="hub-demo-"))
-    return run_demo(_config(args), Path(args.scenario), args.duration, args.speed, workdir)
+    return run_demo(_config(args), Path(args.scenario), args.duration, args.speed, workdir,
+                    args.broker)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop after S seconds (default: Ctrl-C)")
     p.add_argument("--speed", type=float, default=1.0, help="simulation speed factor")
     p.add_argument("--workdir", help="where logs go (default: a new temp dir)")
+    p.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto",
+                   help="auto: Mosquitto when installed, else the embedded amqtt (MQTT 3.1.1)")
 
     p = command("run", cmd_run, "run the hub service against the configured broker")
     _broker_options(p)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from hub.broker import start_broker
+from hub.broker import Prefer, start_broker
 from hub.config import HubConfig
 from hub.console import LiveTable
 from hub.lifecycle import stop_event
@@ -70,10 +70,10 @@ async def _serve(service: HubService, tick: Callable[[HubService], None],
 
 
 def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: float,
-             workdir: Path) -> int:
+             workdir: Path, broker_kind: Prefer = "auto") -> int:
     """Run the whole demo until ``duration`` passes or Ctrl-C; return an exit code."""
     workdir.mkdir(parents=True, exist_ok=True)
-    with start_broker() as broker:
+    with start_broker(prefer=broker_kind, workdir=workdir / "broker") as broker:
         config = msgspec.structs.replace(config, broker=msgspec.structs.replace(
             config.broker, host=broker.host, port=broker.port, protocol=broker.protocol))
         address = f"mqtt://{broker.host}:{broker.port}"
