@@ -20,6 +20,7 @@ the retained hub/status (published every 0.25 s here).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import signal
 import struct
@@ -37,12 +38,21 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
-    ROOT, RawPublisher, StatusWatcher, cpu_seconds, hub_config, load_average, publish_packet,
-    start_hub, stop_process, write_results)
+from common import (
+    ROOT,
+    RawPublisher,
+    StatusWatcher,
+    cpu_seconds,
+    hub_config,
+    load_average,
+    publish_packet,
+    start_hub,
+    stop_process,
+    write_results,
+)
 
-from hub import topics  # noqa: E402
-from hub.broker import BrokerHandle, start_broker  # noqa: E402
+from hub import topics
+from hub.broker import BrokerHandle, start_broker
 
 SCENARIO = ROOT / "config" / "scenarios" / "targets300.toml"
 SPAN_MARGIN_S = 60.0
@@ -93,8 +103,9 @@ def build_templates(qos: int) -> tuple[list[Template], float]:
         packet = bytearray(publish_packet(topic, body, qos, 1))
         offset = len(packet) - len(body)
         id_at = offset - 2 if qos else -1
-        out.append(Template(packet, sensor, (sensor, kind), t,
-                            len(message.get("detections", [])), id_at, offset + TS_AT, offset + SEQ_AT))
+        detections = len(message.get("detections", []))
+        out.append(Template(packet, sensor, (sensor, kind), t, detections, id_at,
+                            offset + TS_AT, offset + SEQ_AT))
     return out, scenario.duration_s
 
 
@@ -191,10 +202,8 @@ class Load:
 
     def close(self) -> None:
         if self.proc.is_alive():
-            try:
+            with contextlib.suppress(OSError):
                 self.conn.send(("stop", 0, 0))
-            except OSError:
-                pass
             self.proc.join(5)
         stop_process(self.proc)
 

@@ -9,6 +9,7 @@ the hub for the machine's two cores the way a paho publisher would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -216,10 +217,8 @@ def _run_hub(config_bytes: bytes, duration: float) -> None:
     async def serve() -> None:
         await HubService(config).run(stop_event(duration))
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
 
 
 def start_hub(config: HubConfig, duration: float) -> mp.Process:
@@ -249,7 +248,8 @@ class StatusWatcher:
     def __init__(self, host: str, port: int) -> None:
         self.latest: dict[str, Any] | None = None
         self.updated = threading.Condition()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-status-{os.getpid()}",
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=f"bench-status-{os.getpid()}",
                                   protocol=MQTTProtocolVersion.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topics.HUB_STATUS, 1)
