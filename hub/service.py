@@ -32,6 +32,7 @@ SUBSCRIPTIONS = (
 )
 FLUSH_TICK_S = 0.02
 RATED = ("received", "rejected", "detections", "fused")
+ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps")
 
 
 class HubService:
@@ -72,7 +73,9 @@ class HubService:
 
     def status(self, online: bool = True) -> HubStatus:
         """The hub's health report as published on ``hub/status``."""
-        counters: Counter[str] = self.pipeline.counters + self.pipeline.router.counters
+        counters: Counter[str] = Counter(dict.fromkeys(ALWAYS_REPORTED, 0))
+        counters.update(self.pipeline.counters)
+        counters.update(self.pipeline.router.counters)
         queues = {"reorder": len(self.pipeline.reorder)}
         broker = self.bus.state if self.bus is not None else "down"
         rates = self._status_rates.update({k: counters[k] for k in RATED})
