@@ -12,9 +12,10 @@ thousand candidate pairs, not 90,000.
 Assignment is classical GNN: among the gated pairs, the assignment with the
 most pairs, and among those the least total cost ``d² + ln det S`` (the
 negative log-likelihood up to a constant, which favours the sharper track of
-two at the same distance). The gate graph is split into connected clusters
-(scipy.sparse.csgraph.connected_components); a cluster of a single pair is
-assigned directly, the others each go to scipy's linear_sum_assignment.
+two at the same distance). A pair whose track and measurement gate with
+nothing else is assigned directly; all the other pairs (the conflicting
+clusters) go to one scipy linear_sum_assignment over just their rows and
+columns.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from hub.fusion.models import inv2
 
@@ -93,36 +92,27 @@ def _east_band_pairs(track_e: Array, radius: Array, meas_e: Array) -> tuple[Inde
 def assign(gated: Gated, n_tracks: int, n_meas: int) -> tuple[Index, Index]:
     """Return (track indices, measurement indices) of the GNN assignment of gated pairs."""
     ti, mi, cost = gated.ti, gated.mi, gated.cost
+    if ti.shape[0] == 0:
+        return ti, mi
     # A pair whose track and measurement gate with nothing else is its own
-    # cluster: assigned at once, without building a graph.
+    # cluster: assigned at once.
     alone = (np.bincount(ti, minlength=n_tracks)[ti] == 1) & (
         np.bincount(mi, minlength=n_meas)[mi] == 1)
-    out_t, out_m = [ti[alone]], [mi[alone]]
-    rest = np.flatnonzero(~alone)
-    if rest.shape[0]:
-        label = _cluster_labels(ti[rest], mi[rest])
-        order = rest[np.argsort(label, kind="stable")]
-        bounds = np.flatnonzero(np.diff(np.sort(label, kind="stable"))) + 1
-        for edges in np.split(order, bounds):
-            t_sel, m_sel = _solve_cluster(ti[edges], mi[edges], cost[edges])
-            out_t.append(t_sel)
-            out_m.append(m_sel)
-    return np.concatenate(out_t), np.concatenate(out_m)
+    if alone.all():
+        return ti, mi
+    rest = ~alone
+    t_sel, m_sel = _solve_conflicts(ti[rest], mi[rest], cost[rest])
+    return np.concatenate((ti[alone], t_sel)), np.concatenate((mi[alone], m_sel))
 
 
-def _cluster_labels(ti: Index, mi: Index) -> Index:
-    """Return the connected-component label of each edge of the bipartite gate graph."""
-    tracks, t_node = np.unique(ti, return_inverse=True)
-    _, m_node = np.unique(mi, return_inverse=True)
-    n = tracks.shape[0] + int(m_node.max()) + 1
-    graph = coo_matrix((np.ones(ti.shape[0]), (t_node, tracks.shape[0] + m_node)), shape=(n, n))
-    _, node_label = connected_components(graph, directed=False)
-    edge_label: Index = node_label[t_node]
-    return edge_label
+def _solve_conflicts(ti: Index, mi: Index, cost: Array) -> tuple[Index, Index]:
+    """Solve every conflicting cluster at once: one linear_sum_assignment over their union.
 
-
-def _solve_cluster(ti: Index, mi: Index, cost: Array) -> tuple[Index, Index]:
-    """Solve one cluster's assignment with linear_sum_assignment."""
+    The clusters share no track or measurement, so the union's matrix is
+    block-diagonal up to forbidden cells, and its optimum (most real pairs,
+    then least cost) is the union of the clusters' optima: one small dense
+    solve instead of a graph search and one solve per cluster.
+    """
     tracks, t_local = np.unique(ti, return_inverse=True)
     meas, m_local = np.unique(mi, return_inverse=True)
     matrix = np.full((tracks.shape[0], meas.shape[0]), _FORBIDDEN)
