@@ -25,6 +25,7 @@ free to correct), so b is replaced by b + γ.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from hub.fusion.measurements import Scan
 from hub.geo import EnuFrame
-from hub.messages import CLASSES, DetectionBatch, GeoDetection, SensorPosition
+from hub.messages import CLASSES, DetectionBatch, GeoDetection, PolarDetection, SensorPosition
 
 CLASS_INDEX = {name: i for i, name in enumerate(CLASSES)}
 UNKNOWN = CLASS_INDEX["unknown"]
@@ -42,59 +43,68 @@ Array = NDArray[np.float64]
 
 def batch_to_scan(batch: DetectionBatch, sensor_index: int, frame: EnuFrame) -> Scan:
     """Convert every detection of ``batch`` into ENU positions with covariances."""
-    m = len(batch.detections)
-    cls: list[int] = []
-    conf: list[float] = []
-    geo_rows: list[int] = []
-    geo: list[tuple[float, float, float, float, float, float]] = []
-    polar: list[tuple[float, float, float, float, float]] = []
-    for i, d in enumerate(batch.detections):
-        cls.append(CLASS_INDEX.get(d.cls, UNKNOWN))
-        conf.append(d.conf)
-        if isinstance(d, GeoDetection):
-            geo_rows.append(i)
-            alt = d.alt if d.alt is not None else frame.alt0
-            if d.cov is not None:
-                geo.append((d.lat, d.lon, alt, *d.cov))
-            else:
-                s2 = d.sigma * d.sigma if d.sigma is not None else 0.0
-                geo.append((d.lat, d.lon, alt, s2, 0.0, s2))
-        else:
-            el = d.elevation if d.elevation is not None else 0.0
-            polar.append((d.range, d.bearing, el, d.sigma_range, d.sigma_bearing))
-    z = np.empty((m, 2))
-    r = np.empty((m, 2, 2))
-    is_geo = np.zeros(m, dtype=bool)
-    is_geo[geo_rows] = True
-    if geo:
-        z[is_geo], r[is_geo] = _geo(np.array(geo), frame)
-    if polar:
+    dets = batch.detections
+    m = len(dets)
+    # One list comprehension per field, then numpy: no per-detection appends.
+    cls = np.array([CLASS_INDEX.get(d.cls, UNKNOWN) for d in dets], dtype=np.int16)
+    conf = np.array([d.conf for d in dets], dtype=np.float64)
+    geo = [d for d in dets if isinstance(d, GeoDetection)]
+    polar = [d for d in dets if not isinstance(d, GeoDetection)]
+    if not polar:
+        z, r = _geo(geo, frame)
+    elif not geo:
         assert batch.sensor is not None  # DetectionBatch validation guarantees it
-        z[~is_geo], r[~is_geo] = _polar(np.array(polar), batch.sensor, frame)
-    return Scan(t=batch.ts, sensor=sensor_index, z=z, R=r,
-                cls=np.array(cls, dtype=np.int16), conf=np.array(conf, dtype=np.float64))
+        z, r = _polar(polar, batch.sensor, frame)
+    else:
+        assert batch.sensor is not None
+        is_geo = np.array([isinstance(d, GeoDetection) for d in dets], dtype=bool)
+        z, r = np.empty((m, 2)), np.empty((m, 2, 2))
+        z[is_geo], r[is_geo] = _geo(geo, frame)
+        z[~is_geo], r[~is_geo] = _polar(polar, batch.sensor, frame)
+    return Scan(t=batch.ts, sensor=sensor_index, z=z, R=r, cls=cls, conf=conf)
 
 
-def _geo(rows: Array, frame: EnuFrame) -> tuple[Array, Array]:
-    """Project rows of (lat, lon, alt, ee, en, nn) into ENU positions and covariances."""
-    e, n, _ = frame.to_enu(rows[:, 0], rows[:, 1], rows[:, 2])
-    r = np.empty((rows.shape[0], 2, 2))
-    r[:, 0, 0] = rows[:, 3]
-    r[:, 0, 1] = r[:, 1, 0] = rows[:, 4]
-    r[:, 1, 1] = rows[:, 5]
+def _geo(dets: list[GeoDetection], frame: EnuFrame) -> tuple[Array, Array]:
+    """Project geo detections into ENU positions and covariances."""
+    k = len(dets)
+    if k == 0:
+        return np.empty((0, 2)), np.empty((0, 2, 2))
+    alt0 = frame.alt0
+    e, n, _ = frame.to_enu(np.array([d.lat for d in dets]), np.array([d.lon for d in dets]),
+                           np.array([alt0 if d.alt is None else d.alt for d in dets]))
+    cov = np.array([d.cov if d.cov is not None else _isotropic(d.sigma) for d in dets])
+    r = np.empty((k, 2, 2))
+    r[:, 0, 0] = cov[:, 0]
+    r[:, 0, 1] = r[:, 1, 0] = cov[:, 1]
+    r[:, 1, 1] = cov[:, 2]
     return np.stack((e, n), axis=1), r
 
 
-def _polar(rows: Array, sensor: SensorPosition, frame: EnuFrame) -> tuple[Array, Array]:
-    """Convert rows of (range, bearing°, elevation°, σr, σb°) seen from ``sensor``."""
-    e0, n0, gamma = sensor_origin(sensor, frame)
-    cos_el = np.cos(np.radians(rows[:, 2]))
-    ground, sigma_r = rows[:, 0] * cos_el, rows[:, 3] * cos_el
-    z, r = unbiased_conversion(ground, np.radians(rows[:, 1]) + gamma, sigma_r,
-                               np.radians(rows[:, 4]))
+def _isotropic(sigma: float | None) -> tuple[float, float, float]:
+    """Return (ee, en, nn) of a circular sigma (0 when the detection gives none)."""
+    s2 = sigma * sigma if sigma is not None else 0.0
+    return (s2, 0.0, s2)
+
+
+def _polar(dets: list[PolarDetection], sensor: SensorPosition, frame: EnuFrame
+           ) -> tuple[Array, Array]:
+    """Convert polar detections (range, bearing°, elevation°, σr, σb°) seen from ``sensor``."""
+    e0, n0, gamma = _sensor_origin_cached(sensor.lat, sensor.lon, sensor.alt, frame)
+    cos_el = np.cos(np.radians([0.0 if d.elevation is None else d.elevation for d in dets]))
+    ground = np.array([d.range for d in dets]) * cos_el
+    sigma_r = np.array([d.sigma_range for d in dets]) * cos_el
+    z, r = unbiased_conversion(ground, np.radians([d.bearing for d in dets]) + gamma, sigma_r,
+                               np.radians([d.sigma_bearing for d in dets]))
     z[:, 0] += e0
     z[:, 1] += n0
     return z, r
+
+
+@functools.lru_cache(maxsize=256)
+def _sensor_origin_cached(lat: float, lon: float, alt: float, frame: EnuFrame
+                          ) -> tuple[float, float, float]:
+    """``sensor_origin`` memoised: a radar reports the same position scan after scan."""
+    return sensor_origin(SensorPosition(lat=lat, lon=lon, alt=alt), frame)
 
 
 def sensor_origin(sensor: SensorPosition, frame: EnuFrame) -> tuple[float, float, float]:
