@@ -59,8 +59,8 @@ class PlatformTable:
         live = bool(self._live[sensor])
         if live and ts <= self._t_fix[sensor]:
             return
-        e, n, _ = self.frame.to_enu(telemetry.lat, telemetry.lon, telemetry.alt)
-        pos = np.array([float(e), float(n)])
+        e, n, _ = self.frame.point_to_enu(telemetry.lat, telemetry.lon, telemetry.alt)
+        pos = np.array([e, n])
         if telemetry.ve is not None and telemetry.vn is not None:
             vel = np.array([telemetry.ve, telemetry.vn])
         elif live:
