@@ -40,3 +40,15 @@ def test_one_degree_of_latitude_is_about_110_km() -> None:
     frame = EnuFrame(0.0, 0.0)
     _, north, _ = frame.to_enu(1.0, 0.0, 0.0)
     assert 110_500 < north < 110_700
+
+
+def test_point_to_enu_agrees_with_the_vectorised_form() -> None:
+    rng = np.random.default_rng(3)
+    frame = EnuFrame(-1.2921, 36.8219, 1650.0)
+    lat = -1.2921 + rng.uniform(-0.5, 0.5, 50)
+    lon = 36.8219 + rng.uniform(-0.5, 0.5, 50)
+    alt = rng.uniform(0.0, 5000.0, 50)
+    ref = np.stack(frame.to_enu(lat, lon, alt), axis=1)
+    points = np.array([frame.point_to_enu(*p) for p in zip(lat.tolist(), lon.tolist(),
+                                                           alt.tolist(), strict=True)])
+    assert np.abs(points - ref).max() < 1e-6
