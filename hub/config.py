@@ -87,7 +87,9 @@ class Fusion(Base, frozen=True, kw_only=True):
     """Tracker parameters (see docs/ARCHITECTURE.md for their meaning)."""
 
     reorder_window_s: NonNegative = 0.5
-    process_noise: Positive = 2.0
+    process_noise: Positive = 3.0
+    quiet_noise: Positive = 0.3
+    model_switch_rate: Positive = 0.03
     init_speed_sigma: Positive = 15.0
     gate_chi2: Positive = 13.8
     confirm_m: Annotated[int, Meta(ge=1)] = 3

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import Fusion
-from hub.fusion import classify, initiation, models
+from hub.fusion import classify, imm, initiation
 from hub.fusion.association import assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
 from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
@@ -58,6 +58,9 @@ class Tracker:
         self.n_sensors = n_sensors
         self.coast_after_s = coast_after_s
         self.q = params.process_noise**2
+        # IMM models: quiet (going straight), manoeuvre (the last, used for gating).
+        self._model_q = np.array([params.quiet_noise**2, self.q])
+        self._model_rate = np.full(2, params.model_switch_rate)
         self.t = -math.inf
         self.n = 0
         self.late_scans = 0
@@ -67,7 +70,6 @@ class Tracker:
 
     _id: NDArray[np.int64]
     _x: NDArray[np.float64]
-    _p: NDArray[np.float64]
     _confirmed: NDArray[np.bool_]
     _cls: NDArray[np.float64]
     _first: NDArray[np.float64]
@@ -76,15 +78,19 @@ class Tracker:
     _sources: NDArray[np.bool_]
     _hist: NDArray[np.uint32]
     _misses: NDArray[np.int32]
+    _xm: NDArray[np.float64]
+    _pm: NDArray[np.float64]
+    _mu: NDArray[np.float64]
 
     def _layout(self) -> dict[str, tuple[tuple[int, ...], type[np.generic]]]:
         """Return each per-track array's row shape and dtype."""
         return {
-            "_id": ((), np.int64), "_x": ((4,), np.float64), "_p": ((4, 4), np.float64),
+            "_id": ((), np.int64), "_x": ((4,), np.float64),
             "_confirmed": ((), np.bool_), "_cls": ((classify.N_CLASSES,), np.float64),
             "_first": ((), np.float64), "_last": ((), np.float64), "_updates": ((), np.int64),
             "_sources": ((self.n_sensors,), np.bool_), "_hist": ((), np.uint32),
-            "_misses": ((), np.int32),
+            "_misses": ((), np.int32), "_xm": ((2, 4), np.float64),
+            "_pm": ((2, 4, 4), np.float64), "_mu": ((2,), np.float64),
         }
 
     def _alloc(self, cap: int) -> None:
@@ -104,7 +110,9 @@ class Tracker:
         self._predict_to(scan.t)
         self._delete(self._lost(scan.t))
         n, m = self.n, len(scan)
-        gated = gate(self._x[:n, 0:2], self._p[:n, 0:2, 0:2], scan.z, scan.R,
+        # Gate with the manoeuvre model's covariance: a turn must not leave the gate
+        # while the quiet model still holds most of the probability.
+        gated = gate(self._x[:n, 0:2], self._pm[:n, -1, 0:2, 0:2], scan.z, scan.R,
                      self.params.gate_chi2)
         ti, mi = assign(gated, n, m)
         self._update(ti, scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t)
@@ -124,11 +132,12 @@ class Tracker:
     def snapshot(self) -> TrackTable:
         """Return copies of the live tracks, predicted to the tracker's current time."""
         n = self.n
+        _, p = imm.combine(self._xm[:n], self._pm[:n], self._mu[:n])
         status = np.where(self._confirmed[:n], CONFIRMED, TENTATIVE).astype(np.int8)
         status[self._confirmed[:n] & (self.t - self._last[:n] > self.coast_after_s)] = COASTING
         return TrackTable(
             t=self.t, q=self.q, id=self._id[:n].copy(), x=self._x[:n].copy(),
-            P=self._p[:n].copy(), status=status, cls_probs=self._cls[:n].copy(),
+            P=p, status=status, cls_probs=self._cls[:n].copy(),
             first_seen=self._first[:n].copy(), last_update=self._last[:n].copy(),
             updates=self._updates[:n].copy(), sources=self._sources[:n].copy())
 
@@ -140,22 +149,27 @@ class Tracker:
     def _predict_to(self, t: float) -> None:
         n = self.n
         if n and t > self.t:
-            self._x[:n], self._p[:n] = models.predict(self._x[:n], self._p[:n], t - self.t,
-                                                      self.q)
+            imm.predict(self._xm[:n], self._pm[:n], t - self.t, self._model_q)
+            self._x[:n] = np.einsum("kj,kjd->kd", self._mu[:n], self._xm[:n])
         self.t = max(self.t, t)
 
     def _lost(self, t: float) -> NDArray[np.bool_]:
         """Return which live tracks are stale or too uncertain at time ``t``."""
         n = self.n
         stale = t - self._last[:n] > self.params.delete_after_s
-        sigma2 = lambda_max2(self._p[:n, 0:2, 0:2])
+        sigma2 = lambda_max2(self._pm[:n, -1, 0:2, 0:2])  # the widest model
         return stale | (sigma2 > self.params.max_position_sigma**2)
 
     def _update(self, ti: NDArray[np.intp], z: NDArray[np.float64], r: NDArray[np.float64],
                 cls: NDArray[np.int16], conf: NDArray[np.float64], t: float) -> None:
         if ti.shape[0] == 0:
             return
-        self._x[ti], self._p[ti] = models.update(self._x[ti], self._p[ti], z, r)
+        # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
+        xm, pm, mu = imm.mix(self._xm[ti], self._pm[ti], self._mu[ti], t - self._last[ti],
+                             self._model_rate)
+        xm, self._pm[ti], mu = imm.update(xm, pm, mu, z, r)
+        self._xm[ti], self._mu[ti] = xm, mu
+        self._x[ti] = np.einsum("kj,kjd->kd", mu, xm)
         self._cls[ti] = classify.fuse(self._cls[ti], cls, conf)
         self._last[ti] = t
         self._updates[ti] += 1
@@ -185,9 +199,11 @@ class Tracker:
         self._next_id += k
         self._x[rows] = 0.0
         self._x[rows, 0:2] = scan.z[mi]
-        self._p[rows] = 0.0
-        self._p[rows, 0:2, 0:2] = scan.R[mi]
-        self._p[rows, 2, 2] = self._p[rows, 3, 3] = self.params.init_speed_sigma**2
+        self._xm[rows] = self._x[rows, None]
+        self._pm[rows] = 0.0
+        self._pm[rows, :, 0:2, 0:2] = scan.R[mi, None]
+        self._pm[rows, :, 2, 2] = self._pm[rows, :, 3, 3] = self.params.init_speed_sigma**2
+        self._mu[rows] = 1.0 / self._mu.shape[1]
         self._cls[rows] = classify.fuse(classify.uniform(k), scan.cls[mi], scan.conf[mi])
         self._first[rows] = self._last[rows] = scan.t
         self._updates[rows] = 1

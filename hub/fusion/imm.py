@@ -1,0 +1,102 @@
+"""Interacting multiple model (IMM) filter of constant-velocity models, vectorised over tracks.
+
+Every model is the CV model of hub.fusion.models with its own acceleration
+spectral density ``q[j]``: a quiet one for targets going straight and a loud
+one for turns and speed changes. Each track carries one state per model
+``xm`` (K, J, 4), ``pm`` (K, J, 4, 4) and the model probabilities ``mu``
+(K, J); its estimate is the moment-matched mixture (``combine``).
+
+Cycle. Every scan predicts every model of every track (``predict``); only
+the tracks the scan updates are mixed (``mix``, with the Markov switching
+probabilities over the time since their last update) and updated
+(``update``: each model's Kalman update, then the model probabilities from
+the models' measurement likelihoods). Mixing once per update rather than
+once per scan of any sensor keeps the per-scan cost near that of a single
+filter; because both models share F, mixing predicted states gives the same
+means as predicting mixed ones, and the covariances differ only in which
+model's Q the switched share was predicted with. The switching matrix comes
+from a continuous-time Markov chain with exit rate ``rate[j]`` per second,
+so it is right for any interval between updates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hub.fusion.models import inv2
+
+Array = NDArray[np.float64]
+
+
+def switching(tau: Array, rate: Array) -> Array:
+    """Return the (K, J, J) model transition matrices over intervals ``tau`` (K,) s.
+
+    Model ``j`` is left with probability 1 - exp(-rate[j] tau), to the other
+    models in equal shares.
+    """
+    j = rate.shape[0]
+    leave = 1.0 - np.exp(-tau[:, None] * rate[None, :])  # (K, J)
+    pi = np.repeat((leave / max(j - 1, 1))[:, :, None], j, axis=2)
+    diag = np.arange(j)
+    pi[:, diag, diag] = 1.0 - leave
+    return pi
+
+
+def process_noise(dt: float, q: Array) -> Array:
+    """Return the (J, 4, 4) white-acceleration process noise of each model over ``dt``."""
+    out = np.zeros((q.shape[0], 4, 4))
+    d3, d2, d1 = q * dt**3 / 3.0, q * dt**2 / 2.0, q * dt
+    out[:, 0, 0] = out[:, 1, 1] = d3
+    out[:, 0, 2] = out[:, 2, 0] = out[:, 1, 3] = out[:, 3, 1] = d2
+    out[:, 2, 2] = out[:, 3, 3] = d1
+    return out
+
+
+def predict(xm: Array, pm: Array, dt: float, q: Array) -> tuple[Array, Array]:
+    """Predict every model state (K, J, 4) and covariance (K, J, 4, 4) by ``dt`` s, in place."""
+    xm[..., 0:2] += dt * xm[..., 2:4]
+    pm[..., 0:2, :] += dt * pm[..., 2:4, :]
+    pm[..., :, 0:2] += dt * pm[..., :, 2:4]
+    pm += process_noise(dt, q)
+    return xm, pm
+
+
+def mix(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array
+        ) -> tuple[Array, Array, Array]:
+    """Mix the model states after intervals ``tau`` (K,); return (xm, pm, predicted mu)."""
+    pi = switching(tau, rate)
+    c = np.einsum("ki,kij->kj", mu, pi)  # predicted model probabilities
+    w = mu[:, :, None] * pi / c[:, None, :]  # w[k, i, j] = P(model i before | j now)
+    x0 = np.einsum("kij,kid->kjd", w, xm)
+    dx = xm[:, :, None, :] - x0[:, None, :, :]  # (K, i, j, 4)
+    spread = pm[:, :, None] + dx[..., :, None] * dx[..., None, :]
+    p0 = np.einsum("kij,kijab->kjab", w, spread)
+    return x0, p0, c
+
+
+def update(xm: Array, pm: Array, mu: Array, z: Array, r: Array) -> tuple[Array, Array, Array]:
+    """Update every model of K tracks with positions z (K, 2), R (K, 2, 2); new mu too."""
+    k, j = mu.shape
+    s = pm[..., 0:2, 0:2] + r[:, None]
+    s_inv, det = inv2(s.reshape(k * j, 2, 2))
+    s_inv = s_inv.reshape(k, j, 2, 2)
+    y = z[:, None, :] - xm[..., 0:2]
+    d2 = np.einsum("kji,kjil,kjl->kj", y, s_inv, y)
+    gain = pm[..., :, 0:2] @ s_inv  # (K, J, 4, 2)
+    x_out = xm + np.einsum("kjil,kjl->kji", gain, y)
+    ikh = np.broadcast_to(np.eye(4), pm.shape).copy()
+    ikh[..., :, 0:2] -= gain
+    p_out = ikh @ pm @ np.swapaxes(ikh, -1, -2) + gain @ r[:, None] @ np.swapaxes(gain, -1, -2)
+    # Likelihoods relative to the best model of each track, so none underflows.
+    log_l = -0.5 * (d2 + np.log(det.reshape(k, j)))
+    post = mu * np.exp(log_l - log_l.max(axis=1, keepdims=True))
+    return x_out, p_out, post / post.sum(axis=1, keepdims=True)
+
+
+def combine(xm: Array, pm: Array, mu: Array) -> tuple[Array, Array]:
+    """Return the moment-matched mixture states (K, 4) and covariances (K, 4, 4)."""
+    x = np.einsum("kj,kjd->kd", mu, xm)
+    dx = xm - x[:, None, :]
+    p = np.einsum("kj,kjab->kab", mu, pm + dx[..., :, None] * dx[..., None, :])
+    return x, p
