@@ -24,8 +24,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from hub.fusion.models import inv2
-
 Array = NDArray[np.float64]
 
 
@@ -76,20 +74,26 @@ def mix(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array
 
 
 def update(xm: Array, pm: Array, mu: Array, z: Array, r: Array) -> tuple[Array, Array, Array]:
-    """Update every model of K tracks with positions z (K, 2), R (K, 2, 2); new mu too."""
-    k, j = mu.shape
+    """Update every model of K tracks with positions z (K, 2), R (K, 2, 2); new mu too.
+
+    The covariance update is P - K H P, symmetrised: a third of the Joseph
+    form's matrix products, and float64 keeps it positive definite here.
+    """
     s = pm[..., 0:2, 0:2] + r[:, None]
-    s_inv, det = inv2(s.reshape(k * j, 2, 2))
-    s_inv = s_inv.reshape(k, j, 2, 2)
+    a, b, c, d = s[..., 0, 0], s[..., 0, 1], s[..., 1, 0], s[..., 1, 1]
+    det = a * d - b * c
+    s_inv = np.stack((np.stack((d, -b), axis=-1), np.stack((-c, a), axis=-1)), axis=-2)
+    s_inv /= det[..., None, None]
     y = z[:, None, :] - xm[..., 0:2]
-    d2 = np.einsum("kji,kjil,kjl->kj", y, s_inv, y)
-    gain = pm[..., :, 0:2] @ s_inv  # (K, J, 4, 2)
-    x_out = xm + np.einsum("kjil,kjl->kji", gain, y)
-    ikh = np.broadcast_to(np.eye(4), pm.shape).copy()
-    ikh[..., :, 0:2] -= gain
-    p_out = ikh @ pm @ np.swapaxes(ikh, -1, -2) + gain @ r[:, None] @ np.swapaxes(gain, -1, -2)
+    u = np.stack((s_inv[..., 0, 0] * y[..., 0] + s_inv[..., 0, 1] * y[..., 1],
+                  s_inv[..., 1, 0] * y[..., 0] + s_inv[..., 1, 1] * y[..., 1]), axis=-1)
+    d2 = (y * u).sum(axis=-1)
+    x_out = xm + pm[..., :, 0] * u[..., 0:1] + pm[..., :, 1] * u[..., 1:2]
+    gain = pm[..., :, 0:2] @ s_inv  # P Hᵀ S⁻¹, (K, J, 4, 2)
+    p_out = pm - gain @ pm[..., 0:2, :]
+    p_out = 0.5 * (p_out + np.swapaxes(p_out, -1, -2))
     # Likelihoods relative to the best model of each track, so none underflows.
-    log_l = -0.5 * (d2 + np.log(det.reshape(k, j)))
+    log_l = -0.5 * (d2 + np.log(det))
     post = mu * np.exp(log_l - log_l.max(axis=1, keepdims=True))
     return x_out, p_out, post / post.sum(axis=1, keepdims=True)
 
