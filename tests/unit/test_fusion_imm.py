@@ -1,0 +1,78 @@
+"""IMM of CV models: each model matches the single Kalman filter; mixing and model probabilities."""
+
+import numpy as np
+
+from hub.fusion import imm, models
+
+
+def _random_states(rng: np.random.Generator, k: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.normal(size=(k, j, 4)) * 10.0
+    a = rng.normal(size=(k, j, 4, 4))
+    return x, a @ np.swapaxes(a, -1, -2) + np.eye(4)
+
+
+def test_each_model_predicts_and_updates_like_the_single_filter() -> None:
+    rng = np.random.default_rng(3)
+    xm, pm = _random_states(rng, 5, 2)
+    q = np.array([0.09, 9.0])
+    xp, pp = imm.predict(xm.copy(), pm.copy(), 1.5, q)
+    for j in range(2):
+        x1, p1 = models.predict(xm[:, j], pm[:, j], 1.5, q[j])
+        np.testing.assert_allclose(xp[:, j], x1)
+        np.testing.assert_allclose(pp[:, j], p1)
+    z = rng.normal(size=(5, 2)) * 10.0
+    r = np.broadcast_to(np.diag([25.0, 100.0]), (5, 2, 2)).copy()
+    mu = np.full((5, 2), 0.5)
+    xu, pu, _ = imm.update(xp, pp, mu, z, r)
+    for j in range(2):
+        x1, p1 = models.update(xp[:, j], pp[:, j], z, r)
+        np.testing.assert_allclose(xu[:, j], x1)
+        np.testing.assert_allclose(pu[:, j], p1, rtol=1e-9, atol=1e-9)
+
+
+def test_model_probabilities_follow_the_likelihoods() -> None:
+    # Same mean, model 1 twice as wide: a measurement at the mean favours the
+    # sharp model, one far away the wide model, in the ratio of the Gaussians.
+    xm = np.zeros((2, 2, 4))
+    pm = np.stack([np.eye(4), 3.0 * np.eye(4)])[None].repeat(2, axis=0)
+    r = np.eye(2)[None].repeat(2, axis=0)  # S = 2 I and 4 I
+    z = np.array([[0.0, 0.0], [6.0, 0.0]])
+    _, _, mu = imm.update(xm, pm, np.full((2, 2), 0.5), z, r)
+
+    def gauss(d2: float, s: float) -> float:
+        return float(np.exp(-0.5 * d2 / s) / (2 * np.pi * s))
+
+    for row, d2 in enumerate((0.0, 36.0)):
+        l0, l1 = gauss(d2, 2.0), gauss(d2, 4.0)
+        np.testing.assert_allclose(mu[row], [l0 / (l0 + l1), l1 / (l0 + l1)])
+    assert mu[0, 0] > 0.5 > mu[1, 0]
+
+
+def test_mixing_keeps_the_mixture_and_moves_probability_at_the_switching_rate() -> None:
+    rng = np.random.default_rng(4)
+    xm, pm = _random_states(rng, 3, 2)
+    mu = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]])
+    tau, rate = np.array([0.0, 2.0, 10.0]), np.array([0.1, 0.3])
+    x0, p0, c = imm.mix(xm, pm, mu, tau, rate)
+    leave = 1.0 - np.exp(-tau[:, None] * rate[None])
+    np.testing.assert_allclose(c[:, 1], mu[:, 0] * leave[:, 0] + mu[:, 1] * (1 - leave[:, 1]))
+    np.testing.assert_allclose(c.sum(axis=1), 1.0)
+    # Mixing redistributes, it does not change the overall mixture.
+    xa, pa = imm.combine(xm, pm, mu)
+    xb, pb = imm.combine(x0, p0, c)
+    np.testing.assert_allclose(xa, xb)
+    np.testing.assert_allclose(pa, pb, rtol=1e-9)
+    # With no time to switch, nothing is mixed.
+    np.testing.assert_allclose(x0[0], xm[0])
+    np.testing.assert_allclose(p0[0], pm[0])
+
+
+def test_combine_is_the_moment_matched_mixture() -> None:
+    xm = np.array([[[0.0, 0.0, 0.0, 0.0], [10.0, 0.0, 2.0, 0.0]]])
+    pm = np.eye(4)[None, None].repeat(2, axis=1)
+    x, p = imm.combine(xm, pm, np.array([[0.75, 0.25]]))
+    np.testing.assert_allclose(x[0], [2.5, 0.0, 0.5, 0.0])
+    # Spread of the means: 0.75·0.25·(10)² on east, 0.75·0.25·2² on ve, 0.75·0.25·20 between.
+    np.testing.assert_allclose(p[0, 0, 0], 1.0 + 18.75)
+    np.testing.assert_allclose(p[0, 2, 2], 1.0 + 0.75)
+    np.testing.assert_allclose(p[0, 0, 2], 3.75)
