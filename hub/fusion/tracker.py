@@ -1,4 +1,4 @@
-"""The multi-target tracker: CV Kalman filters, gating, GNN, M-of-N, class fusion.
+"""The multi-target tracker: IMM of CV models, gating, GNN, M-of-N, class fusion.
 
 All track state lives in parallel numpy arrays, rows [0, n) live and
 contiguous, grown by doubling and compacted on deletion; no Python object per
