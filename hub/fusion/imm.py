@@ -1,7 +1,7 @@
 """Interacting multiple model (IMM) filter of constant-velocity models, vectorised over tracks.
 
-Every model is the CV model of hub.fusion.models with its own acceleration
-spectral density ``q[j]``: a quiet one for targets going straight and a loud
+Both models are the CV model of hub.fusion.models, each with its own
+acceleration spectral density ``q[j]``: a quiet one for targets going straight and a loud
 one for turns and speed changes. Each track carries one state per model
 ``xm`` (K, J, 4), ``pm`` (K, J, 4, 4) and the model probabilities ``mu``
 (K, J); its estimate is the moment-matched mixture (``combine``).
@@ -62,14 +62,19 @@ def predict(xm: Array, pm: Array, dt: float, q: Array) -> tuple[Array, Array]:
 
 def mix(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array
         ) -> tuple[Array, Array, Array]:
-    """Mix the model states after intervals ``tau`` (K,); return (xm, pm, predicted mu)."""
+    """Mix the two model states after intervals ``tau`` (K,); return (xm, pm, predicted mu).
+
+    With two models the spread of the means about model j's mixed mean is
+    w0j w1j (x0 - x1)(x0 - x1)ᵀ, so no (K, J, J, 4, 4) array is built.
+    """
     pi = switching(tau, rate)
-    c = np.einsum("ki,kij->kj", mu, pi)  # predicted model probabilities
+    c = mu[:, 0, None] * pi[:, 0] + mu[:, 1, None] * pi[:, 1]  # predicted probabilities
     w = mu[:, :, None] * pi / c[:, None, :]  # w[k, i, j] = P(model i before | j now)
-    x0 = np.einsum("kij,kid->kjd", w, xm)
-    dx = xm[:, :, None, :] - x0[:, None, :, :]  # (K, i, j, 4)
-    spread = pm[:, :, None] + dx[..., :, None] * dx[..., None, :]
-    p0 = np.einsum("kij,kijab->kjab", w, spread)
+    x0 = w[:, 0, :, None] * xm[:, 0, None] + w[:, 1, :, None] * xm[:, 1, None]
+    delta = xm[:, 0] - xm[:, 1]
+    outer = delta[:, :, None] * delta[:, None, :]
+    p0 = (w[:, 0, :, None, None] * pm[:, 0, None] + w[:, 1, :, None, None] * pm[:, 1, None]
+          + (w[:, 0] * w[:, 1])[:, :, None, None] * outer[:, None])
     return x0, p0, c
 
 
