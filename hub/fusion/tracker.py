@@ -47,6 +47,8 @@ COAST_AFTER_S = 3.0
 """A confirmed track not updated for longer than this is reported as coasting."""
 
 _INITIAL_CAPACITY = 64
+_STEP_CACHE_SIZE = 256
+_NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
 class Tracker:
@@ -66,6 +68,7 @@ class Tracker:
         self.late_scans = 0
         self._next_id = 1
         self._removed: list[int] = []
+        self._steps: dict[float, imm.Step] = {}
         self._alloc(_INITIAL_CAPACITY)
 
     _id: NDArray[np.int64]
@@ -110,6 +113,9 @@ class Tracker:
         self._predict_to(scan.t)
         self._delete(self._lost(scan.t))
         n, m = self.n, len(scan)
+        if m == 0:  # an empty scan only counts as a miss where its sensor saw a track
+            self._confirm(scan.sensor, _NO_ROWS)
+            return
         # Gate with the manoeuvre model's covariance: a turn must not leave the gate
         # while the quiet model still holds most of the probability.
         gated = gate(self._x[:n, 0:2], self._pm[:n, -1, 0:2, 0:2], scan.z, scan.R,
@@ -149,16 +155,31 @@ class Tracker:
     def _predict_to(self, t: float) -> None:
         n = self.n
         if n and t > self.t:
-            imm.predict(self._xm[:n], self._pm[:n], t - self.t, self._model_q)
+            imm.predict_common(self._xm[:n], self._pm[:n], self._step(t - self.t))
             self._x[:n] = np.einsum("kj,kjd->kd", self._mu[:n], self._xm[:n])
         self.t = max(self.t, t)
+
+    def _step(self, dt: float) -> imm.Step:
+        """Return ``imm.common_step(dt)``, cached: sensors report at a few fixed periods."""
+        step = self._steps.get(dt)
+        if step is None:
+            if len(self._steps) >= _STEP_CACHE_SIZE:
+                self._steps.clear()
+            step = self._steps[dt] = imm.common_step(dt, self._model_q)
+        return step
 
     def _lost(self, t: float) -> NDArray[np.bool_]:
         """Return which live tracks are stale or too uncertain at time ``t``."""
         n = self.n
+        limit2 = self.params.max_position_sigma**2
+        p_pos = self._pm[:n, -1, 0:2, 0:2]  # the widest model
+        # Cheap exact screen first: λmax <= trace for a covariance, and most
+        # scans lose no track, so the eigenvalues are rarely needed.
+        if n == 0 or (t - self._last[:n].min() <= self.params.delete_after_s and
+                      (p_pos[:, 0, 0] + p_pos[:, 1, 1]).max() <= 0.99 * limit2):
+            return np.zeros(n, dtype=bool)
         stale = t - self._last[:n] > self.params.delete_after_s
-        sigma2 = lambda_max2(self._pm[:n, -1, 0:2, 0:2])  # the widest model
-        return stale | (sigma2 > self.params.max_position_sigma**2)
+        return stale | (lambda_max2(p_pos) > limit2)
 
     def _update(self, ti: NDArray[np.intp], z: NDArray[np.float64], r: NDArray[np.float64],
                 cls: NDArray[np.int16], conf: NDArray[np.float64], t: float) -> None:
@@ -180,6 +201,10 @@ class Tracker:
         hit = np.zeros(n, dtype=bool)
         hit[ti] = True
         counted = initiation.opportunities(self._sources[:n], sensor, hit)
+        if not counted.any():
+            # No history moves, so no track is confirmed or fails (both are
+            # settled after every change): skip the bookkeeping.
+            return
         self._sources[ti, sensor] = True
         self._hist[:n], self._misses[:n] = initiation.record(
             self._hist[:n], self._misses[:n], counted, hit, self.params.confirm_n)
