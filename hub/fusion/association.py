@@ -26,14 +26,16 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
-from hub.fusion.models import inv2
-
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]
 
 # Cost of a non-gated cell inside a cluster: larger than any sum of real costs,
 # so the solver first maximises the number of real pairs.
 _FORBIDDEN = 1e12
+
+# Up to this many track x measurement pairs the gate's first step tests them
+# all (a few whole-matrix operations); above, the east-sorted sweep wins.
+_DENSE_PAIRS = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +61,34 @@ def gate(pos: Array, p_pos: Array, z: Array, r: Array, chi2: float) -> Gated:
         empty = np.zeros(0, dtype=np.intp)
         return Gated(empty, empty, np.zeros(0), np.zeros(0))
     lam_p, lam_r = lambda_max2(p_pos), lambda_max2(r)
-    ti, mi = _east_band_pairs(pos[:, 0], np.sqrt(chi2 * (lam_p + lam_r.max())), z[:, 0])
-    de = z[mi, 0] - pos[ti, 0]
-    dn = z[mi, 1] - pos[ti, 1]
-    near = de * de + dn * dn <= chi2 * (lam_p[ti] + lam_r[mi])
-    ti, mi = ti[near], mi[near]
-    y = np.stack((de[near], dn[near]), axis=1)
+    if pos.shape[0] * z.shape[0] <= _DENSE_PAIRS:
+        ti, mi, de, dn = _near_pairs_dense(pos, lam_p, z, lam_r, chi2)
+    else:
+        ti, mi = _east_band_pairs(pos[:, 0], np.sqrt(chi2 * (lam_p + lam_r.max())), z[:, 0])
+        de = z[mi, 0] - pos[ti, 0]
+        dn = z[mi, 1] - pos[ti, 1]
+        near = de * de + dn * dn <= chi2 * (lam_p[ti] + lam_r[mi])
+        ti, mi, de, dn = ti[near], mi[near], de[near], dn[near]
     s = p_pos[ti] + r[mi]
-    s_inv, det = inv2(s)
-    d2 = np.einsum("ki,kij,kj->k", y, s_inv, y)
+    a, b, c, d = s[:, 0, 0], s[:, 0, 1], s[:, 1, 0], s[:, 1, 1]
+    det = a * d - b * c
+    # yᵀ S⁻¹ y written out for 2x2 S: no stacked inverse, no einsum.
+    d2 = (d * de * de - (b + c) * de * dn + a * dn * dn) / det
     ok = d2 <= chi2
     return Gated(ti[ok], mi[ok], d2[ok], d2[ok] + np.log(det[ok]))
+
+
+def _near_pairs_dense(pos: Array, lam_p: Array, z: Array, lam_r: Array, chi2: float
+                      ) -> tuple[Index, Index, Array, Array]:
+    """Return the pairs within the eigenvalue bound and their offsets, testing all T x M.
+
+    For small scenes a handful of whole-matrix operations costs less than the
+    sort and sweep of ``_east_band_pairs``.
+    """
+    de = z[None, :, 0] - pos[:, 0, None]
+    dn = z[None, :, 1] - pos[:, 1, None]
+    ti, mi = np.nonzero(de * de + dn * dn <= chi2 * (lam_p[:, None] + lam_r[None, :]))
+    return ti, mi, de[ti, mi], dn[ti, mi]
 
 
 def _east_band_pairs(track_e: Array, radius: Array, meas_e: Array) -> tuple[Index, Index]:
