@@ -35,14 +35,21 @@ def record(history: NDArray[np.uint32], misses: NDArray[np.int32], counted: Bool
            hit: Bools, n: int) -> tuple[NDArray[np.uint32], NDArray[np.int32]]:
     """Shift the hit/miss of counted tracks into their N-bit histories; count consecutive misses."""
     mask = np.uint32((1 << n) - 1)
-    shifted = ((history << np.uint32(1)) | hit.astype(np.uint32)) & mask
-    new_history = np.where(counted, shifted, history).astype(np.uint32)
-    new_misses = np.where(hit, 0, np.where(counted, misses + 1, misses)).astype(np.int32)
+    # Shift by 1 exactly where counted (a hit is always counted); histories
+    # stay within the mask, so the mask only drops the bit shifted out.
+    new_history = ((history << counted.astype(np.uint32)) | hit.astype(np.uint32)) & mask
+    new_misses = np.where(hit, np.int32(0), misses + counted.astype(np.int32))
     return new_history, new_misses
+
+
+_bitwise_count = getattr(np, "bitwise_count", None)
 
 
 def popcount(history: NDArray[np.uint32]) -> NDArray[np.int64]:
     """Return the number of set bits of each history."""
+    if _bitwise_count is not None:  # numpy >= 2: one ufunc
+        fast: NDArray[np.int64] = _bitwise_count(history).astype(np.int64)
+        return fast
     as_bytes = history.astype("<u4").view(np.uint8).reshape(-1, 4)
     counts: NDArray[np.int64] = np.unpackbits(as_bytes, axis=1).sum(axis=1, dtype=np.int64)
     return counts
