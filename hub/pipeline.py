@@ -101,7 +101,7 @@ class Pipeline:
                 if isinstance(item, Scan):
                     fusion.tracker.process(item)
                 elif isinstance(item, PlatformFix):
-                    fusion.platforms.update(item.sensor, item.telemetry)
+                    fusion.platforms.update(item.sensor, item.telemetry, item.enu)
             self.fusion_time = max(self.fusion_time, item.t)
         if items:
             self.counters["fused"] += len(items)

@@ -51,26 +51,35 @@ class PlatformTable:
         self._x = np.zeros((k, 4))
         self._removed: list[int] = []
 
-    def update(self, sensor: int, telemetry: Telemetry) -> None:
-        """Take a platform's position fix; fixes older than its last one are ignored."""
+    def update(self, sensor: int, telemetry: Telemetry,
+               enu: tuple[float, float] | None = None) -> None:
+        """Take a platform's position fix; fixes older than its last one are ignored.
+
+        ``enu`` is the fix's east, north in the frame when the caller already
+        has it (the pipeline converts each fix once for every release group).
+        """
         if not self._registered[sensor]:
             return
         ts = telemetry.ts
         live = bool(self._live[sensor])
         if live and ts <= self._t_fix[sensor]:
             return
-        e, n, _ = self.frame.point_to_enu(telemetry.lat, telemetry.lon, telemetry.alt)
-        pos = np.array([e, n])
-        if telemetry.ve is not None and telemetry.vn is not None:
-            vel = np.array([telemetry.ve, telemetry.vn])
-        elif live:
-            vel = (pos - self._x[sensor, 0:2]) / (ts - self._t_fix[sensor])
+        if enu is None:
+            e, n, _ = self.frame.point_to_enu(telemetry.lat, telemetry.lon, telemetry.alt)
         else:
-            vel = np.zeros(2)
+            e, n = enu
+        # Plain floats: one fix is too small for numpy to pay.
+        if telemetry.ve is not None and telemetry.vn is not None:
+            vel = (telemetry.ve, telemetry.vn)
+        elif live:
+            dt = ts - float(self._t_fix[sensor])
+            vel = ((e - float(self._x[sensor, 0])) / dt, (n - float(self._x[sensor, 1])) / dt)
+        else:
+            vel = (0.0, 0.0)
         if not live:
             self._first[sensor] = ts
             self._updates[sensor] = 0
-        self._x[sensor] = (*pos, *vel)
+        self._x[sensor] = (e, n, *vel)
         self._t_fix[sensor] = ts
         self._updates[sensor] += 1
         self._live[sensor] = True

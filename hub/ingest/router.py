@@ -27,6 +27,8 @@ class PlatformFix:
     t: float
     sensor: int
     telemetry: Telemetry
+    enu: tuple[float, float]
+    """East, north of the fix in the mission frame, converted once for every group."""
 
 
 InboundItem = Scan | PlatformFix
@@ -67,7 +69,8 @@ class Router:
             self.counters["telemetry"] += 1
             if not self.config.sensors[sensor].is_platform:
                 return None
-            return PlatformFix(telemetry.ts, sensor, telemetry)
+            e, n, _ = self.frame.point_to_enu(telemetry.lat, telemetry.lon, telemetry.alt)
+            return PlatformFix(telemetry.ts, sensor, telemetry, (e, n))
         batch = decode(payload, DetectionBatch, self.limits.max_payload_bytes)
         if not self._fresh(sensor, kind, batch.ts, batch.seq, t_received):
             return None
