@@ -1,0 +1,262 @@
+"""Latency from a sensor's publish to a partner's receipt of the picture that includes it.
+
+    .venv/bin/python bench/bench_latency.py [--rate 100] [--detections 100] [--seconds 30]
+                                            [--window 0 --window 0.02]
+
+Everything goes through a private Mosquitto; the hub (HubService, default
+config with ``publish.interval_s = 0``, event-driven, and the given
+``fusion.reorder_window_s``) runs in its own process, and so do the load and
+the partner. The load: three sensors released to the partner (ken-radar-1,
+gha-radar-1, nld-uav-1), each on its own MQTT connection, take turns to
+publish ``--rate`` QoS 1 batches/s in all of ``--detections`` geo detections
+of 200 targets moving at constant velocity (each sensor sees 100 of them, with
+overlap), stamped with the wall clock just before encoding. The partner
+subscribes to ``cop/{partner}/picture`` and notes the receipt time of each
+picture and its ``ts`` (the hub's fusion time). A batch's latency is the
+receipt time of the first picture whose ``ts`` is at least the batch's ``ts``,
+minus that ``ts``; batches of the first ``--warmup`` seconds are not scored.
+
+The reorder window trades latency for order: every measurement waits the
+window's length before it is fused (plus up to the hub's 20 ms flush tick when
+the window is not 0), so a window of 0 is fastest but counts any measurement
+that arrives after a newer one as late and drops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import signal
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import msgspec
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    ROOT,
+    RawPublisher,
+    StatusWatcher,
+    cpu_seconds,
+    hub_config,
+    load_average,
+    start_hub,
+    stop_process,
+    write_results,
+)
+
+from hub import topics
+from hub.broker import BrokerHandle, start_broker
+from hub.config import HubConfig
+from hub.geo import EnuFrame
+
+SENSORS = ("ken-radar-1", "gha-radar-1", "nld-uav-1")
+TARGETS = 200
+SEEN_PER_SENSOR = 100
+SIGMA_M = 10.0
+
+
+class _Stamp(msgspec.Struct):
+    """The only field of a picture the partner needs."""
+
+    ts: float
+
+
+# --- load ------------------------------------------------------------------------------------
+
+class TargetField:
+    """Targets on straight lines: positions at any wall-clock time, as WGS84."""
+
+    def __init__(self, config: HubConfig, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        o = config.mission.origin
+        self.frame = EnuFrame(o.lat, o.lon, o.alt)
+        self.t0 = time.time()
+        self.pos0 = rng.uniform(-3000.0, 3000.0, (TARGETS, 2))
+        heading = rng.uniform(0.0, 2 * np.pi, TARGETS)
+        speed = rng.uniform(3.0, 15.0, TARGETS)
+        self.vel = np.stack((speed * np.sin(heading), speed * np.cos(heading)), axis=1)
+        self.cls = rng.choice(["person", "vehicle"], TARGETS).tolist()
+        self.rng = rng
+
+    def batch(self, sensor: int, ts: float, seq: int, count: int) -> bytes:
+        """One sensor's batch of ``count`` detections at ``ts``, MessagePack-encoded."""
+        seen = (sensor * (TARGETS // 4) + np.arange(SEEN_PER_SENSOR)) % TARGETS
+        seen = seen[np.arange(count) % seen.shape[0]]
+        enu = self.pos0[seen] + self.vel[seen] * (ts - self.t0)
+        enu = enu + self.rng.normal(0.0, SIGMA_M, enu.shape)
+        lat, lon, _ = self.frame.to_geodetic(enu[:, 0], enu[:, 1], 0.0)
+        detections = [{"kind": "geo", "lat": la, "lon": lo, "sigma": SIGMA_M,
+                       "cls": self.cls[i], "conf": 0.6}
+                      for la, lo, i in zip(lat.tolist(), lon.tolist(), seen.tolist(), strict=True)]
+        return msgpack.packb({"ts": ts, "seq": seq, "detections": detections})  # type: ignore[no-any-return]
+
+
+def _load(config_bytes: bytes, rate: float, count: int, seconds: float,
+          conn: Connection) -> None:
+    """Child process: publish the batches in turn, then send back their ``ts``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends us
+    config = msgspec.msgpack.decode(config_bytes, type=HubConfig)
+    field = TargetField(config, seed=7)
+    broker = config.broker
+    pubs = [RawPublisher(broker.host, broker.port, s, qos=1) for s in SENSORS]
+    conn.send("ready")
+    conn.recv()  # go
+    stamps: list[float] = []
+    t0 = time.monotonic()
+    total = int(rate * seconds)
+    for k in range(total):
+        delay = t0 + k / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        sensor = k % len(SENSORS)
+        ts = time.time()
+        payload = field.batch(sensor, ts, k // len(SENSORS), count)
+        pub = pubs[sensor]
+        pub.send(pub.publish(topics.sensor(SENSORS[sensor], "detections"), payload))
+        stamps.append(ts)
+    acked = all(p.wait_acks(5.0) for p in pubs)
+    for p in pubs:
+        p.close()
+    conn.send((np.array(stamps), acked))
+
+
+# --- partner ---------------------------------------------------------------------------------
+
+def _partner(host: str, port: int, partner: str, stop: Any, conn: Connection) -> None:
+    """Child process: record (receipt time, ts) of every picture until ``stop``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    decoder = msgspec.msgpack.Decoder(_Stamp)
+    got_t: list[float] = []
+    got_ts: list[float] = []
+
+    def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        got_t.append(time.time())
+        got_ts.append(decoder.decode(msg.payload).ts)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"partner-{partner}-bench",
+                         protocol=MQTTProtocolVersion.MQTTv5)
+    client.on_message = on_message
+    client.on_connect = lambda c, u, f, r, p: c.subscribe(topics.partner_picture(partner), 1)
+    client.on_subscribe = lambda c, u, mid, rc, p: conn.send("ready")
+    client.connect(host, port, keepalive=30)
+    while not stop.is_set():
+        client.loop(0.05)
+    client.disconnect()
+    conn.send((np.array(got_t), np.array(got_ts)))
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+def latencies(batch_ts: np.ndarray, picture_t: np.ndarray, picture_ts: np.ndarray) -> np.ndarray:
+    """Per batch: receipt time of the first picture with ts >= the batch's ts, minus its ts.
+
+    NaN where no such picture arrived.
+    """
+    order = np.argsort(picture_t, kind="stable")
+    t, ts = picture_t[order], np.maximum.accumulate(picture_ts[order])
+    index = np.searchsorted(ts, batch_ts, side="left")
+    found = index < t.shape[0]
+    out = np.full(batch_ts.shape, np.nan)
+    out[found] = t[index[found]] - batch_ts[found]
+    return out
+
+
+def run_once(handle: BrokerHandle, window: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Hub, partner and load for one reorder window; return the figures."""
+    ctx = mp.get_context("spawn")
+    config = hub_config(handle.port, client_id=f"hub-bench-{time.time_ns()}", interval_s=0.0,
+                        reorder_window_s=window, status_every_s=1.0)
+    watcher = StatusWatcher(handle.host, handle.port)
+    hub = start_hub(config, args.warmup + args.seconds + 60)
+    stop = ctx.Event()
+    partner_conn, partner_child = ctx.Pipe()
+    partner = ctx.Process(target=_partner, name="partner", daemon=True,
+                          args=(handle.host, handle.port, args.partner, stop, partner_child))
+    load_conn, load_child = ctx.Pipe()
+    load = ctx.Process(target=_load, name="load", daemon=True,
+                       args=(msgspec.msgpack.encode(config), args.rate, args.detections,
+                             args.warmup + args.seconds, load_child))
+    try:
+        watcher.wait_connected(30)
+        partner.start()
+        load.start()
+        if partner_conn.recv() != "ready" or load_conn.recv() != "ready":
+            raise RuntimeError("partner or load did not start")
+        cpu0, t0 = cpu_seconds(hub.pid or 0), time.monotonic()
+        load_conn.send("go")
+        batch_ts, acked = load_conn.recv()
+        time.sleep(args.settle)
+        cpu = (cpu_seconds(hub.pid or 0) - cpu0) / (time.monotonic() - t0)
+        stop.set()
+        picture_t, picture_ts = partner_conn.recv()
+        counters = dict((watcher.latest or {}).get("counters", {}))
+    finally:
+        stop.set()
+        for proc in (load, partner):
+            proc.join(5)
+            stop_process(proc)
+        stop_process(hub)
+        watcher.close()
+    scored = batch_ts >= batch_ts[0] + args.warmup
+    lat = latencies(batch_ts[scored], picture_t, picture_ts)
+    got = lat[~np.isnan(lat)] * 1e3
+    return {
+        "reorder_window_s": window, "batches": int(scored.sum()), "all_acked": bool(acked),
+        "without_picture": int(np.isnan(lat).sum()), "pictures": int(picture_t.shape[0]),
+        "p50_ms": float(np.percentile(got, 50)), "p90_ms": float(np.percentile(got, 90)),
+        "p99_ms": float(np.percentile(got, 99)), "max_ms": float(got.max()),
+        "mean_ms": float(got.mean()), "hub_cpu": cpu, "hub_counters": counters,
+        "loadavg_after": load_average(),
+    }
+
+
+def main() -> None:
+    """Run one measurement per reorder window, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="batches/s, all sensors")
+    parser.add_argument("--detections", type=int, default=100, help="detections per batch")
+    parser.add_argument("--seconds", type=float, default=30.0, help="scored seconds per run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unscored seconds first")
+    parser.add_argument("--settle", type=float, default=1.0, help="wait after the last batch")
+    parser.add_argument("--window", type=float, action="append",
+                        help="fusion.reorder_window_s (repeat; default 0 and 0.02)")
+    parser.add_argument("--partner", default="ken", help="partner whose picture is timed")
+    args = parser.parse_args()
+    windows = args.window or [0.0, 0.02]
+    print(f"load average before: {load_average()}")
+    print(f"load {args.rate:g} batches/s x {args.detections} detections = "
+          f"{args.rate * args.detections:,.0f} detections/s from {len(SENSORS)} sensors; "
+          f"partner {args.partner}; {args.seconds:g} s scored after {args.warmup:g} s")
+    runs = []
+    with start_broker(prefer="mosquitto") as handle:
+        for window in windows:
+            run = run_once(handle, window, args)
+            runs.append(run)
+            c = run["hub_counters"]
+            print(f"  window {window:5.3f} s: p50 {run['p50_ms']:6.1f} ms  p99 {run['p99_ms']:6.1f}"
+                  f" ms  max {run['max_ms']:6.1f} ms  hub cpu {run['hub_cpu']:4.0%}  late "
+                  f"{c.get('late', 0)}  no picture {run['without_picture']}", flush=True)
+    print()
+    print(f"{'window s':>8}  {'batches':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}")
+    for r in runs:
+        print(f"{r['reorder_window_s']:8.3f}  {r['batches']:7d}  {r['p50_ms']:7.1f}  "
+              f"{r['p99_ms']:7.1f}  {r['max_ms']:7.1f}")
+    path = write_results("bench_latency", {
+        "rate_batches_per_s": args.rate, "detections_per_batch": args.detections,
+        "detections_per_s": args.rate * args.detections, "sensors": list(SENSORS),
+        "partner": args.partner, "seconds": args.seconds, "warmup_s": args.warmup,
+        "runs": runs})
+    print(f"load average after: {load_average()}; written {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
