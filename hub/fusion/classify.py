@@ -28,8 +28,10 @@ def uniform(k: int) -> NDArray[np.float64]:
 
 def likelihood(cls: NDArray[np.integer], conf: NDArray[np.float64]) -> NDArray[np.float64]:
     """Return the (K, C) likelihood of each true class given reports ``cls`` (K,), ``conf`` (K,)."""
-    c = np.clip(conf, CONF_MIN, CONF_MAX)
-    out = np.repeat(((1.0 - c) / (N_CLASSES - 1))[:, None], N_CLASSES, axis=1)
+    # minimum/maximum rather than np.clip: same values without clip's Python-level dispatch.
+    c = np.minimum(np.maximum(conf, CONF_MIN), CONF_MAX)
+    out = np.empty((cls.shape[0], N_CLASSES))
+    out[:] = ((1.0 - c) / (N_CLASSES - 1))[:, None]
     out[np.arange(cls.shape[0]), cls] = c
     out[cls == UNKNOWN] = 1.0
     return out
@@ -39,5 +41,5 @@ def fuse(probs: NDArray[np.float64], cls: NDArray[np.integer],
          conf: NDArray[np.float64]) -> NDArray[np.float64]:
     """Return the posteriors (K, C) after one report per row."""
     post = probs * likelihood(cls, conf)
-    normalised: NDArray[np.float64] = post / post.sum(axis=1, keepdims=True)
+    normalised: NDArray[np.float64] = post / np.add.reduce(post, axis=1, keepdims=True)
     return normalised
