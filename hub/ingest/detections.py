@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +40,17 @@ from hub.messages import CLASSES, DetectionBatch, GeoDetection, PolarDetection, 
 CLASS_INDEX = {name: i for i, name in enumerate(CLASSES)}
 UNKNOWN = CLASS_INDEX["unknown"]
 
+
+class _ClassLookup(dict[str, int]):
+    """CLASS_INDEX for ``map``: a name outside CLASSES is ``unknown``."""
+
+    def __missing__(self, key: str) -> int:
+        return UNKNOWN
+
+
+_CLASS_LOOKUP = _ClassLookup(CLASS_INDEX)
+_CLS = operator.attrgetter("cls")
+
 Array = NDArray[np.float64]
 
 
@@ -46,18 +59,19 @@ def batch_to_scan(batch: DetectionBatch, sensor_index: int, frame: EnuFrame) -> 
     dets = batch.detections
     m = len(dets)
     # One list comprehension per field, then numpy: no per-detection appends.
-    cls = np.array([CLASS_INDEX.get(d.cls, UNKNOWN) for d in dets], dtype=np.int16)
+    cls = np.fromiter(map(_CLASS_LOOKUP.__getitem__, map(_CLS, dets)), np.int16, m)
     conf = np.array([d.conf for d in dets], dtype=np.float64)
-    geo = [d for d in dets if isinstance(d, GeoDetection)]
-    polar = [d for d in dets if not isinstance(d, GeoDetection)]
-    if not polar:
-        z, r = _geo(geo, frame)
-    elif not geo:
+    kinds = set(map(type, dets))  # a sensor's batch is nearly always of one kind
+    if PolarDetection not in kinds:
+        z, r = _geo(cast(list[GeoDetection], dets), frame)
+    elif GeoDetection not in kinds:
         assert batch.sensor is not None  # DetectionBatch validation guarantees it
-        z, r = _polar(polar, batch.sensor, frame)
+        z, r = _polar(cast(list[PolarDetection], dets), batch.sensor, frame)
     else:
         assert batch.sensor is not None
         is_geo = np.array([isinstance(d, GeoDetection) for d in dets], dtype=bool)
+        geo = [d for d in dets if isinstance(d, GeoDetection)]
+        polar = [d for d in dets if isinstance(d, PolarDetection)]
         z, r = np.empty((m, 2)), np.empty((m, 2, 2))
         z[is_geo], r[is_geo] = _geo(geo, frame)
         z[~is_geo], r[~is_geo] = _polar(polar, batch.sensor, frame)
