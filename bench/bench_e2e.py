@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
+import os
 import signal
 import struct
 import sys
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     ROOT,
+    CpuMeter,
     RawPublisher,
     StatusWatcher,
     cpu_seconds,
@@ -360,6 +362,7 @@ def estimate(load: Load, sub: Subscriber, count: int, drain: float) -> float:
 
 def climb(load: Load, sub: Subscriber, args: argparse.Namespace) -> dict[str, Any]:
     """Find the highest paced rate the subscriber receives completely and on time."""
+    meter = CpuMeter([os.getpid(), sub.pid, load.proc.pid or 0, args.broker_pid])
     capacity = estimate(load, sub, args.flood, args.drain)
     print(f"  {sub.name}: flood estimate {capacity:,.0f} msg/s", flush=True)
     steps: list[Step] = []
@@ -386,8 +389,12 @@ def climb(load: Load, sub: Subscriber, args: argparse.Namespace) -> dict[str, An
             best = step
     if best is None:
         raise RuntimeError(f"{sub.name}: even {steps[0].target_rate:.0f} msg/s was not sustained")
+    cores = meter.read()
+    print(f"  {sub.name}: other users' load meanwhile {cores['others_cores']:.2f} cores",
+          flush=True)
     return {"flood_estimate": capacity, "best": asdict(best) | {
-        "detection_rate": best.detection_rate}, "steps": [asdict(s) for s in steps]}
+        "detection_rate": best.detection_rate}, "steps": [asdict(s) for s in steps],
+        "cores": cores}
 
 
 def measure(handle: BrokerHandle, qos: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -434,6 +441,7 @@ def main() -> None:
     print(f"load average before: {load_average()}")
     results = []
     with start_broker(prefer="mosquitto") as handle:
+        args.broker_pid = handle.pid or 0
         print(f"broker {handle.url} (Mosquitto), load {SCENARIO.name}, steps {args.step_s:g} s")
         for qos in qos_levels:
             print(f"QoS {qos}:", flush=True)

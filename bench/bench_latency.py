@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import signal
 import sys
 import time
@@ -43,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     ROOT,
+    CpuMeter,
     RawPublisher,
     StatusWatcher,
     cpu_seconds,
@@ -192,10 +194,13 @@ def run_once(handle: BrokerHandle, window: float, args: argparse.Namespace) -> d
         if partner_conn.recv() != "ready" or load_conn.recv() != "ready":
             raise RuntimeError("partner or load did not start")
         cpu0, t0 = cpu_seconds(hub.pid or 0), time.monotonic()
+        meter = CpuMeter([os.getpid(), hub.pid or 0, partner.pid or 0, load.pid or 0,
+                          handle.pid or 0])
         load_conn.send("go")
         batch_ts, acked = load_conn.recv()
         time.sleep(args.settle)
         cpu = (cpu_seconds(hub.pid or 0) - cpu0) / (time.monotonic() - t0)
+        cores = meter.read()
         stop.set()
         picture_t, picture_ts = partner_conn.recv()
         counters = dict((watcher.latest or {}).get("counters", {}))
@@ -214,7 +219,7 @@ def run_once(handle: BrokerHandle, window: float, args: argparse.Namespace) -> d
         "without_picture": int(np.isnan(lat).sum()), "pictures": int(picture_t.shape[0]),
         "p50_ms": float(np.percentile(got, 50)), "p90_ms": float(np.percentile(got, 90)),
         "p99_ms": float(np.percentile(got, 99)), "max_ms": float(got.max()),
-        "mean_ms": float(got.mean()), "hub_cpu": cpu, "hub_counters": counters,
+        "mean_ms": float(got.mean()), "hub_cpu": cpu, "cores": cores, "hub_counters": counters,
         "loadavg_after": load_average(),
     }
 
@@ -244,7 +249,8 @@ def main() -> None:
             c = run["hub_counters"]
             print(f"  window {window:5.3f} s: p50 {run['p50_ms']:6.1f} ms  p99 {run['p99_ms']:6.1f}"
                   f" ms  max {run['max_ms']:6.1f} ms  hub cpu {run['hub_cpu']:4.0%}  late "
-                  f"{c.get('late', 0)}  no picture {run['without_picture']}", flush=True)
+                  f"{c.get('late', 0)}  no picture {run['without_picture']}  other users' load "
+                  f"{run['cores']['others_cores']:.2f} cores", flush=True)
     print()
     print(f"{'window s':>8}  {'batches':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}")
     for r in runs:

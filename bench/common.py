@@ -60,7 +60,15 @@ def machine_info() -> dict[str, Any]:
         mosquitto = (out.stdout or out.stderr).splitlines()[0].strip()
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
             "paho": paho.mqtt.__version__, "msgspec": msgspec.__version__,
-            "mosquitto": mosquitto, "loadavg": load_average(), "platform": platform.platform()}
+            "mosquitto": mosquitto, "loadavg": load_average(), "platform": platform.platform(),
+            "git": _git_state()}
+
+
+def _git_state() -> str:
+    """The commit the figures were taken at, with "-dirty" when the tree had changes."""
+    out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "unknown"
 
 
 def load_average() -> list[float]:
@@ -75,6 +83,35 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all cores have spent busy since boot (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+class CpuMeter:
+    """Cores kept busy during an interval: by the whole machine, by our processes, by others.
+
+    "Others" is what other users ran at the same time: when it is not near 0 the
+    figures were taken on a shared, busy machine.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = [p for p in pids if p]
+        self.t0 = time.monotonic()
+        self.machine0 = _machine_busy_s()
+        self.ours0 = sum(cpu_seconds(p) for p in self.pids)
+
+    def read(self) -> dict[str, float]:
+        """Average busy cores since the meter started."""
+        span = max(time.monotonic() - self.t0, 1e-9)
+        machine = (_machine_busy_s() - self.machine0) / span
+        ours = (sum(cpu_seconds(p) for p in self.pids) - self.ours0) / span
+        return {"machine_cores": round(machine, 2), "ours_cores": round(ours, 2),
+                "others_cores": round(max(machine - ours, 0.0), 2)}
 
 
 def write_results(name: str, figures: dict[str, Any]) -> Path:
