@@ -49,3 +49,14 @@ def test_replay_of_a_partner_picture_and_an_unknown_one(tmp_path: Path) -> None:
     assert all(json.loads(line)["picture"] == "bra" for line in tracks.read_text().splitlines())
     with pytest.raises(SystemExit, match="no partner 'zzz'"):
         main(["replay", str(recording), "--picture", "zzz"])
+
+
+def test_replay_is_deterministic(tmp_path: Path) -> None:
+    recording = tmp_path / "rec.mpk"
+    write_recording(load_scenario("default").with_duration(40.0), recording, seed=3)
+    outputs = []
+    for run in range(2):
+        tracks = tmp_path / f"tracks{run}.jsonl"
+        assert main(["replay", str(recording), "--tracks-out", str(tracks)]) == 0
+        outputs.append(tracks.read_bytes())
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 10_000
