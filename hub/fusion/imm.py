@@ -135,3 +135,42 @@ def combine(xm: Array, pm: Array, mu: Array) -> tuple[Array, Array]:
     dx = xm - x[:, None, :]
     p = np.einsum("kj,kjab->kab", mu, pm + dx[..., :, None] * dx[..., None, :])
     return x, p
+
+
+_ADJ_SIGN = np.array([[1.0, -1.0], [-1.0, 1.0]])
+
+
+def mix_update(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array, z: Array, r: Array
+               ) -> tuple[Array, Array, Array]:
+    """Return ``update(*mix(xm, pm, mu, tau, rate), z, r)`` for two models, in fewer numpy calls.
+
+    Same algebra, written for the tiny stacks of one scan (a few to a few
+    dozen tracks), where each numpy call costs more than its arithmetic: the
+    mixing weights come from one (K, 2, 2) product, the mixed covariances
+    from P1 + w0 (P0 - P1 + w1 δδᵀ), and S⁻¹ is the 2x2 adjugate over det.
+    """
+    stay = np.exp(np.multiply.outer(tau, -rate))  # (K, 2): P(model i kept over tau)
+    # Row i of a: mu_i times [stay_i, leave_i], i.e. mu_i pi[i, j] in j order for
+    # i = 0 and in reversed j order for i = 1.
+    a = mu[:, :, None] * np.stack((stay, 1.0 - stay), axis=-1)
+    c = a[:, 0] + a[:, 1, ::-1]  # predicted model probabilities (K, 2)
+    w0 = a[:, 0] / c  # P(model 0 before | model j now)
+    x1, p1 = xm[:, 1, None], pm[:, 1, None]
+    delta = xm[:, 0] - xm[:, 1]
+    x = x1 + w0[:, :, None] * delta[:, None]
+    spread = (1.0 - w0)[:, :, None, None] * (delta[:, :, None] * delta[:, None, :])[:, None]
+    p = p1 + w0[:, :, None, None] * ((pm[:, 0] - pm[:, 1])[:, None] + spread)
+    # Kalman update of both models: S = H P Hᵀ + R, gain P Hᵀ S⁻¹.
+    s = p[..., 0:2, 0:2] + r[:, None]
+    det = s[..., 0, 0] * s[..., 1, 1] - s[..., 0, 1] * s[..., 1, 0]
+    s_inv = np.swapaxes(s[..., ::-1, ::-1], -1, -2) * _ADJ_SIGN / det[..., None, None]
+    y = (z[:, None] - x[..., 0:2])[..., None]  # (K, 2, 2, 1)
+    u = s_inv @ y
+    pht = p[..., :, 0:2]
+    x_out = x + (pht @ u)[..., 0]
+    p_out = p - (pht @ s_inv) @ p[..., 0:2, :]
+    p_out = 0.5 * (p_out + np.swapaxes(p_out, -1, -2))
+    # Likelihoods relative to the best model of each track, so none underflows.
+    log_l = -0.5 * ((np.swapaxes(y, -1, -2) @ u)[..., 0, 0] + np.log(det))
+    post = c * np.exp(log_l - log_l.max(axis=1, keepdims=True))
+    return x_out, p_out, post / post.sum(axis=1, keepdims=True)

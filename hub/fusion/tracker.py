@@ -186,11 +186,10 @@ class Tracker:
         if ti.shape[0] == 0:
             return
         # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
-        xm, pm, mu = imm.mix(self._xm[ti], self._pm[ti], self._mu[ti], t - self._last[ti],
-                             self._model_rate)
-        xm, self._pm[ti], mu = imm.update(xm, pm, mu, z, r)
+        xm, self._pm[ti], mu = imm.mix_update(self._xm[ti], self._pm[ti], self._mu[ti],
+                                              t - self._last[ti], self._model_rate, z, r)
         self._xm[ti], self._mu[ti] = xm, mu
-        self._x[ti] = np.einsum("kj,kjd->kd", mu, xm)
+        self._x[ti] = (mu[:, None, :] @ xm)[:, 0]
         self._cls[ti] = classify.fuse(self._cls[ti], cls, conf)
         self._last[ti] = t
         self._updates[ti] += 1

@@ -76,3 +76,16 @@ def test_combine_is_the_moment_matched_mixture() -> None:
     np.testing.assert_allclose(p[0, 0, 0], 1.0 + 18.75)
     np.testing.assert_allclose(p[0, 2, 2], 1.0 + 0.75)
     np.testing.assert_allclose(p[0, 0, 2], 3.75)
+
+
+def test_fused_mix_update_equals_mix_then_update() -> None:
+    rng = np.random.default_rng(5)
+    for k in (1, 7):
+        xm, pm = _random_states(rng, k, 2)
+        mu = rng.dirichlet([1.0, 1.0], size=k)
+        tau, rate = rng.uniform(0.0, 5.0, size=k), np.array([0.1, 0.3])
+        z = rng.normal(size=(k, 2)) * 10.0
+        r = np.broadcast_to(np.array([[25.0, 5.0], [5.0, 100.0]]), (k, 2, 2)).copy()
+        expected = imm.update(*imm.mix(xm, pm, mu, tau, rate), z, r)
+        for got, want in zip(imm.mix_update(xm, pm, mu, tau, rate, z, r), expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
