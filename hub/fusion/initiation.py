@@ -26,20 +26,19 @@ from numpy.typing import NDArray
 Bools = NDArray[np.bool_]
 
 
-def opportunities(sources: Bools, sensor: int, hit: Bools) -> Bools:
-    """Return which tracks this scan of ``sensor`` counts for (hit or seen by it before)."""
-    return hit | sources[:, sensor]
-
-
 def record(history: NDArray[np.uint32], misses: NDArray[np.int32], counted: Bools,
-           hit: Bools, n: int) -> tuple[NDArray[np.uint32], NDArray[np.int32]]:
-    """Shift the hit/miss of counted tracks into their N-bit histories; count consecutive misses."""
-    mask = np.uint32((1 << n) - 1)
-    # Shift by 1 exactly where counted (a hit is always counted); histories
-    # stay within the mask, so the mask only drops the bit shifted out.
-    new_history = ((history << counted.astype(np.uint32)) | hit.astype(np.uint32)) & mask
-    new_misses = np.where(hit, np.int32(0), misses + counted.astype(np.int32))
-    return new_history, new_misses
+           hit: NDArray[np.intp], n: int) -> None:
+    """Shift the counted tracks' hit (rows ``hit``) or miss into their N-bit histories, in place.
+
+    ``counted`` (hit or seen by this scan's sensor before) says which tracks
+    the scan is an opportunity for; ``misses`` counts consecutive misses.
+    """
+    # A hit is always counted: shift where counted, then set bit 0 of the hits.
+    history <<= counted
+    history[hit] |= np.uint32(1)
+    history &= np.uint32((1 << n) - 1)  # drop the bit shifted out
+    misses += counted
+    misses[hit] = 0
 
 
 _bitwise_count = getattr(np, "bitwise_count", None)
@@ -57,4 +56,7 @@ def popcount(history: NDArray[np.uint32]) -> NDArray[np.int64]:
 
 def reaches_m(history: NDArray[np.uint32], m: int) -> Bools:
     """Return which histories hold at least M hits."""
+    if _bitwise_count is not None:
+        reached: Bools = _bitwise_count(history) >= m
+        return reached
     return popcount(history) >= m

@@ -197,16 +197,15 @@ class Tracker:
     def _confirm(self, sensor: int, ti: NDArray[np.intp]) -> None:
         """Record hits and misses of this scan, confirm by M-of-N, drop failed tentatives."""
         n = self.n
-        hit = np.zeros(n, dtype=bool)
-        hit[ti] = True
-        counted = initiation.opportunities(self._sources[:n], sensor, hit)
+        # This scan counts for the tracks it hit and for those its sensor has
+        # seen before: after marking the hits as seen, that is the sensor's column.
+        counted = self._sources[:n, sensor]
+        counted[ti] = True
         if not counted.any():
             # No history moves, so no track is confirmed or fails (both are
             # settled after every change): skip the bookkeeping.
             return
-        self._sources[ti, sensor] = True
-        self._hist[:n], self._misses[:n] = initiation.record(
-            self._hist[:n], self._misses[:n], counted, hit, self.params.confirm_n)
+        initiation.record(self._hist[:n], self._misses[:n], counted, ti, self.params.confirm_n)
         self._confirmed[:n] |= initiation.reaches_m(self._hist[:n], self.params.confirm_m)
         failed = ~self._confirmed[:n] & (self._misses[:n] >= self.params.tentative_max_misses)
         self._delete(failed)
