@@ -7,7 +7,7 @@ from collections.abc import Callable
 from hub import topics
 from hub.messages import encode
 from hub.pipeline import Pipeline
-from hub.publish.pictures import PartnerFeed, TrackEncoder, group_tracks
+from hub.publish.pictures import PartnerFeed, TrackEncoder, group_picture
 
 PublishFn = Callable[[str, bytes, int, bool], None]
 """Send ``payload`` to ``topic`` with ``qos`` and ``retain``."""
@@ -32,11 +32,11 @@ class PicturePublisher:
         for fusion in self.pipeline.groups:
             if not fusion.group.partners:
                 continue
-            tracks = group_tracks(self.encoder, fusion)
+            group = group_picture(self.encoder, fusion)
             for partner in fusion.group.partners:
                 feed = self.feeds[partner]
                 full = now - feed.last_full >= self.settings.full_every_s
-                picture = feed.picture(tracks, self.pipeline.fusion_time, full)
+                picture = feed.picture(group, self.pipeline.fusion_time, full)
                 if picture is None:
                     continue
                 payload = encode(picture)

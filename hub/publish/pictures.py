@@ -1,16 +1,21 @@
 """Partner pictures: Track messages from a release group's state, and deltas.
 
-One ``GroupTracks`` per release group turns its tracker and friend platforms
-into Track structs (once per publish, whatever the number of partners in the
-group); one ``PartnerFeed`` per partner remembers what that partner was sent,
-so a delta carries only new or changed tracks and the ids that went away.
+One ``GroupPicture`` per release group and publish holds the group's
+publishable rows (fused tracks, then friend platforms) and turns rows into
+Track structs on demand, column by column, each row at most once however many
+partners share the group. One ``PartnerFeed`` per partner remembers the (id,
+updates, status) of the rows it was sent, so a delta is found by comparing
+arrays and only the new or changed rows are ever built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 
 import numpy as np
+from numpy.typing import NDArray
 
 from hub.config import HubConfig
 from hub.fusion.tracks import STATUS_NAMES, TrackTable
@@ -21,6 +26,10 @@ from hub.pipeline import GroupFusion
 DIMENSION_OF_CLASS = {"person": "G", "vehicle": "G", "uav": "A", "aircraft": "A", "vessel": "S"}
 AFFILIATION_CODE = {"friend": "F", "hostile": "H", "neutral": "N", "unknown": "U"}
 MIN_REPORTED_PROB = 0.01
+PROB_DECIMALS = 4
+
+_CLASS_NAMES = np.array(CLASSES, dtype=object)
+_STATUS_NAMES = np.array(STATUS_NAMES, dtype=object)
 
 
 def sidc(affiliation: str, cls: str) -> str:
@@ -36,39 +45,140 @@ class TrackEncoder:
         self.frame = frame
         self.sensor_ids = [s.id for s in config.sensors]
         self.sensor_nations = [s.nation for s in config.sensors]
+        # (sources, nations) per packed sources row: a mission has few distinct combinations.
+        self._provenance: dict[bytes, tuple[list[str], list[str]]] = {}
+        self._sidc = {(a, c): sidc(a, c) for a in AFFILIATION_CODE for c in CLASSES}
 
     def tracks(self, table: TrackTable, affiliation: str, prefix: str,
                include_tentative: bool = False) -> list[Track]:
         """Tracks of ``table`` (confirmed and coasting unless ``include_tentative``)."""
-        keep = np.ones(len(table.id), bool) if include_tentative else table.status > 0
-        index = np.flatnonzero(keep)
-        if index.size == 0:
+        return self.build(table, publishable_rows(table, include_tentative), affiliation, prefix)
+
+    def build(self, table: TrackTable, rows: NDArray[np.intp], affiliation: str,
+              prefix: str) -> list[Track]:
+        """Track structs for ``rows`` of ``table``, in that order, built column by column.
+
+        Rows with the same sources share their ``sources`` and ``nations`` lists:
+        treat them as read-only.
+        """
+        if rows.size == 0:
             return []
-        x, cov = table.x[index], table.P[index]
+        x, p = table.x[rows], table.P[rows]
         lat, lon, _ = self.frame.to_geodetic(x[:, 0], x[:, 1], 0.0)
-        best = table.cls_probs[index].argmax(axis=1)
+        probs = table.cls_probs[rows]
+        classes = _CLASS_NAMES[probs.argmax(axis=1)].tolist()
+        reported = [dict(compress(zip(CLASSES, rounded, strict=True), keep))
+                    for rounded, keep in zip(np.round(probs, PROB_DECIMALS).tolist(),
+                                             (probs >= MIN_REPORTED_PROB).tolist(), strict=True)]
+        sidcs = [self._sidc[affiliation, c] for c in classes]
+        ts = table.t
+        columns = zip(
+            table.id[rows].tolist(), lat.tolist(), lon.tolist(), x[:, 2].tolist(),
+            x[:, 3].tolist(), p[:, 0, 0].tolist(), p[:, 0, 1].tolist(), p[:, 1, 1].tolist(),
+            _STATUS_NAMES[table.status[rows]].tolist(), classes, reported, sidcs,
+            self._provenances(table.sources[rows]), table.first_seen[rows].tolist(),
+            table.updates[rows].tolist(), strict=True)
         return [
-            self._track(table, int(i), f"{prefix}{table.id[i]}", float(la), float(lo), x[k],
-                        cov[k], CLASSES[int(best[k])], affiliation)
-            for k, (i, la, lo) in enumerate(zip(index, lat, lon, strict=True))
+            Track(id=f"{prefix}{i}", ts=ts, lat=la, lon=lo, ve=ve, vn=vn, cov=(ee, en, nn),
+                  status=status, cls=cls, cls_probs=cls_probs,
+                  affiliation=affiliation, sidc=code, sources=sources, nations=nations,
+                  first_seen=first, updates=updates)
+            for (i, la, lo, ve, vn, ee, en, nn, status, cls, cls_probs, code,
+                 (sources, nations), first, updates) in columns
         ]
 
-    def _track(self, table: TrackTable, i: int, track_id: str, lat: float, lon: float,
-               x: np.ndarray, cov: np.ndarray, cls: str, affiliation: str) -> Track:
-        sources = np.flatnonzero(table.sources[i])
-        probs = table.cls_probs[i]
-        return Track(
-            id=track_id, ts=table.t, lat=lat, lon=lon,
-            ve=float(x[2]), vn=float(x[3]),
-            cov=(float(cov[0, 0]), float(cov[0, 1]), float(cov[1, 1])),
-            status=STATUS_NAMES[int(table.status[i])], cls=cls,
-            cls_probs={CLASSES[c]: round(float(p), 4) for c, p in enumerate(probs)
-                       if p >= MIN_REPORTED_PROB},
-            affiliation=affiliation, sidc=sidc(affiliation, cls),
-            sources=[self.sensor_ids[s] for s in sources],
-            nations=sorted({self.sensor_nations[s] for s in sources}),
-            first_seen=float(table.first_seen[i]), updates=int(table.updates[i]),
-        )
+    def _provenances(self, sources: NDArray[np.bool_]) -> list[tuple[list[str], list[str]]]:
+        """(sensor ids, sorted nations) of each row of a (N, n_sensors) bool array."""
+        packed = np.ascontiguousarray(np.packbits(sources, axis=1))
+        keys: list[bytes] = packed.view(f"V{packed.shape[1]}").ravel().tolist()
+        cache = self._provenance
+        for key in set(keys).difference(cache):
+            bits = np.unpackbits(np.frombuffer(key, np.uint8))[:sources.shape[1]]
+            used = np.flatnonzero(bits).tolist()
+            cache[key] = ([self.sensor_ids[s] for s in used],
+                          sorted({self.sensor_nations[s] for s in used}))
+        return [cache[key] for key in keys]
+
+
+def publishable_rows(table: TrackTable, include_tentative: bool = False) -> NDArray[np.intp]:
+    """Rows of ``table`` a partner sees: confirmed and coasting (all if ``include_tentative``)."""
+    if include_tentative:
+        return np.arange(len(table), dtype=np.intp)
+    return np.flatnonzero(table.status > 0)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Identity and version of the rows of one table a partner was last sent."""
+
+    ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    updates: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    status: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
+
+
+class TableRows:
+    """The publishable rows of one table at one publish; each row built at most once."""
+
+    def __init__(self, encoder: TrackEncoder, table: TrackTable, affiliation: str,
+                 prefix: str) -> None:
+        self.encoder, self.table = encoder, table
+        self.affiliation, self.prefix = affiliation, prefix
+        self.rows = publishable_rows(table)
+        self.now = Sent(table.id[self.rows], table.updates[self.rows], table.status[self.rows])
+        self._built: list[Track | None] = [None] * self.rows.shape[0]
+
+    def tracks(self, positions: NDArray[np.intp] | None = None) -> list[Track]:
+        """Tracks at ``positions`` among the publishable rows (all of them when None)."""
+        wanted = (range(self.rows.shape[0]) if positions is None else positions.tolist())
+        built = self._built
+        missing = [k for k in wanted if built[k] is None]
+        if missing:
+            new = self.encoder.build(self.table, self.rows[missing], self.affiliation,
+                                     self.prefix)
+            for k, track in zip(missing, new, strict=True):
+                built[k] = track
+        return [built[k] for k in wanted]  # type: ignore[misc]
+
+    def changed_since(self, sent: Sent) -> NDArray[np.intp]:
+        """Positions of the rows that are new or whose updates or status differ from ``sent``."""
+        now = self.now
+        if sent.ids.size == 0 or now.ids.size == 0:
+            return np.arange(now.ids.shape[0], dtype=np.intp)
+        order = np.argsort(sent.ids, kind="stable")
+        at = np.minimum(np.searchsorted(sent.ids, now.ids, sorter=order), order.shape[0] - 1)
+        j = order[at]
+        same = ((sent.ids[j] == now.ids) & (sent.updates[j] == now.updates)
+                & (sent.status[j] == now.status))
+        return np.flatnonzero(~same)
+
+    def removed_since(self, sent: Sent) -> list[str]:
+        """Ids, in the order they were sent, of the rows in ``sent`` that are gone now."""
+        if sent.ids.size == 0:
+            return []
+        gone = sent.ids[~np.isin(sent.ids, self.now.ids)]
+        return [f"{self.prefix}{i}" for i in gone.tolist()]
+
+
+class GroupPicture:
+    """One release group's publishable tracks at one publish, shared by its partners."""
+
+    def __init__(self, parts: Sequence[TableRows]) -> None:
+        self.parts = tuple(parts)
+
+    def tracks(self) -> list[Track]:
+        """Every publishable track: fused tracks, then friend platforms."""
+        return [track for part in self.parts for track in part.tracks()]
+
+
+def group_picture(encoder: TrackEncoder, fusion: GroupFusion) -> GroupPicture:
+    """The publishable rows of a release group's tracker and friend platforms."""
+    return GroupPicture((TableRows(encoder, fusion.tracker.snapshot(), "unknown", "T"),
+                         TableRows(encoder, fusion.platforms.snapshot(), "friend", "F")))
+
+
+def group_tracks(encoder: TrackEncoder, fusion: GroupFusion) -> list[Track]:
+    """Every publishable track of a release group: fused tracks, then friend platforms."""
+    return group_picture(encoder, fusion).tracks()
 
 
 @dataclass
@@ -78,24 +188,22 @@ class PartnerFeed:
     partner: str
     seq: int = 0
     last_full: float = float("-inf")
-    sent: dict[str, tuple[int, str]] = field(default_factory=dict)
+    sent: tuple[Sent, ...] = ()
 
-    def picture(self, tracks: list[Track], t: float, full: bool) -> Picture | None:
+    def picture(self, group: GroupPicture, t: float, full: bool) -> Picture | None:
         """The next picture (None when a delta would be empty)."""
-        current = {track.id: (track.updates, track.status) for track in tracks}
-        removed = [track_id for track_id in self.sent if track_id not in current]
-        changed = tracks if full else [t for t in tracks if self.sent.get(t.id) != current[t.id]]
-        if not (full or changed or removed):
+        sent = self.sent or tuple(Sent() for _ in group.parts)
+        tracks: list[Track] = []
+        removed: list[str] = []
+        for part, before in zip(group.parts, sent, strict=True):
+            tracks += part.tracks(None if full else part.changed_since(before))
+            removed += part.removed_since(before)
+        if not (full or tracks or removed):
             return None
-        self.sent = current
+        self.sent = tuple(part.now for part in group.parts)
         self.seq += 1
         if full:
             self.last_full = t
-        return Picture(ts=t, seq=self.seq, partner=self.partner, full=full, tracks=changed,
+        return Picture(ts=t, seq=self.seq, partner=self.partner, full=full, tracks=tracks,
                        removed=removed)
 
-
-def group_tracks(encoder: TrackEncoder, fusion: GroupFusion) -> list[Track]:
-    """Every publishable track of a release group: fused tracks, then friend platforms."""
-    return (encoder.tracks(fusion.tracker.snapshot(), "unknown", "T")
-            + encoder.tracks(fusion.platforms.snapshot(), "friend", "F"))
