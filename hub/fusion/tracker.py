@@ -155,8 +155,10 @@ class Tracker:
     def _predict_to(self, t: float) -> None:
         n = self.n
         if n and t > self.t:
-            imm.predict_common(self._xm[:n], self._pm[:n], self._step(t - self.t))
-            self._x[:n] = np.einsum("kj,kjd->kd", self._mu[:n], self._xm[:n])
+            step = self._step(t - self.t)
+            imm.predict_common(self._xm[:n], self._pm[:n], step)
+            # The mixture mean moves with the models' common F: no re-weighting.
+            self._x[:n] = self._x[:n] @ step[0]
         self.t = max(self.t, t)
 
     def _step(self, dt: float) -> imm.Step:
