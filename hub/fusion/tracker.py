@@ -2,7 +2,8 @@
 
 All track state lives in parallel numpy arrays, rows [0, n) live and
 contiguous, grown by doubling and compacted on deletion; no Python object per
-track. Every live track is kept predicted to the tracker's current time ``t``
+track. The float fields are column views of one packed array, so an update
+gathers and scatters a track's row once and a prediction is one product. Every live track is kept predicted to the tracker's current time ``t``
 (the time of the latest scan or ``advance``), so the covariances in a
 snapshot are all at that one time; ``TrackTable.predict_to`` moves them on.
 
@@ -47,6 +48,14 @@ COAST_AFTER_S = 3.0
 """A confirmed track not updated for longer than this is reported as coasting."""
 
 _INITIAL_CAPACITY = 64
+# Columns of the packed float rows: mixture state, model states and
+# covariances, model probabilities, class probabilities, first and last time.
+_X, _XM, _PM, _MU = slice(0, 4), slice(4, 12), slice(12, 44), slice(44, 46)
+_CLS = slice(46, 46 + classify.N_CLASSES)
+_FIRST, _LAST = _CLS.stop, _CLS.stop + 1
+_WIDTH = _LAST + 1
+_MOVING = slice(0, 44)
+"""The columns a prediction moves: x, xm, pm (linear in them, see ``_step``)."""
 _STEP_CACHE_SIZE = 256
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 
@@ -68,10 +77,11 @@ class Tracker:
         self.late_scans = 0
         self._next_id = 1
         self._removed: list[int] = []
-        self._steps: dict[float, imm.Step] = {}
+        self._steps: dict[float, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
         self._alloc(_INITIAL_CAPACITY)
 
     _id: NDArray[np.int64]
+    _f: NDArray[np.float64]
     _x: NDArray[np.float64]
     _confirmed: NDArray[np.bool_]
     _cls: NDArray[np.float64]
@@ -86,14 +96,12 @@ class Tracker:
     _mu: NDArray[np.float64]
 
     def _layout(self) -> dict[str, tuple[tuple[int, ...], type[np.generic]]]:
-        """Return each per-track array's row shape and dtype."""
+        """Return each per-track array's row shape and dtype (the float fields are packed)."""
         return {
-            "_id": ((), np.int64), "_x": ((4,), np.float64),
-            "_confirmed": ((), np.bool_), "_cls": ((classify.N_CLASSES,), np.float64),
-            "_first": ((), np.float64), "_last": ((), np.float64), "_updates": ((), np.int64),
+            "_id": ((), np.int64), "_f": ((_WIDTH,), np.float64),
+            "_confirmed": ((), np.bool_), "_updates": ((), np.int64),
             "_sources": ((self.n_sensors,), np.bool_), "_hist": ((), np.uint32),
-            "_misses": ((), np.int32), "_xm": ((2, 4), np.float64),
-            "_pm": ((2, 4, 4), np.float64), "_mu": ((2,), np.float64),
+            "_misses": ((), np.int32),
         }
 
     def _alloc(self, cap: int) -> None:
@@ -104,6 +112,12 @@ class Tracker:
             if old is not None:
                 new[: self.n] = old[: self.n]
             setattr(self, name, new)
+        # The float fields are views of one (cap, _WIDTH) array, so an update
+        # gathers and scatters each track's row once, not once per field.
+        f = self._f
+        self._x, self._mu, self._cls = f[:, _X], f[:, _MU], f[:, _CLS]
+        self._xm, self._pm = f[:, _XM].reshape(cap, 2, 4), f[:, _PM].reshape(cap, 2, 4, 4)
+        self._first, self._last = f[:, _FIRST], f[:, _LAST]
 
     def process(self, scan: Scan) -> None:
         """Predict every track to ``scan.t``, then associate, update and initiate from the scan."""
@@ -155,19 +169,32 @@ class Tracker:
     def _predict_to(self, t: float) -> None:
         n = self.n
         if n and t > self.t:
-            step = self._step(t - self.t)
-            imm.predict_common(self._xm[:n], self._pm[:n], step)
-            # The mixture mean moves with the models' common F: no re-weighting.
-            self._x[:n] = self._x[:n] @ step[0]
+            block, offset = self._step(t - self.t)
+            # x, every xm and every row-major pm in one product (x moves with
+            # the models' common F, so it needs no re-weighting).
+            self._f[:n, _MOVING] = self._f[:n, _MOVING] @ block + offset
         self.t = max(self.t, t)
 
-    def _step(self, dt: float) -> imm.Step:
-        """Return ``imm.common_step(dt)``, cached: sensors report at a few fixed periods."""
+    def _step(self, dt: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Return the prediction over ``dt`` of the moving columns as (matrix, offset), cached.
+
+        The matrix is block-diagonal: Fᵀ for x and each xm, (F ⊗ F)ᵀ for each
+        flattened pm (see ``imm.predict_common``); the offset holds each
+        model's Q. Cached because sensors report at a few fixed periods.
+        """
         step = self._steps.get(dt)
         if step is None:
             if len(self._steps) >= _STEP_CACHE_SIZE:
                 self._steps.clear()
-            step = self._steps[dt] = imm.common_step(dt, self._model_q)
+            ft, kt, q16 = imm.common_step(dt, self._model_q)
+            block = np.zeros((_MOVING.stop, _MOVING.stop))
+            for i in range(3):
+                block[4 * i:4 * i + 4, 4 * i:4 * i + 4] = ft
+            block[_PM.start:_PM.start + 16, _PM.start:_PM.start + 16] = kt
+            block[_PM.start + 16:_PM.stop, _PM.start + 16:_PM.stop] = kt
+            offset = np.zeros(_MOVING.stop)
+            offset[_PM] = q16.ravel()
+            step = self._steps[dt] = block, offset
         return step
 
     def _lost(self, t: float) -> NDArray[np.bool_]:
@@ -187,13 +214,18 @@ class Tracker:
                 cls: NDArray[np.int16], conf: NDArray[np.float64], t: float) -> None:
         if ti.shape[0] == 0:
             return
+        rows = self._f[ti]  # every float field of the updated tracks, gathered once
+        k = rows.shape[0]
         # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
-        xm, self._pm[ti], mu = imm.mix_update(self._xm[ti], self._pm[ti], self._mu[ti],
-                                              t - self._last[ti], self._model_rate, z, r)
-        self._xm[ti], self._mu[ti] = xm, mu
-        self._x[ti] = (mu[:, None, :] @ xm)[:, 0]
-        self._cls[ti] = classify.fuse(self._cls[ti], cls, conf)
-        self._last[ti] = t
+        xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
+                                    rows[:, _MU], t - rows[:, _LAST], self._model_rate, z, r)
+        rows[:, _X] = (mu[:, None, :] @ xm)[:, 0]
+        rows[:, _XM] = xm.reshape(k, 8)
+        rows[:, _PM] = pm.reshape(k, 32)
+        rows[:, _MU] = mu
+        rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
+        rows[:, _LAST] = t
+        self._f[ti] = rows
         self._updates[ti] += 1
 
     def _confirm(self, sensor: int, ti: NDArray[np.intp]) -> None:
