@@ -41,6 +41,19 @@ def test_polar_detection_from_a_sensor_geometry_and_slant_range() -> None:
     assert abs(scan.R[0, 0, 0] - 1.0) < 0.01 and abs(scan.R[1, 1, 1] - 4.0) < 0.01
 
 
+def test_small_and_large_geo_batches_project_alike() -> None:
+    # Up to a few detections go point by point, more in one vectorised call.
+    rng = np.random.default_rng(7)
+    dets = [GeoDetection(lat=-1.2921 + d_lat, lon=36.8219 + d_lon, alt=alt, sigma=5.0)
+            for d_lat, d_lon, alt in zip(rng.uniform(-0.05, 0.05, 9), rng.uniform(-0.05, 0.05, 9),
+                                         rng.uniform(1500.0, 2000.0, 9), strict=True)]
+    large = batch_to_scan(DetectionBatch(ts=T0, seq=1, detections=dets), 0, FRAME)
+    for k in (1, 2, 3):
+        small = batch_to_scan(DetectionBatch(ts=T0, seq=1, detections=dets[:k]), 0, FRAME)
+        np.testing.assert_allclose(small.z, large.z[:k], rtol=0.0, atol=1e-6)
+        np.testing.assert_allclose(small.R, large.R[:k])
+
+
 def test_empty_batch_gives_empty_scan() -> None:
     scan = batch_to_scan(DetectionBatch(ts=T0, seq=0, detections=[]), 1, FRAME)
     assert len(scan) == 0 and scan.R.shape == (0, 2, 2) and scan.cls.shape == (0,)
