@@ -65,6 +65,9 @@ def mosquitto_config(host: str, port: int, workdir: Path, persistence: bool) -> 
         "log_type warning",
         "log_type notice",
         "max_queued_messages 100000",
+        # Without it Nagle holds each picture until the partner's delayed ACK (up to 40 ms):
+        # bench_latency p50/p99 26/64 ms -> 8/16 ms.
+        "set_tcp_nodelay true",
     ]
     return "\n".join(lines) + "\n"
 
