@@ -1,12 +1,19 @@
 """End-to-end throughput of the hub through Mosquitto, beside a bare paho subscriber.
 
-    .venv/bin/python bench/bench_e2e.py [--step-s 5] [--qos 1] [--qos 0]
+    .venv/bin/python bench/bench_e2e.py [--profile detections] [--profile telemetry]
+                                        [--step-s 4] [--qos 1] [--qos 0]
 
-Load: the sensor messages of config/scenarios/targets300.toml (two radars with
-~270 detections per scan, two UAVs with telemetry and small detection batches;
-~33 detections per message on average), looped and re-stamped so every
-message's ``ts`` and ``seq`` rise and stay in the recent past, sent by a
-separate process from pre-encoded MQTT 3.1.1 packets on one connection.
+Loads (``--profile``, default both), built from config/scenarios/targets300.toml,
+looped and re-stamped so every message's ``ts`` and ``seq`` rise and stay in
+the recent past, sent by a separate process from pre-encoded MQTT 3.1.1 packets
+on one connection:
+
+- ``detections``: the scenario's sensor messages as they are (two radars with
+  ~270 detections per scan, two UAVs with telemetry and small detection
+  batches; ~33 detections per message on average). Fusion-bound.
+- ``telemetry``: only the two UAVs' telemetry (~170-byte messages from
+  registered platforms, each a friend-track update), re-timed 1 ms apart. Cheap
+  to fuse, so it shows the transport and per-message overhead of the hub.
 
 For each subscriber (the bare paho client first, then the hub, each in its
 own process and alone on the broker): a short flood estimates its capacity,
@@ -61,6 +68,11 @@ SPAN_MARGIN_S = 60.0
 MAX_AGE_USED_S = 80_000.0  # the hub rejects ts older than a day; stay well inside
 TICK_S = 0.002
 TS_AT, SEQ_AT = 5, 18  # map header, "ts" key, float64 marker / + 8, "seq" key, uint32 marker
+PROFILES = ("detections", "telemetry")
+TELEMETRY_DT_S = 0.001  # measurement-time step of the telemetry profile, message to message
+# Messages of the first estimate: ~0.2 s or more of the subscriber's rate, since the hub's
+# count is only seen every 0.25 s on hub/status.
+FLOOD = {"detections": 3000, "telemetry": 20000}
 
 
 # --- load: the scenario's sensor messages as patchable packet templates ---------------------
@@ -89,8 +101,8 @@ def _fixed_payload(message: dict[str, Any]) -> bytes:
     return head + b"\xa2ts\xcb" + bytes(8) + b"\xa3seq\xce" + bytes(4) + body
 
 
-def build_templates(qos: int) -> tuple[list[Template], float]:
-    """The scenario's sensor messages (no truth, no status) and its span in seconds."""
+def build_templates(qos: int, profile: str = "detections") -> tuple[list[Template], float]:
+    """The profile's sensor messages (no truth, no status) and their span in seconds."""
     from simulators.engine import generate
     from simulators.scenario import load_scenario
 
@@ -108,6 +120,13 @@ def build_templates(qos: int) -> tuple[list[Template], float]:
         detections = len(message.get("detections", []))
         out.append(Template(packet, sensor, (sensor, kind), t, detections, id_at,
                             offset + TS_AT, offset + SEQ_AT))
+    if profile == "telemetry":
+        # Re-timed: at tens of thousands of messages/s the scenario's 5 Hz would run the
+        # load's measurement time into the future within seconds.
+        out = [t for t in out if t.stream[1] == "telemetry"]
+        for i, tpl in enumerate(out):
+            tpl.t = i * TELEMETRY_DT_S
+        return out, len(out) * TELEMETRY_DT_S
     return out, scenario.duration_s
 
 
@@ -137,10 +156,10 @@ class LoadStream:
         return bytes(packet), tpl.detections
 
 
-def _publisher(host: str, port: int, qos: int, conn: Connection) -> None:
+def _publisher(host: str, port: int, qos: int, profile: str, conn: Connection) -> None:
     """Child process: on ("run", rate, seconds) or ("count", n, 0) send and report back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends us
-    templates, span = build_templates(qos)
+    templates, span = build_templates(qos, profile)
     stream = LoadStream(templates, span, time.time() - MAX_AGE_USED_S)
     # One connection for every sensor: the load is time-compressed (a step at 1,000 msg/s
     # plays ~60 scenario seconds per second), so the few milliseconds by which separate
@@ -183,11 +202,12 @@ def _send(stream: LoadStream, publisher: RawPublisher, count: int,
 class Load:
     """The publisher process, driven over a pipe."""
 
-    def __init__(self, handle: BrokerHandle, qos: int) -> None:
+    def __init__(self, handle: BrokerHandle, qos: int, profile: str) -> None:
+        self.profile = profile
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_publisher, args=(handle.host, handle.port, qos, child),
-                                name="load", daemon=True)
+        self.proc = ctx.Process(target=_publisher, name="load", daemon=True,
+                                args=(handle.host, handle.port, qos, profile, child))
         self.proc.start()
         ready, self.templates = self.conn.recv()
         assert ready == "ready"
@@ -363,7 +383,7 @@ def estimate(load: Load, sub: Subscriber, count: int, drain: float) -> float:
 def climb(load: Load, sub: Subscriber, args: argparse.Namespace) -> dict[str, Any]:
     """Find the highest paced rate the subscriber receives completely and on time."""
     meter = CpuMeter([os.getpid(), sub.pid, load.proc.pid or 0, args.broker_pid])
-    capacity = estimate(load, sub, args.flood, args.drain)
+    capacity = estimate(load, sub, args.flood or FLOOD[load.profile], args.drain)
     print(f"  {sub.name}: flood estimate {capacity:,.0f} msg/s", flush=True)
     steps: list[Step] = []
 
@@ -397,10 +417,11 @@ def climb(load: Load, sub: Subscriber, args: argparse.Namespace) -> dict[str, An
         "cores": cores}
 
 
-def measure(handle: BrokerHandle, qos: int, args: argparse.Namespace) -> dict[str, Any]:
+def measure(handle: BrokerHandle, qos: int, profile: str,
+            args: argparse.Namespace) -> dict[str, Any]:
     """Both subscribers on the same load at one QoS."""
-    out: dict[str, Any] = {"qos": qos}
-    load = Load(handle, qos)
+    out: dict[str, Any] = {"profile": profile, "qos": qos}
+    load = Load(handle, qos, profile)
     try:
         bare = BareSubscriber(handle, qos)
         try:
@@ -417,6 +438,7 @@ def measure(handle: BrokerHandle, qos: int, args: argparse.Namespace) -> dict[st
             hub.close()
     finally:
         load.close()
+    out["templates"] = load.templates
     out["ratio"] = out["hub"]["best"]["offered_rate"] / out["bare"]["best"]["offered_rate"]
     out["loadavg_after"] = load_average()
     return out
@@ -425,37 +447,45 @@ def measure(handle: BrokerHandle, qos: int, args: argparse.Namespace) -> dict[st
 def main() -> None:
     """Run the climbs, print the table, write bench/results/bench_e2e.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="append", choices=PROFILES,
+                        help="load profile (repeat; default both)")
     parser.add_argument("--qos", type=int, action="append", choices=[0, 1],
                         help="QoS of the load (repeat for both; default 1)")
     parser.add_argument("--step-s", type=float, default=5.0, help="seconds per paced step")
     parser.add_argument("--grace", type=float, default=1.0,
                         help="seconds after the last send by which all must have arrived")
     parser.add_argument("--drain", type=float, default=20.0, help="longest wait for a backlog")
-    parser.add_argument("--flood", type=int, default=3000, help="messages of the first estimate")
+    parser.add_argument("--flood", type=int,
+                        help="messages of the first estimate (default per profile)")
     parser.add_argument("--start", type=float, default=0.7,
                         help="first paced rate as a share of the flood estimate")
     parser.add_argument("--factor", type=float, default=1.15, help="rate step up")
     parser.add_argument("--max-steps", type=int, default=6, help="paced steps per subscriber")
     args = parser.parse_args()
     qos_levels = args.qos or [1]
+    profiles = args.profile or list(PROFILES)
     print(f"load average before: {load_average()}")
     results = []
     with start_broker(prefer="mosquitto") as handle:
         args.broker_pid = handle.pid or 0
-        print(f"broker {handle.url} (Mosquitto), load {SCENARIO.name}, steps {args.step_s:g} s")
-        for qos in qos_levels:
-            print(f"QoS {qos}:", flush=True)
-            results.append(measure(handle, qos, args))
+        print(f"broker {handle.url} (Mosquitto), loads from {SCENARIO.name}, "
+              f"steps {args.step_s:g} s")
+        for profile in profiles:
+            for qos in qos_levels:
+                print(f"{profile}, QoS {qos}:", flush=True)
+                results.append(measure(handle, qos, profile, args))
     print()
-    print(f"{'QoS':>3}  {'subscriber':10}  {'msg/s':>9}  {'det/s':>10}  {'cpu':>5}")
+    print(f"{'profile':10}  {'QoS':>3}  {'subscriber':10}  {'msg/s':>9}  {'det/s':>10}  "
+          f"{'cpu':>5}")
     for r in results:
         for name in ("bare", "hub"):
             best = r[name]["best"]
-            print(f"{r['qos']:>3}  {name:10}  {best['offered_rate']:9,.0f}  "
+            print(f"{r['profile']:10}  {r['qos']:>3}  {name:10}  {best['offered_rate']:9,.0f}  "
                   f"{best['detection_rate']:10,.0f}  {best['cpu']:5.0%}")
-        print(f"{r['qos']:>3}  hub / bare  {r['ratio']:9.1%}")
-    path = write_results("bench_e2e", {"scenario": SCENARIO.name, "step_s": args.step_s,
-                                       "grace_s": args.grace, "results": results})
+        print(f"{r['profile']:10}  {r['qos']:>3}  hub / bare  {r['ratio']:9.1%}")
+    path = write_results("bench_e2e", {"scenario": SCENARIO.name, "profiles": profiles,
+                                       "step_s": args.step_s, "grace_s": args.grace,
+                                       "results": results})
     print(f"load average after: {load_average()}; written {path.relative_to(ROOT)}")
 
 
