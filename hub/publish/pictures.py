@@ -107,7 +107,7 @@ def publishable_rows(table: TrackTable, include_tentative: bool = False) -> NDAr
     return np.flatnonzero(table.status > 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sent:
     """Identity and version of the rows of one table a partner was last sent."""
 
