@@ -26,6 +26,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import remaining_length
 
 from hub.broker import BrokerHandle, start_broker
 from hub.bus import Bus
@@ -53,24 +56,15 @@ class Result:
         return 1e6 * self.cpu_s / max(self.received, 1)
 
 
-def _remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _publisher(host: str, port: int, count: int, start: mp.synchronize.Event) -> None:
     """Connect with MQTT 3.1.1, wait for the go, send ``count`` QoS 0 PUBLISH packets."""
     topic = TOPIC.encode()
     body = struct.pack("!H", len(topic)) + topic + PAYLOAD
-    packet = b"\x30" + _remaining_length(len(body)) + body
+    packet = b"\x30" + remaining_length(len(body)) + body
     client_id = b"bench-pub"
     var = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(client_id)) + client_id
     with socket.create_connection((host, port)) as sock:
-        sock.sendall(b"\x10" + _remaining_length(len(var)) + var)
+        sock.sendall(b"\x10" + remaining_length(len(var)) + var)
         assert sock.recv(4)[:1] == b"\x20", "no CONNACK"
         start.wait()
         chunk = packet * 1000
