@@ -3,8 +3,9 @@
 All track state lives in parallel numpy arrays, rows [0, n) live and
 contiguous, grown by doubling and compacted on deletion; no Python object per
 track. The float fields are column views of one packed array, so an update
-gathers and scatters a track's row once and a prediction is one product. Every live track is kept predicted to the tracker's current time ``t``
-(the time of the latest scan or ``advance``), so the covariances in a
+gathers and scatters a track's row once and a prediction is one product.
+Every live track is kept predicted to the tracker's current time ``t`` (the
+time of the latest scan or ``advance``), so the covariances in a
 snapshot are all at that one time; ``TrackTable.predict_to`` moves them on.
 
 Time order. Scans must come in non-decreasing time (the pipeline's reorder
