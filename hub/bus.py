@@ -25,7 +25,6 @@ import asyncio
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -38,6 +37,7 @@ from paho.mqtt.properties import Properties
 
 from hub.config import Broker
 from hub.errors import BrokerUnavailable
+from hub.metrics import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +66,6 @@ class BusStats:
     def as_dict(self) -> dict[str, int]:
         """Return the counters as a plain dict."""
         return asdict(self)
-
-
-class _RateLimitedLog:
-    """Log at most one record per interval and say how many were suppressed."""
-
-    def __init__(self, interval_s: float = 10.0) -> None:
-        self.interval_s = interval_s
-        self._last = -float("inf")
-        self._suppressed = 0
-
-    def error(self, message: str, *args: object, exc_info: bool = False) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval_s:
-            self._suppressed += 1
-            return
-        if self._suppressed:
-            message += f" ({self._suppressed} similar suppressed)"
-        self._last, self._suppressed = now, 0
-        log.error(message, *args, exc_info=exc_info)
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
@@ -125,7 +106,7 @@ class Bus:
         self._handler = handler
         self._backoff = backoff
         self._connack_timeout = 2.0 * connect_timeout
-        self._errors = _RateLimitedLog()
+        self._errors = RateLimitedLog(log, )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._sock: Any = None

@@ -21,6 +21,7 @@ from hub.geo import EnuFrame
 from hub.ingest.reorder import ReorderBuffer
 from hub.ingest.router import InboundItem, PlatformFix, Router
 from hub.messages import DeadLetter
+from hub.metrics import RateLimitedLog
 
 DEAD_LETTER_BACKLOG = 1_000
 
@@ -54,6 +55,7 @@ class Pipeline:
         self.counters: Counter[str] = Counter()
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTER_BACKLOG)
         self.fusion_time = 0.0
+        self._rejections = RateLimitedLog(log, level=logging.WARNING)
 
     def group_of(self, partner_id: str) -> GroupFusion:
         """The release group whose picture ``partner_id`` receives."""
@@ -81,6 +83,7 @@ class Pipeline:
     def reject(self, topic: str, size: int, reason: str, t_received: float) -> None:
         """Count a rejected message and queue its dead letter."""
         self.counters["rejected"] += 1
+        self._rejections.error("rejected %s (%d bytes): %s", topic[:120], size, reason[:300])
         self.dead_letters.append(DeadLetter(ts=t_received, topic=topic[:256], reason=reason[:300],
                                             size=size))
 
