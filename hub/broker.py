@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal
@@ -53,11 +54,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def mosquitto_config(host: str, port: int, workdir: Path, persistence: bool) -> str:
-    """Return a Mosquitto config for one anonymous loopback listener."""
+@dataclass(frozen=True, slots=True)
+class BrokerAuth:
+    """Mosquitto's password and ACL files (from ``hub broker-config``): anonymous access off."""
+
+    password_file: Path
+    acl_file: Path
+
+
+def mosquitto_config(host: str, port: int, workdir: Path, persistence: bool,
+                     auth: BrokerAuth | None = None) -> str:
+    """Return a Mosquitto config for one listener: anonymous, or with ``auth`` enforced."""
+    access = ["allow_anonymous true"] if auth is None else [
+        "allow_anonymous false",
+        f"password_file {auth.password_file}",
+        f"acl_file {auth.acl_file}",
+    ]
     lines = [
         f"listener {port} {host}",
-        "allow_anonymous true",
+        *access,
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {workdir}/",
         f"log_dest file {workdir / 'mosquitto.log'}",
@@ -168,7 +183,8 @@ class BrokerHandle:
 
 def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
                  workdir: Path | None = None, prefer: Prefer = "auto",
-                 persistence: bool = False, timeout: float = START_TIMEOUT_S) -> BrokerHandle:
+                 persistence: bool = False, timeout: float = START_TIMEOUT_S,
+                 auth: BrokerAuth | None = None) -> BrokerHandle:
     """Start a private broker and return its handle once it accepts connections.
 
     Args:
@@ -179,6 +195,8 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
         prefer: "auto" uses Mosquitto when installed, else amqtt; the others force one.
         persistence: whether Mosquitto keeps sessions across restarts (in ``workdir``).
         timeout: seconds to wait for the port.
+        auth: password and ACL files Mosquitto enforces (anonymous access off); None for an
+            open broker. The embedded amqtt broker ignores it and stays anonymous.
     """
     binary = find_mosquitto() if prefer != "amqtt" else None
     if prefer == "mosquitto" and binary is None:
@@ -189,7 +207,7 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
     attempts = 1 if port is not None else PORT_ATTEMPTS
     for attempt in range(attempts):
         chosen = port if port is not None else free_port(host)
-        handle = _make_handle(binary, host, chosen, directory, owns, persistence)
+        handle = _make_handle(binary, host, chosen, directory, owns, persistence, auth)
         try:
             handle.start(timeout)
             return handle
@@ -202,10 +220,10 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
 
 
 def _make_handle(binary: str | None, host: str, port: int, workdir: Path, owns: bool,
-                 persistence: bool) -> BrokerHandle:
+                 persistence: bool, auth: BrokerAuth | None) -> BrokerHandle:
     if binary is not None:
         conf = workdir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(host, port, workdir, persistence))
+        conf.write_text(mosquitto_config(host, port, workdir, persistence, auth))
         return BrokerHandle("mosquitto", host, port, [binary, "-c", str(conf)], workdir, owns)
     argv = [sys.executable, "-m", "hub.embedded_broker", "--host", host, "--port", str(port),
             "--parent-pid", str(os.getpid())]

@@ -1,4 +1,4 @@
-"""The ``hub`` command: demo, run, sim, record, replay, score, config check."""
+"""The ``hub`` command: demo, run, sim, record, replay, score, broker-config, config check."""
 
 from __future__ import annotations
 
@@ -103,6 +103,17 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_broker_config(args: argparse.Namespace) -> int:
+    from hub.security.broker_config import CONF, describe_generated, write_broker_config
+
+    files = write_broker_config(_config(args), Path(args.output))
+    print(f"wrote {files.directory / CONF}, {files.auth.password_file.name}, "
+          f"{files.auth.acl_file.name} ({len(files.identities)} identities); "
+          f"run: mosquitto -c {files.directory / CONF}")
+    print(describe_generated(files))
+    return 0
+
+
 def _broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="broker host (overrides the config)")
     parser.add_argument("--port", type=int, help="broker port (overrides the config)")
@@ -161,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutoff", type=float, default=100.0, help="GOSPA cutoff c, metres")
     p.add_argument("--order", type=float, default=2.0, help="GOSPA order p")
     p.add_argument("--picture", default=None, help="score only this picture's lines")
+
+    p = command("broker-config", cmd_broker_config,
+                "write a Mosquitto config, password file and ACL from the registry")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="directory for mosquitto.conf, passwd, acl, credentials.toml")
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

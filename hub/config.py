@@ -74,6 +74,48 @@ class Broker(Base, frozen=True, kw_only=True):
         return None
 
 
+class SecretSource(Base, frozen=True, kw_only=True):
+    """Where one broker identity's password comes from: an environment variable or a file."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def read(self, where: str) -> str:
+        """Return the secret; ``where`` names the key in errors (never the value)."""
+        if (self.env is None) == (self.file is None):
+            raise ConfigError(f"{where}: give exactly one of env or file")
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(f"{where}.env: variable {self.env} is not set")
+            return value
+        try:
+            return Path(str(self.file)).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}.file: cannot read: {exc.strerror}") from exc
+
+
+class BrokerTls(Base, frozen=True, kw_only=True):
+    """A TLS listener whose clients present certificates signed by ``cafile``."""
+
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8883
+    host: str | None = None
+    cafile: str
+    certfile: str
+    keyfile: str
+    tls_version: Literal["tlsv1.2", "tlsv1.3"] = "tlsv1.2"
+    use_identity_as_username: bool = True
+
+
+class BrokerServer(Base, frozen=True, kw_only=True):
+    """The Mosquitto that ``hub broker-config`` writes a config for (docs/ARCHITECTURE.md)."""
+
+    persistence: bool = True
+    truth_identity: Id = "sim-truth"
+    passwords: dict[str, SecretSource] = {}
+    tls: BrokerTls | None = None
+
+
 class Ingest(Base, frozen=True, kw_only=True):
     """Limits applied to inbound messages."""
 
@@ -136,6 +178,7 @@ class HubConfig(Base, frozen=True, kw_only=True):
 
     mission: Mission
     broker: Broker = Broker()
+    broker_server: BrokerServer = BrokerServer()
     ingest: Ingest = Ingest()
     fusion: Fusion = Fusion()
     publish: Publish = Publish()

@@ -15,6 +15,9 @@ InboundKind = Literal["telemetry", "detections", "frames", "status"]
 INBOUND_KINDS: tuple[InboundKind, ...] = ("telemetry", "detections", "frames", "status")
 
 SENSORS_ALL = "sensors/+/+"
+SENSORS_TREE = "sensors/#"
+COP_TREE = "cop/#"
+HUB_TREE = "hub/#"
 TRUTH = "sim/truth"
 HUB_STATUS = "hub/status"
 DEADLETTER = "hub/deadletter"
@@ -30,6 +33,11 @@ def check_id(value: str, what: str = "id") -> str:
 def sensor(sensor_id: str, kind: InboundKind) -> str:
     """Topic on which sensor ``sensor_id`` publishes messages of ``kind``."""
     return f"sensors/{check_id(sensor_id, 'sensor id')}/{kind}"
+
+
+def sensor_all(sensor_id: str) -> str:
+    """Filter of everything sensor ``sensor_id`` publishes (its ACL pattern)."""
+    return f"sensors/{check_id(sensor_id, 'sensor id')}/#"
 
 
 def partner_picture(partner_id: str) -> str:

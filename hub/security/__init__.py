@@ -1,0 +1,1 @@
+"""Broker security from the registry: identities, ACL, password hashes, credentials."""
