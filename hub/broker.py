@@ -223,7 +223,12 @@ def _make_handle(binary: str | None, host: str, port: int, workdir: Path, owns: 
                  persistence: bool, auth: BrokerAuth | None) -> BrokerHandle:
     if binary is not None:
         conf = workdir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(host, port, workdir, persistence, auth))
+        text = mosquitto_config(host, port, workdir, persistence, auth)
+        if os.geteuid() == 0:
+            # Started by root, Mosquitto drops to the `mosquitto` user, which can neither read
+            # the private (0600) password and ACL files nor write the log in our directory.
+            text += "user root\n"
+        conf.write_text(text)
         return BrokerHandle("mosquitto", host, port, [binary, "-c", str(conf)], workdir, owns)
     argv = [sys.executable, "-m", "hub.embedded_broker", "--host", host, "--port", str(port),
             "--parent-pid", str(os.getpid())]
