@@ -13,10 +13,12 @@ skip the bounds and compute d² for every pair: fewer numpy calls, same d².
 Assignment is classical GNN: among the gated pairs, the assignment with the
 most pairs, and among those the least total cost ``d² + ln det S`` (the
 negative log-likelihood up to a constant, which favours the sharper track of
-two at the same distance). A pair whose track and measurement gate with
-nothing else is assigned directly; all the other pairs (the conflicting
-clusters) go to one scipy linear_sum_assignment over just their rows and
-columns.
+two at the same distance), plus a penalty on the pairs of ``junior`` tracks
+(the tracker's tentative ones) big enough that a conflict goes to a senior
+track whenever the number of pairs allows. A pair whose track and
+measurement gate with nothing else is assigned directly; all the other pairs
+(the conflicting clusters) go to one scipy linear_sum_assignment over just
+their rows and columns.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class Gated:
     mi: Index
     d2: Array
     cost: Array
+
+    def within(self, chi2: float) -> Gated:
+        """Return the pairs with d² ≤ ``chi2``."""
+        ok = self.d2 <= chi2
+        return Gated(self.ti[ok], self.mi[ok], self.d2[ok], self.cost[ok])
 
 
 def lambda_max2(m: Array) -> Array:
@@ -114,8 +121,13 @@ def _east_band_pairs(track_e: Array, radius: Array, meas_e: Array) -> tuple[Inde
     return ti, order[start + np.arange(ti.shape[0])]
 
 
-def assign(gated: Gated, n_tracks: int, n_meas: int) -> tuple[Index, Index]:
-    """Return (track indices, measurement indices) of the GNN assignment of gated pairs."""
+def assign(gated: Gated, n_tracks: int, n_meas: int, junior: NDArray[np.bool_] | None = None,
+           penalty: float = 0.0) -> tuple[Index, Index]:
+    """Return (track indices, measurement indices) of the GNN assignment of gated pairs.
+
+    ``penalty`` is added to the cost of the pairs of the ``junior`` tracks
+    (flags over all tracks); only conflicts can feel it, so only they pay for it.
+    """
     ti, mi, cost = gated.ti, gated.mi, gated.cost
     if ti.shape[0] == 0:
         return ti, mi
@@ -126,8 +138,11 @@ def assign(gated: Gated, n_tracks: int, n_meas: int) -> tuple[Index, Index]:
     if alone.all():
         return ti, mi
     rest = ~alone
-    t_sel, m_sel = _solve_conflicts(ti[rest], mi[rest], cost[rest])
-    return np.concatenate((ti[alone], t_sel)), np.concatenate((mi[alone], m_sel))
+    ti, mi, cost = ti[rest], mi[rest], cost[rest]
+    if junior is not None:
+        cost = cost + penalty * junior[ti]
+    t_sel, m_sel = _solve_conflicts(ti, mi, cost)
+    return np.concatenate((gated.ti[alone], t_sel)), np.concatenate((gated.mi[alone], m_sel))
 
 
 def _solve_conflicts(ti: Index, mi: Index, cost: Array) -> tuple[Index, Index]:

@@ -17,11 +17,24 @@ Time moves only forward, so ``advance`` must not be called with a time ahead
 of what the reorder window has released (use the latest fused measurement
 time, not the wall clock), or the scans still held back would arrive late.
 
+Association. GNN over the pairs inside the gate (``gate_chi2``, with the
+manoeuvre model's covariance), confirmed tracks first: a tentative track's
+pairs carry ``TENTATIVE_PENALTY``, so where the two compete for a measurement
+the confirmed track gets it (a tentative track born from clutter, at rest
+with a wide gate, used to take a confirmed track's measurements, get
+confirmed on them and coast away as a false track).
+
 Initiation. Each measurement left unassigned starts a tentative track at the
 measured position, at rest, with velocity sigma ``init_speed_sigma``, unless
-it lies inside some track's gate: GNN maximises the number of pairs, so such
+it lies inside some track's gate (GNN maximises the number of pairs, so such
 a track already took another measurement of this scan, and a new track there
-would be a duplicate.
+would be a duplicate), or inside the gate widened ``INIT_EXCLUSION`` times in
+d² (10⁻⁶ instead of 10⁻³ of a 2-dof chi-square for the default gate) of a
+confirmed track this scan missed. That measurement is most likely the
+track's own target turning harder than the manoeuvre model expects: a new
+track there took the target's next measurements and left the old one to
+coast away, one false track and one ID switch per such turn. The track
+misses one scan instead, its covariance grows, and the next scan gates.
 
 Deletion. A track dies when it has had no update for ``delete_after_s``, when
 its position sigma (square root of the largest eigenvalue of its position
@@ -57,6 +70,10 @@ _FIRST, _LAST = _CLS.stop, _CLS.stop + 1
 _WIDTH = _LAST + 1
 _MOVING = slice(0, 44)
 """The columns a prediction moves: x, xm, pm (linear in them, see ``_step``)."""
+INIT_EXCLUSION = 2.0
+"""A missed confirmed track keeps new tracks out of its gate widened by this factor in d²."""
+TENTATIVE_PENALTY = 1e6
+"""Cost added to a tentative track's pairs: GNN then prefers confirmed tracks outright."""
 _STEP_CACHE_SIZE = 256
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 
@@ -133,15 +150,26 @@ class Tracker:
             return
         # Gate with the manoeuvre model's covariance: a turn must not leave the gate
         # while the quiet model still holds most of the probability.
-        gated = gate(self._x[:n, 0:2], self._pm[:n, -1, 0:2, 0:2], scan.z, scan.R,
-                     self.params.gate_chi2)
-        ti, mi = assign(gated, n, m)
+        chi2 = self.params.gate_chi2
+        wide = gate(self._x[:n, 0:2], self._pm[:n, -1, 0:2, 0:2], scan.z, scan.R,
+                    chi2 * INIT_EXCLUSION)
+        gated = wide.within(chi2)
+        # Confirmed tracks first: a tentative track (often clutter, at rest with a
+        # wide gate) must not take a measurement a confirmed track can use.
+        ti, mi = assign(gated, n, m, ~self._confirmed[:n], TENTATIVE_PENALTY)
         self._update(ti, scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t)
-        self._confirm(scan.sensor, ti)
         free = np.ones(m, dtype=bool)
         # A measurement inside any track's gate is not a new target: starting a
         # track there would only make a duplicate that steals measurements.
         free[gated.mi] = False
+        # Nor is one just outside the gate of a confirmed track that this scan
+        # missed: that is the track's target manoeuvring, and a new track there
+        # would take its next measurements and leave it to coast away.
+        if wide.ti.shape[0] > gated.ti.shape[0]:  # some pair is outside the gate
+            missed = self._confirmed[:n].copy()
+            missed[ti] = False
+            free[wide.mi[missed[wide.ti]]] = False
+        self._confirm(scan.sensor, ti)
         self._initiate(scan, np.flatnonzero(free))
 
     def advance(self, t: float) -> None:
