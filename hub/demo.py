@@ -2,6 +2,11 @@
 
 The broker and the simulators run as child processes in their own sessions,
 so a Ctrl-C reaches only this process, which then stops them in order.
+
+Secure by default: with Mosquitto the demo writes the ``hub broker-config``
+files into ``WORKDIR/broker`` (password file, ACL, ``credentials.toml``), turns
+anonymous access off, and the hub and every simulated unit log in as
+themselves. The embedded amqtt fallback stays anonymous, and says so.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from hub.broker import Prefer, start_broker
 from hub.config import HubConfig
 from hub.console import LiveTable
 from hub.lifecycle import stop_event
+from hub.security.acl import hub_identity
+from hub.security.broker_config import describe_generated, write_auth_files
 from hub.service import HubService
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "default.toml"
@@ -28,10 +35,12 @@ class Simulators:
     """``python -m simulators`` against the broker, in its own session, restarted at its end."""
 
     def __init__(self, scenario: Path, host: str, port: int, protocol: str, speed: float,
-                 log_path: Path) -> None:
+                 log_path: Path, credentials: Path | None = None) -> None:
         self.command = [sys.executable, "-m", "simulators", "-s", str(scenario), "--host", host,
                         "--port", str(port), "--protocol", protocol, "--speed", str(speed),
                         "--no-progress"]
+        if credentials is not None:
+            self.command += ["--credentials", str(credentials)]
         self.log_path = log_path
         self.runs = 0
         self.process = self._start()
@@ -73,15 +82,25 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
              workdir: Path, broker_kind: Prefer = "auto") -> int:
     """Run the whole demo until ``duration`` passes or Ctrl-C; return an exit code."""
     workdir.mkdir(parents=True, exist_ok=True)
-    with start_broker(prefer=broker_kind, workdir=workdir / "broker") as broker:
+    files = write_auth_files(config, workdir / "broker")
+    with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth) as broker:
+        secure = broker.kind == "mosquitto"
         config = msgspec.structs.replace(config, broker=msgspec.structs.replace(
-            config.broker, host=broker.host, port=broker.port, protocol=broker.protocol))
+            config.broker, host=broker.host, port=broker.port, protocol=broker.protocol,
+            username=hub_identity(config) if secure else None))
         address = f"mqtt://{broker.host}:{broker.port}"
         print(f"broker: {address} (MQTT {broker.protocol}); scenario {scenario.name}; "
               f"simulator log {workdir / 'simulators.log'}", flush=True)
+        if secure:
+            print("access: a password and an ACL per identity, anonymous off\n"
+                  + describe_generated(files, roles=("partner",)), flush=True)
+        else:
+            print("access: ANONYMOUS: the embedded amqtt broker runs without passwords or ACL; "
+                  "install Mosquitto for the secure demo", flush=True)
         sims = Simulators(scenario, broker.host, broker.port, broker.protocol, speed,
-                          workdir / "simulators.log")
-        service = HubService(config)
+                          workdir / "simulators.log", files.credentials if secure else None)
+        service = HubService(config, password=files.password(hub_identity(config))
+                             if secure else None)
         table = LiveTable(address)
 
         def tick(service: HubService) -> None:

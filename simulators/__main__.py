@@ -6,9 +6,11 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from hub.errors import BrokerUnavailable, ConfigError
+from hub.security.broker_config import read_credentials
 from simulators.engine import write_recording
 from simulators.publisher import run
 from simulators.scenario import load_scenario
@@ -31,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--username", default=None)
     p.add_argument("--password-env", default=None,
                    help="environment variable holding the broker password")
+    p.add_argument("--credentials", metavar="FILE", default=None,
+                   help="credentials.toml from `hub broker-config`: each unit logs in as itself")
     p.add_argument("--record-to", metavar="FILE", default=None,
                    help="write the stream to a recording file instead of publishing")
     return p.parse_args(argv)
@@ -54,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {count} messages to {args.record_to}", file=sys.stderr)
             return 0
         password = os.environ.get(args.password_env) if args.password_env else None
+        credentials = read_credentials(Path(args.credentials)) if args.credentials else None
         run(scenario, args.host, args.port, protocol=args.protocol, speed=args.speed,
             duration=args.duration, progress=not args.no_progress, username=args.username,
-            password=password, seed=args.seed)
+            password=password, credentials=credentials, seed=args.seed)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,14 +13,14 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hub import topics
-from hub.errors import BrokerUnavailable, PayloadError
+from hub.errors import BrokerUnavailable, ConfigError, PayloadError
 from simulators.engine import generate, pack
 from simulators.scenario import Scenario, load_scenario
 
@@ -112,16 +112,28 @@ class _Progress:
         sys.stderr.flush()
 
 
+def _login(client_id: str, username: str | None, password: str | None,
+           credentials: Mapping[str, str] | None) -> tuple[str | None, str | None]:
+    """One identity per unit (user name = client id) when ``credentials`` are given."""
+    if credentials is None:
+        return username, password
+    if client_id not in credentials:
+        raise ConfigError(f"no broker credentials for {client_id!r} (is it in the registry?)")
+    return client_id, credentials[client_id]
+
+
 def _connect_all(scenario: Scenario, host: str, port: int, protocol: str,
-                 username: str | None, password: str | None) -> dict[str, _Unit]:
+                 username: str | None, password: str | None,
+                 credentials: Mapping[str, str] | None) -> dict[str, _Unit]:
     kinds = [(r.id, "radar") for r in scenario.radars] + [(u.id, "uav") for u in scenario.uavs]
     units: dict[str, _Unit] = {}
     try:
         for client_id, kind in [*kinds, (TRUTH_CLIENT_ID, None)]:
-            unit = _Unit(client_id, kind, protocol, username, password)
+            unit = _Unit(client_id, kind, protocol,
+                         *_login(client_id, username, password, credentials))
             unit.connect(host, port)
             units[client_id] = unit
-    except BrokerUnavailable:
+    except (BrokerUnavailable, ConfigError):
         for unit in units.values():
             unit.close(time.time())
         raise
@@ -156,7 +168,7 @@ def _pace(messages: Iterable[tuple[float, str, bytes]], units: dict[str, _Unit],
 def run(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str = "5",
         speed: float = 1.0, duration: float | None = None, progress: bool = True,
         username: str | None = None, password: str | None = None,
-        seed: int | None = None) -> int:
+        credentials: Mapping[str, str] | None = None, seed: int | None = None) -> int:
     """Publish ``scenario`` to the broker at ``host:port``; return the messages sent.
 
     Args:
@@ -165,6 +177,9 @@ def run(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str 
         speed: scenario seconds per wall-clock second.
         duration: stop after this many scenario seconds (default: the whole scenario).
         progress: show a progress line on stderr.
+        username, password: one login shared by every unit.
+        credentials: instead, a password per unit, each logging in as its own client id
+            (``credentials.toml`` from ``hub broker-config``).
 
     Ctrl-C (KeyboardInterrupt) ends the run like its end does: each sensor publishes a
     retained offline status and disconnects; the count so far is returned.
@@ -181,7 +196,7 @@ def run(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str 
     now = time.time()
     # Faster than real time, end the scenario at "now" so no timestamp is in the future.
     start_ts = now if speed <= 1.0 else now - span
-    units = _connect_all(scenario, host, port, protocol, username, password)
+    units = _connect_all(scenario, host, port, protocol, username, password, credentials)
     shown = _Progress(progress, span)
     try:
         _pace(generate(scenario, seed, start_ts), units, start_ts, speed, shown)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from hub.security.broker_config import read_credentials
+
 HUB = [sys.executable, "-m", "hub.cli"]
 
 
@@ -51,7 +53,21 @@ def test_demo_runs_for_a_duration_and_shows_every_partner(tmp_path: Path, broker
         final, re.MULTILINE)}
     assert set(rows) == {"ken", "gha", "nld", "bra"}
     assert all(confirmed >= 10 for _, confirmed in rows.values()), rows
+    assert_secure_by_default(tmp_path, out, broker)
     assert_no_strays(tmp_path, out)
+
+
+def assert_secure_by_default(tmp_path: Path, out: str, broker: str) -> None:
+    """Mosquitto: auth on, partner passwords shown once, no other secret printed or logged."""
+    directory = tmp_path / "demo" / "broker"
+    if broker == "amqtt":
+        assert "access: ANONYMOUS" in out
+        return
+    assert "allow_anonymous false" in (directory / "mosquitto.conf").read_text()
+    passwords = read_credentials(directory / "credentials.toml")
+    assert all(passwords[p] in out for p in ("ken", "gha", "nld", "bra"))
+    logs = (tmp_path / "demo" / "simulators.log").read_text() + out
+    assert not any(passwords[n] in logs for n in ("hub", "ken-radar-1", "sim-truth"))
 
 
 def test_ctrl_c_ends_the_demo_cleanly(tmp_path: Path) -> None:
