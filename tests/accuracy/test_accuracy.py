@@ -37,7 +37,7 @@ min/max range around the radar; UAV camera footprint around the UAV's
 telemetry position, both with the simulators' own coverage functions) must
 have a confirmed track within 50 m at the end of those 10 s. Measured: 34
 targets per seed, the farthest nearest confirmed track 35 m (seed 7) and 22 m
-(seed 11) (before the duplicate rules: 33 targets, 24 and 34 m).
+(seed 11); the target count depends on the simulators only.
 """
 
 from __future__ import annotations
