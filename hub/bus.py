@@ -37,6 +37,7 @@ from paho.mqtt.properties import Properties
 
 from hub.config import Broker
 from hub.errors import BrokerUnavailable
+from hub.lifecycle import first_of
 from hub.metrics import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ class Bus:
             return False
         try:
             async with asyncio.timeout(self._connack_timeout):
-                await _first(self._connack, self._lost)
+                await first_of(self._connack.wait(), self._lost.wait())
         except TimeoutError:
             self._note_failure(f"no CONNACK within {self._connack_timeout:g} s "
                                f"(does the broker speak MQTT {self.settings.protocol}?)")
@@ -399,15 +400,3 @@ class Bus:
             before = stats.received
             if read() != MQTTErrorCode.MQTT_ERR_SUCCESS or stats.received == before:
                 return
-
-
-async def _first(*events: asyncio.Event) -> None:
-    """Wait until any of ``events`` is set."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
-

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
+from collections.abc import Awaitable
 from typing import Any
+
+from hub.lifecycle import first_of, stop_event
 
 PARENT_POLL_S = 1.0
 
@@ -37,19 +39,12 @@ async def serve(host: str, port: int, parent_pid: int | None) -> None:
 
     broker = Broker(broker_config(host, port))
     await broker.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    waiters: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait())]
+    endings: list[Awaitable[object]] = [stop_event().wait()]
     if parent_pid is not None:
-        waiters.append(asyncio.create_task(_parent_gone(parent_pid)))
+        endings.append(_parent_gone(parent_pid))
     try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        await first_of(*endings)
     finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
         with contextlib.suppress(Exception):
             await broker.shutdown()
 

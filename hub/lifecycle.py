@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable
 
 
 def stop_event(duration: float | None = None) -> asyncio.Event:
@@ -15,3 +16,14 @@ def stop_event(duration: float | None = None) -> asyncio.Event:
     if duration is not None:
         loop.call_later(duration, stop.set)
     return stop
+
+
+async def first_of(*awaitables: Awaitable[object]) -> None:
+    """Wait until any of ``awaitables`` is done; cancel and await the others."""
+    waiters = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
