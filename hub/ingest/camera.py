@@ -252,40 +252,36 @@ def ground_covariance(intrinsics: Intrinsics, pose: Pose, u: ArrayLike, v: Array
     """East/north covariance ``(..., 2, 2)`` of the ground points of pixels ``(u, v)``.
 
     Central divided differences with a step of one sigma per independent noise
-    source; NaN where any perturbed ray misses the ground (the uncertainty
-    reaches the horizon, so no finite covariance is honest).
+    source, all probes in one vectorised ``georeference`` call; NaN where any
+    perturbed ray misses the ground (the uncertainty reaches the horizon, so no
+    finite covariance is honest).
     """
-    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
-    columns = []
-    for plus, minus in _perturbations(pose, u, v, noise):
-        hi = georeference(intrinsics, plus[0], plus[1], plus[2], terrain, max_range).enu
-        lo = georeference(intrinsics, minus[0], minus[1], minus[2], terrain, max_range).enu
-        columns.append((hi[..., :2] - lo[..., :2]) / 2.0)
-    if not columns:
-        shape = georeference(intrinsics, pose, u, v, terrain, max_range).enu.shape[:-1]
+    values = {"u": u, "v": v, **{name: getattr(pose, name) for name in _NOISY_POSE_FIELDS}}
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (*values.values(), pose.east, pose.north)))
+    sources = [(name, sigma) for name, sigma in _sigmas(noise) if sigma > 0.0]
+    if not sources:
         return np.zeros((*shape, 2, 2))
-    spread = np.stack(columns, axis=-1)  # (..., 2, k): one sigma's effect per source
-    return spread @ np.swapaxes(spread, -1, -2)
+    probes = {name: np.broadcast_to(np.asarray(x, dtype=np.float64),
+                                    (2 * len(sources), *shape)).copy()
+              for name, x in values.items()}
+    for i, (name, sigma) in enumerate(sources):
+        probes[name][2 * i] += sigma
+        probes[name][2 * i + 1] -= sigma
+    moved = replace(pose, **{name: probes[name] for name in _NOISY_POSE_FIELDS})
+    hits = georeference(intrinsics, moved, probes["u"], probes["v"], terrain, max_range).enu
+    spread = np.moveaxis((hits[0::2, ..., :2] - hits[1::2, ..., :2]) / 2.0, 0, -1)
+    covariance: Array = spread @ np.swapaxes(spread, -1, -2)  # spread: (..., 2, sources)
+    return covariance
 
 
-_Probe = tuple[Pose, Array, Array]
+_NOISY_POSE_FIELDS = (*_POSE_ANGLES, "up")
 
 
-def _perturbations(pose: Pose, u: Array, v: Array, noise: PoseNoise
-                   ) -> list[tuple[_Probe, _Probe]]:
-    """Pairs of (pose, u, v) moved one sigma up and down, one noise source each."""
-    pairs: list[tuple[_Probe, _Probe]] = []
-    if noise.sigma_px > 0.0:
-        s = noise.sigma_px
-        pairs.append(((pose, u + s, v), (pose, u - s, v)))
-        pairs.append(((pose, u, v + s), (pose, u, v - s)))
-    for name in (*_POSE_ANGLES, "up"):
-        s = getattr(noise, "sigma_alt" if name == "up" else f"sigma_{name}")
-        if s > 0.0:
-            value = np.asarray(getattr(pose, name), dtype=np.float64)
-            pairs.append(((replace(pose, **{name: value + s}), u, v),
-                          (replace(pose, **{name: value - s}), u, v)))
-    return pairs
+def _sigmas(noise: PoseNoise) -> list[tuple[str, float]]:
+    """Each independent noise source: the probe it moves and its one-sigma step."""
+    return [("u", noise.sigma_px), ("v", noise.sigma_px),
+            *((name, getattr(noise, f"sigma_{name}")) for name in _POSE_ANGLES),
+            ("up", noise.sigma_alt)]
 
 
 def _enu_axes(lat: float, lon: float) -> Array:

@@ -162,3 +162,30 @@ def test_propagated_covariance_is_consistent_with_sampled_errors() -> None:
     print(f"NEES mean {nees.mean():.3f}, within chi2 95%: {(nees < chi2.ppf(0.95, 2)).mean():.4f}")
     assert abs(nees.mean() - 2.0) < 0.12  # 4 sigma of the mean of 4,000 chi2(2)
     assert abs((nees < chi2.ppf(0.95, 2)).mean() - 0.95) < 0.015
+
+
+class _Slope:
+    """A tilted plane: the simplest terrain that needs the fixed-point iteration."""
+
+    def height(self, east: np.ndarray, north: np.ndarray) -> np.ndarray:
+        return 20.0 + 0.05 * east - 0.03 * north
+
+
+def test_intersection_iterates_onto_a_sloped_terrain() -> None:
+    rng = np.random.default_rng(3)
+    n = 1_000
+    pose = Pose(0.0, 0.0, 1_500.0, heading=rng.uniform(-180, 180, n), az=rng.uniform(-180, 180, n),
+                el=rng.uniform(-90, -40, n))
+    hit = georeference(K, pose, rng.uniform(0, W, n), rng.uniform(0, H, n), _Slope())
+    assert hit.valid.all()
+    east, north, up = hit.enu.T
+    assert np.abs(up - _Slope().height(east, north)).max() < 1e-3
+
+
+def test_nadir_covariance_matches_closed_form() -> None:
+    h, pose = 1_000.0, Pose(0.0, 0.0, 1_000.0, el=-90.0)
+    pixel_only = ground_covariance(K, pose, 640.0, 360.0, GROUND, PoseNoise(2.0, 0, 0, 0, 0, 0, 0))
+    assert pixel_only == pytest.approx(np.diag([(h / K.fx * 2.0) ** 2] * 2), rel=1e-9)
+    alt_only = ground_covariance(K, pose, float(W), 360.0, GROUND,
+                                 PoseNoise(0, 0, 0, 0, 0, 0, sigma_alt=10.0))
+    assert alt_only == pytest.approx(np.diag([(HALF * 10.0) ** 2, 0.0]), abs=1e-9)
