@@ -21,8 +21,9 @@ from hub.topics import ID_PATTERN
 
 Id = Annotated[str, Meta(pattern=f"^{ID_PATTERN.pattern}$")]
 Nation = Annotated[str, Meta(pattern="^[A-Z]{2,3}$")]
-Positive = Annotated[float, Meta(gt=0.0)]
-NonNegative = Annotated[float, Meta(ge=0.0)]
+# The upper bounds keep inf (valid TOML) out; NaN fails every bound.
+Positive = Annotated[float, Meta(gt=0.0, le=1e9)]
+NonNegative = Annotated[float, Meta(ge=0.0, le=1e9)]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
 
@@ -36,7 +37,7 @@ class Origin(Base, frozen=True, kw_only=True):
 
     lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
     lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
-    alt: float = 0.0
+    alt: Annotated[float, Meta(ge=-1_000.0, le=100_000.0)] = 0.0
 
 
 class Mission(Base, frozen=True, kw_only=True):
@@ -232,6 +233,8 @@ def load_toml(path: str | Path, parse: Callable[[dict[str, object]], S]) -> S:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:

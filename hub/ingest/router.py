@@ -54,6 +54,9 @@ class Router:
             raise PayloadError(f"unknown sensor id {sensor_id!r}")
         if kind == "status":
             status = decode(payload, SensorStatus, self.limits.max_payload_bytes)
+            # Only the future bound: a retained status may rightly be days old.
+            if status.ts is not None and status.ts > t_received + self.limits.max_future_s:
+                raise PayloadError(f"timestamp {status.ts - t_received:.1f} s in the future")
             self.online[sensor_id] = status.online
             self.counters["status"] += 1
             return None
