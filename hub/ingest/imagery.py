@@ -105,7 +105,25 @@ class Detector(Protocol):
 
 
 @dataclass(frozen=True)
-class HotSpotDetector:
+class ResidualDetector:
+    """What the blob detectors share: a box-blur background and thresholded components."""
+
+    k: float = 5.0
+    background_px: int = 45
+    min_area: int = 3
+    max_area: int = 2_000
+
+    def residual(self, image: Gray) -> NDArray[np.int16]:
+        """``image`` minus its box-blur background, signed."""
+        return np.subtract(image, cv2.blur(image, (self.background_px,) * 2), dtype=np.int16)
+
+    def blobs(self, residual: NDArray[np.int16]) -> Blobs:
+        """Components of ``residual`` above ``k`` noise sigmas, within the area limits."""
+        return _components(residual, self.k, self.min_area, self.max_area)
+
+
+@dataclass(frozen=True)
+class HotSpotDetector(ResidualDetector):
     """Warm spots on a cooler background (IR).
 
     Background: a box blur ``background_px`` wide. It must be several times
@@ -118,36 +136,22 @@ class HotSpotDetector:
     Centres are residual-weighted centroids.
     """
 
-    k: float = 5.0
-    background_px: int = 45
-    min_area: int = 3
-    max_area: int = 2_000
-
     def detect(self, image: Gray, band: str = "ir") -> Blobs:
         """Return the hot spots in ``image``."""
-        residual: NDArray[np.int16] = np.subtract(
-            image, cv2.blur(image, (self.background_px,) * 2), dtype=np.int16)
-        return _components(residual, self.k, self.min_area, self.max_area)
+        return self.blobs(self.residual(image))
 
 
 @dataclass(frozen=True)
-class ContrastDetector:
+class ContrastDetector(ResidualDetector):
     """Shapes brighter or darker than their surroundings (EO).
 
     Local contrast ``|image - box blur|`` against ``k`` noise sigmas (MAD), then
     8-connected components with area limits, as ``HotSpotDetector``.
     """
 
-    k: float = 5.0
-    background_px: int = 45
-    min_area: int = 3
-    max_area: int = 2_000
-
     def detect(self, image: Gray, band: str = "eo") -> Blobs:
         """Return the contrasting blobs in ``image``."""
-        residual: NDArray[np.int16] = np.subtract(
-            image, cv2.blur(image, (self.background_px,) * 2), dtype=np.int16)
-        return _components(np.abs(residual), self.k, self.min_area, self.max_area)
+        return self.blobs(np.abs(self.residual(image)))
 
 
 @dataclass(frozen=True)
