@@ -1,4 +1,4 @@
-"""The ``hub`` command: demo, run, sim, record, replay, score, broker-config, config check."""
+"""The ``hub`` command: demo, run, reload, sim, record, replay, score, broker-config, config."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hub.console import LiveTable
+    from hub.pidfile import default_pid_file, pid_file
     from hub.service import HubService
 
     config = _with_broker(_config(args), args)
@@ -49,9 +51,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = stop_event(args.duration)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload, args.config)
         await service.run(stop, on_tick=None if args.quiet else LiveTable(address).show)
 
-    asyncio.run(serve())
+    with pid_file(Path(args.pid_file) if args.pid_file else default_pid_file(config)):
+        asyncio.run(serve())
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from hub.pidfile import default_pid_file, signal_hub
+
+    config = _config(args)  # a bad file stops here, named, and the hub is not disturbed
+    path = Path(args.pid_file) if args.pid_file else default_pid_file(config)
+    pid = signal_hub(path)
+    print(f"{args.config}: ok; sent SIGHUP to the hub (pid {pid}), which now reloads its "
+          "release rules; the outcome is in its log and in hub/status (reloads, "
+          "reload_failures)")
     return 0
 
 
@@ -147,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_options(p)
     p.add_argument("--duration", type=float, help="stop after S seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="no live table")
+    p.add_argument("--pid-file", help="where to write the pid (default: $TMPDIR/feedhub-"
+                   "<client id>.pid); SIGHUP reloads the release rules")
+
+    p = command("reload", cmd_reload, "check the config, then make the running hub reload "
+                "its release rules (SIGHUP)")
+    p.add_argument("--pid-file", help="the running hub's pid file (default: as `hub run`)")
 
     p = command("sim", cmd_sim, "run the simulators of a scenario against a broker")
     p.add_argument("-s", "--scenario", default=str(DEFAULT_SCENARIO))

@@ -17,10 +17,16 @@ import msgspec
 from msgspec import Meta, Struct
 
 from hub.errors import ConfigError
+from hub.messages import CLASSES
 from hub.topics import ID_PATTERN
 
 Id = Annotated[str, Meta(pattern=f"^{ID_PATTERN.pattern}$")]
 Nation = Annotated[str, Meta(pattern="^[A-Z]{2,3}$")]
+Marking = Annotated[str, Meta(pattern="^[A-Z0-9][A-Z0-9 _/-]{0,63}$")]
+SensorKind = Literal["radar", "uav", "camera", "acoustic", "ground"]
+Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
+LatLon = tuple[Latitude, Longitude]
 # The upper bounds keep inf (valid TOML) out; NaN fails every bound.
 Positive = Annotated[float, Meta(gt=0.0, le=1e9)]
 NonNegative = Annotated[float, Meta(ge=0.0, le=1e9)]
@@ -35,8 +41,8 @@ class Base(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
 class Origin(Base, frozen=True, kw_only=True):
     """Mission origin: the centre of the local East-North-Up frame."""
 
-    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
-    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    lat: Latitude
+    lon: Longitude
     alt: Annotated[float, Meta(ge=-1_000.0, le=100_000.0)] = 0.0
 
 
@@ -151,13 +157,31 @@ class Publish(Base, frozen=True, kw_only=True):
     status_every_s: Positive = 5.0
 
 
+class Labels(Base, frozen=True, kw_only=True):
+    """The mission's marking scheme, in the spirit of STANAG 4774."""
+
+    policy: Marking = "MISSION"
+    classifications: list[Marking] = msgspec.field(default_factory=lambda: [
+        "UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET"])
+    """Lowest first: a fused track carries the highest of its sources' levels."""
+
+
+class SourceLabel(Base, frozen=True, kw_only=True):
+    """The marking of one source's data (default: the lowest classification)."""
+
+    classification: Marking | None = None
+    caveats: list[Marking] = []
+
+
 class Sensor(Base, frozen=True, kw_only=True):
     """A registered field unit and the partners its data is released to."""
 
     id: Id
     nation: Nation
-    kind: Literal["radar", "uav", "camera", "acoustic", "ground"]
+    kind: SensorKind
     release_to: list[Id] = []
+    """Shorthand for an unrestricted release by the sensor's nation (partners or groups)."""
+    label: SourceLabel = SourceLabel()
     platform: bool | None = None
 
     @property
@@ -172,6 +196,35 @@ class Partner(Base, frozen=True, kw_only=True):
     id: Id
     name: str
     nation: Nation | None = None
+    clearance: Marking | None = None
+    """Highest classification the partner may receive (default: all of them)."""
+
+
+class Release(Base, frozen=True, kw_only=True):
+    """A contributing nation's rule: which of its sources go to whom, and how.
+
+    For a (sensor, partner) pair the first release of the sensor's nation that
+    selects the sensor and names the partner applies; a partner's view of a
+    fused track is the intersection of the rules of every source in it.
+    """
+
+    by: Nation
+    to: list[Id]
+    sensors: list[Id] = []
+    kinds: list[SensorKind] = []
+    precision_m: Annotated[float, Meta(ge=0.0, le=100_000.0)] = 0.0
+    delay_s: Annotated[float, Meta(ge=0.0, le=3_600.0)] = 0.0
+    area: list[LatLon] = []
+    hide_classes: list[str] = []
+    strip_attribution: bool = False
+
+    def selects(self, sensor: Sensor) -> bool:
+        """Whether this release covers ``sensor`` (its nation's, by id or kind; all if neither)."""
+        if sensor.nation != self.by:
+            return False
+        if not (self.sensors or self.kinds):
+            return True
+        return sensor.id in self.sensors or sensor.kind in self.kinds
 
 
 class HubConfig(Base, frozen=True, kw_only=True):
@@ -185,6 +238,10 @@ class HubConfig(Base, frozen=True, kw_only=True):
     publish: Publish = Publish()
     sensors: list[Sensor] = []
     partners: list[Partner] = []
+    labels: Labels = Labels()
+    groups: dict[Id, list[Id]] = {}
+    """Named sets of partners (``UN``, ``AU``, ``NATO``) a release may name."""
+    releases: list[Release] = []
 
     def sensor_index(self) -> dict[str, int]:
         """Map each sensor id to its position in ``sensors``."""
@@ -201,13 +258,69 @@ def _registry_problems(config: HubConfig) -> list[str]:
             if item_id in seen:
                 problems.append(f"$.{what}[{i}].id: duplicate id {item_id!r}")
             seen.add(item_id)
-    for i, sensor in enumerate(config.sensors):
-        for j, partner in enumerate(sensor.release_to):
-            if partner not in partner_ids:
-                problems.append(f"$.sensors[{i}].release_to[{j}]: unknown partner {partner!r}")
     if "mission" in partner_ids:
         problems.append("$.partners: 'mission' is reserved for the mission picture")
+    return problems + _label_problems(config) + _release_problems(config)
+
+
+def _audience_problems(where: str, names: list[str], config: HubConfig) -> list[str]:
+    known = {p.id for p in config.partners} | set(config.groups)
+    return [f"{where}[{j}]: unknown partner or group {name!r}"
+            for j, name in enumerate(names) if name not in known]
+
+
+def _label_problems(config: HubConfig) -> list[str]:
+    levels = config.labels.classifications
+    problems = [] if levels and len(set(levels)) == len(levels) else [
+        "$.labels.classifications: needs at least one level, each named once"]
+    partner_ids = {p.id for p in config.partners}
+    for name, members in config.groups.items():
+        if name in partner_ids:
+            problems.append(f"$.groups.{name}: a group may not share a partner's id")
+        problems += [f"$.groups.{name}[{j}]: unknown partner {m!r}"
+                     for j, m in enumerate(members) if m not in partner_ids]
+    for i, sensor in enumerate(config.sensors):
+        problems += _audience_problems(f"$.sensors[{i}].release_to", sensor.release_to, config)
+        level = sensor.label.classification
+        if level is not None and level not in levels:
+            problems.append(f"$.sensors[{i}].label.classification: unknown level {level!r}; "
+                            f"expected one of {', '.join(levels)}")
+    for i, partner in enumerate(config.partners):
+        if partner.clearance is not None and partner.clearance not in levels:
+            problems.append(f"$.partners[{i}].clearance: unknown level {partner.clearance!r}; "
+                            f"expected one of {', '.join(levels)}")
     return problems
+
+
+def _release_problems(config: HubConfig) -> list[str]:
+    problems: list[str] = []
+    nation_of = {s.id: s.nation for s in config.sensors}
+    for i, release in enumerate(config.releases):
+        where = f"$.releases[{i}]"
+        problems += _audience_problems(f"{where}.to", release.to, config)
+        for j, sensor_id in enumerate(release.sensors):
+            if sensor_id not in nation_of:
+                problems.append(f"{where}.sensors[{j}]: unknown sensor {sensor_id!r}")
+            elif nation_of[sensor_id] != release.by:
+                problems.append(f"{where}.sensors[{j}]: {sensor_id} belongs to "
+                                f"{nation_of[sensor_id]}, and a nation releases only its own")
+        problems += [f"{where}.hide_classes[{j}]: unknown class {c!r}"
+                     for j, c in enumerate(release.hide_classes) if c not in CLASSES]
+        if release.area and (len(release.area) < 3 or _ring_area(release.area) == 0.0):
+            problems.append(f"{where}.area: a polygon needs at least 3 corners enclosing an area")
+        selected = [s for s in config.sensors if release.selects(s)]
+        if not selected:
+            problems.append(f"{where}: selects no sensor of {release.by}")
+        problems += [f"{where}: {s.id} has release_to as well; give its release in one place"
+                     for s in selected if s.release_to]
+    return problems
+
+
+def _ring_area(ring: list[tuple[float, float]]) -> float:
+    """Twice the signed area of a lat/lon ring (shoelace), 0 for a degenerate one."""
+    lat = [p[0] for p in ring]
+    lon = [p[1] for p in ring]
+    return sum(lon[k - 1] * lat[k] - lon[k] * lat[k - 1] for k in range(len(ring)))
 
 
 S = TypeVar("S", bound=Struct)

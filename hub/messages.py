@@ -188,6 +188,20 @@ class Truth(Struct, frozen=True, kw_only=True):
     targets: list[TruthTarget]
 
 
+class Label(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A track's confidentiality label, in the spirit of STANAG 4774.
+
+    ``classification`` is the highest of the contributing sources' levels,
+    ``releasable_to`` the partners every contributing source is released to,
+    ``caveats`` the union of the sources' caveats.
+    """
+
+    policy: str
+    classification: str
+    releasable_to: list[str]
+    caveats: list[str] = []
+
+
 class Track(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One track of a published picture."""
 
@@ -208,6 +222,7 @@ class Track(Struct, frozen=True, kw_only=True, omit_defaults=True):
     first_seen: float
     updates: int
     alt: float | None = None
+    label: Label | None = None
 
 
 class Picture(Struct, frozen=True, kw_only=True):

@@ -22,6 +22,8 @@ from hub.ingest.reorder import ReorderBuffer
 from hub.ingest.router import InboundItem, PlatformFix, Router
 from hub.messages import DeadLetter
 from hub.metrics import RateLimitedLog
+from hub.release.policy import ReleasePolicy
+from hub.release.reload import with_rules_of
 
 DEAD_LETTER_BACKLOG = 1_000
 
@@ -51,6 +53,7 @@ class Pipeline:
         self.frame = EnuFrame(origin.lat, origin.lon, origin.alt)
         self.router = Router(config, self.frame)
         self.reorder: ReorderBuffer[InboundItem] = ReorderBuffer(config.fusion.reorder_window_s)
+        self.policy = ReleasePolicy(config, self.frame)
         self.groups = [GroupFusion(g, config, self.frame) for g in release_groups(config)]
         self.counters: Counter[str] = Counter()
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTER_BACKLOG)
@@ -63,6 +66,27 @@ class Pipeline:
             if partner_id in fusion.group.partners:
                 return fusion
         raise KeyError(partner_id)
+
+    def reload_rules(self, config: HubConfig) -> list[str]:
+        """Adopt the release rules of ``config``; return the partners whose rules changed.
+
+        A group whose set of sources is unchanged keeps its tracker; a new set
+        starts a new, empty one, so no data a partner may no longer see stays
+        in its picture. The caller checks the registry is unchanged first
+        (hub.release.reload.restart_needed).
+        """
+        config = with_rules_of(self.config, config)
+        policy = ReleasePolicy(config, self.frame)
+        kept = {fusion.group.sensors: fusion for fusion in self.groups}
+        groups = []
+        for group in release_groups(config):
+            fusion = kept.get(group.sensors) or GroupFusion(group, config, self.frame)
+            fusion.group = group
+            groups.append(fusion)
+        changed = [p for p, rules in policy.partners.items()
+                   if rules.grants != self.policy.partners[p].grants]
+        self.config, self.policy, self.groups = config, policy, groups
+        return changed
 
     def handle(self, topic: str, payload: bytes, t_received: float) -> bool:
         """Validate and queue one message; False when it was dead-lettered."""

@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 
 from hub import __version__, topics
 from hub.bus import Bus
-from hub.config import HubConfig
+from hub.config import HubConfig, load_config
+from hub.errors import ConfigError
 from hub.messages import HubStatus, encode
 from hub.metrics import Rates
 from hub.pipeline import Pipeline
 from hub.publish.mqtt import PicturePublisher
+from hub.release.reload import restart_needed
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,8 @@ SUBSCRIPTIONS = (
 FLUSH_TICK_S = 0.02
 MIN_FLUSH_TICK_S = 0.002
 RATED = ("received", "rejected", "detections", "fused")
-ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps")
+ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "reloads", "reload_failures",
+                   "release_unlabelled")
 
 
 class HubService:
@@ -49,6 +52,7 @@ class HubService:
         self._flush_pending = False
         self._status_rates = Rates()
         self._event_driven = config.publish.interval_s == 0
+        self.reloads: Counter[str] = Counter()
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         self.pipeline.handle(topic, payload, time.time())
@@ -77,12 +81,38 @@ class HubService:
         counters: Counter[str] = Counter(dict.fromkeys(ALWAYS_REPORTED, 0))
         counters.update(self.pipeline.counters)
         counters.update(self.pipeline.router.counters)
+        counters.update(self.reloads)
+        if self.publisher is not None:
+            counters.update(self.publisher.counters)
         queues = {"reorder": len(self.pipeline.reorder)}
         broker = self.bus.state if self.bus is not None else "down"
         rates = self._status_rates.update({k: counters[k] for k in RATED})
         return HubStatus(ts=time.time(), online=online, version=__version__,
                          uptime=time.time() - self.started, counters=dict(counters),
                          rates=rates, queues=queues, broker=broker)
+
+    def reload(self, path: str) -> bool:
+        """Adopt the release rules of the config at ``path``; keep the current ones if it is bad.
+
+        Partners whose rules changed have their retained snapshot cleared and
+        get a full picture under the new rules on the next publish.
+        """
+        try:
+            config = load_config(path)
+            pending = restart_needed(self.config, config)
+        except ConfigError as exc:
+            self.reloads["reload_failures"] += 1
+            log.error("reload of %s refused, rules unchanged: %s", path, exc)
+            return False
+        changed = self.pipeline.reload_rules(config)
+        if self.publisher is not None:
+            self.publisher.reload(changed)
+        self.reloads["reloads"] += 1
+        log.warning("reloaded release rules from %s; partners whose view changed: %s", path,
+                    ", ".join(changed) or "none")
+        if pending:
+            log.warning("not applied until the hub restarts: %s", ", ".join(pending))
+        return True
 
     async def run(self, stop: asyncio.Event,
                   on_tick: Callable[[HubService], Awaitable[None] | None] | None = None) -> None:

@@ -1,6 +1,7 @@
 """Release groups: one picture (one tracker) per distinct set of visible sources.
 
-A partner may see the sources whose ``release_to`` names it. Partners who may
+A partner may see the sources whose nations grant it a release
+(hub.release.policy). Partners who may
 see the same set share a picture; the mission picture sees every source. Data
 from a source outside a group's set never enters that group's tracker, so a
 partner's picture cannot contain, move or confirm a track because of data the
@@ -15,8 +16,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import HubConfig
+from hub.release.policy import visible_sensors
 
 MISSION = "mission"
+
+
+__all__ = ["MISSION", "ReleaseGroup", "release_groups", "visible_sensors"]
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,6 @@ class ReleaseGroup:
     sensors: frozenset[str]
     mask: NDArray[np.bool_]
     partners: tuple[str, ...]
-
-
-def visible_sensors(config: HubConfig, partner_id: str) -> frozenset[str]:
-    """Ids of the sensors whose data is released to ``partner_id``."""
-    return frozenset(s.id for s in config.sensors if partner_id in s.release_to)
 
 
 def release_groups(config: HubConfig) -> list[ReleaseGroup]:

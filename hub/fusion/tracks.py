@@ -47,6 +47,14 @@ class TrackTable:
     def __len__(self) -> int:
         return int(self.id.shape[0])
 
+    def take(self, rows: NDArray[np.intp]) -> TrackTable:
+        """The table of rows ``rows`` of this one, in that order."""
+        return dataclasses.replace(
+            self, id=self.id[rows], x=self.x[rows], P=self.P[rows], status=self.status[rows],
+            cls_probs=self.cls_probs[rows], first_seen=self.first_seen[rows],
+            last_update=self.last_update[rows], updates=self.updates[rows],
+            sources=self.sources[rows])
+
     def predict_to(self, t: float) -> TrackTable:
         """Return the table with ``x`` and ``P`` predicted to time ``t`` (no-op if t ≤ self.t)."""
         if t <= self.t or len(self) == 0:
@@ -62,3 +70,23 @@ class TrackTable:
             status=np.zeros(0, np.int8), cls_probs=np.zeros((0, n_classes)),
             first_seen=np.zeros(0), last_update=np.zeros(0), updates=np.zeros(0, np.int64),
             sources=np.zeros((0, n_sensors), bool))
+
+
+def row_keys(mask: NDArray[np.bool_]) -> list[bytes]:
+    """One hashable key per row of a (N, K) bool array: equal rows, equal keys.
+
+    Sources rows repeat a lot (a mission has few distinct combinations), so
+    whatever is derived from them is computed once per key and cached.
+    """
+    if mask.shape[0] == 0:
+        return []
+    packed = np.ascontiguousarray(np.packbits(mask, axis=1))
+    keys: list[bytes] = packed.view(f"V{packed.shape[1]}").ravel().tolist()
+    return keys
+
+
+def key_bits(key: bytes, width: int) -> list[int]:
+    """Indices of the set bits of a ``row_keys`` key of a row ``width`` long."""
+    bits = np.unpackbits(np.frombuffer(key, np.uint8))[:width]
+    used: list[int] = np.flatnonzero(bits).tolist()
+    return used

@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import HubConfig
-from hub.fusion.tracks import STATUS_NAMES, TrackTable
+from hub.fusion.tracks import STATUS_NAMES, TrackTable, key_bits, row_keys
 from hub.geo import EnuFrame
-from hub.messages import CLASSES, Picture, Track
+from hub.messages import CLASSES, Label, Picture, Track
 from hub.pipeline import GroupFusion
 
 DIMENSION_OF_CLASS = {"person": "G", "vehicle": "G", "uav": "A", "aircraft": "A", "vessel": "S"}
@@ -55,9 +55,10 @@ class TrackEncoder:
         return self.build(table, publishable_rows(table, include_tentative), affiliation, prefix)
 
     def build(self, table: TrackTable, rows: NDArray[np.intp], affiliation: str,
-              prefix: str) -> list[Track]:
+              prefix: str, labels: Sequence[Label] | None = None) -> list[Track]:
         """Track structs for ``rows`` of ``table``, in that order, built column by column.
 
+        ``labels`` are the rows' release labels (none in the mission picture).
         Rows with the same sources share their ``sources`` and ``nations`` lists:
         treat them as read-only.
         """
@@ -77,24 +78,23 @@ class TrackEncoder:
             x[:, 3].tolist(), p[:, 0, 0].tolist(), p[:, 0, 1].tolist(), p[:, 1, 1].tolist(),
             _STATUS_NAMES[table.status[rows]].tolist(), classes, reported, sidcs,
             self._provenances(table.sources[rows]), table.first_seen[rows].tolist(),
-            table.updates[rows].tolist(), strict=True)
+            table.updates[rows].tolist(), [None] * rows.shape[0] if labels is None else labels,
+            strict=True)
         return [
             Track(id=f"{prefix}{i}", ts=ts, lat=la, lon=lo, ve=ve, vn=vn, cov=(ee, en, nn),
                   status=status, cls=cls, cls_probs=cls_probs,
                   affiliation=affiliation, sidc=code, sources=sources, nations=nations,
-                  first_seen=first, updates=updates)
+                  first_seen=first, updates=updates, label=label)
             for (i, la, lo, ve, vn, ee, en, nn, status, cls, cls_probs, code,
-                 (sources, nations), first, updates) in columns
+                 (sources, nations), first, updates, label) in columns
         ]
 
     def _provenances(self, sources: NDArray[np.bool_]) -> list[tuple[list[str], list[str]]]:
         """(sensor ids, sorted nations) of each row of a (N, n_sensors) bool array."""
-        packed = np.ascontiguousarray(np.packbits(sources, axis=1))
-        keys: list[bytes] = packed.view(f"V{packed.shape[1]}").ravel().tolist()
+        keys = row_keys(sources)
         cache = self._provenance
         for key in set(keys).difference(cache):
-            bits = np.unpackbits(np.frombuffer(key, np.uint8))[:sources.shape[1]]
-            used = np.flatnonzero(bits).tolist()
+            used = key_bits(key, sources.shape[1])
             cache[key] = ([self.sensor_ids[s] for s in used],
                           sorted({self.sensor_nations[s] for s in used}))
         return [cache[key] for key in keys]
@@ -120,9 +120,10 @@ class TableRows:
     """The publishable rows of one table at one publish; each row built at most once."""
 
     def __init__(self, encoder: TrackEncoder, table: TrackTable, affiliation: str,
-                 prefix: str) -> None:
+                 prefix: str, labels: Sequence[Label] | None = None) -> None:
         self.encoder, self.table = encoder, table
         self.affiliation, self.prefix = affiliation, prefix
+        self.labels = labels
         self.rows = publishable_rows(table)
         self.now = Sent(table.id[self.rows], table.updates[self.rows], table.status[self.rows])
         self._built: list[Track | None] = [None] * self.rows.shape[0]
@@ -133,8 +134,9 @@ class TableRows:
         built = self._built
         missing = [k for k in wanted if built[k] is None]
         if missing:
-            new = self.encoder.build(self.table, self.rows[missing], self.affiliation,
-                                     self.prefix)
+            rows = self.rows[missing]
+            labels = None if self.labels is None else [self.labels[r] for r in rows.tolist()]
+            new = self.encoder.build(self.table, rows, self.affiliation, self.prefix, labels)
             for k, track in zip(missing, new, strict=True):
                 built[k] = track
         return [built[k] for k in wanted]  # type: ignore[misc]

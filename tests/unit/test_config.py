@@ -22,7 +22,7 @@ def test_default_config_is_valid() -> None:
      "$.sensors[0].id"),
     ({"mission": ORIGIN, "sensors": [{"id": "a", "nation": "KEN", "kind": "radar",
                                       "release_to": ["nobody"]}]},
-     "$.sensors[0].release_to[0]: unknown partner 'nobody'"),
+     "$.sensors[0].release_to[0]: unknown partner or group 'nobody'"),
     ({"mission": ORIGIN, "partners": [{"id": "p", "name": "P"}, {"id": "p", "name": "Q"}]},
      "$.partners[1].id: duplicate id 'p'"),
     ({}, "missing required field `mission`"),

@@ -197,6 +197,7 @@ def test_no_partner_is_told_of_a_source_not_released_to_it() -> None:
     nation_of = {s.id: s.nation for s in CONFIG.sensors}
     seen_sources: dict[str, set[str]] = {p.id: set() for p in CONFIG.partners}
     friends: dict[str, set[str]] = {p.id: set() for p in CONFIG.partners}
+    anonymous = dict.fromkeys(seen_sources, 0)
     for topic, payload in sent:
         picture = msgspec.msgpack.decode(payload, type=Picture)
         assert topic in (topics.partner_picture(picture.partner),
@@ -206,13 +207,22 @@ def test_no_partner_is_told_of_a_source_not_released_to_it() -> None:
             assert set(track.sources) <= visible, (picture.partner, track.sources)
             assert track.nations == sorted({nation_of[s] for s in track.sources})
             seen_sources[picture.partner].update(track.sources)
+            anonymous[picture.partner] += not track.sources
             if track.affiliation == "friend":
                 friends[picture.partner].add(track.id)
-    # The scene was rich enough to matter: each partner saw every source released to it,
+    # The scene was rich enough to matter: each partner saw every source released to it
+    # (unless a contributor's release strips attribution: then a track names no source),
     # and the friend tracks of exactly the platforms released to it.
     for partner in seen_sources:
         visible = visible_sensors(CONFIG, partner)
-        assert seen_sources[partner] == visible
+        rules = pipeline.policy.partners[partner]
+        stripping = {s.id for s, strip in zip(CONFIG.sensors, rules.strip, strict=True)
+                     if strip and s.id in visible}
+        if stripping:
+            assert seen_sources[partner] <= visible - stripping
+            assert anonymous[partner]
+        else:
+            assert seen_sources[partner] == visible
         platforms = {i for i, s in enumerate(CONFIG.sensors) if s.is_platform and s.id in visible}
         assert friends[partner] == {f"F{i}" for i in platforms}
 
