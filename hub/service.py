@@ -105,6 +105,7 @@ class HubService:
             log.error("reload of %s refused, rules unchanged: %s", path, exc)
             return False
         changed = self.pipeline.reload_rules(config)
+        self.config = self.pipeline.config
         if self.publisher is not None:
             self.publisher.reload(changed)
         self.reloads["reloads"] += 1
