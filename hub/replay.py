@@ -18,6 +18,7 @@ from hub.config import HubConfig
 from hub.fusion.groups import MISSION
 from hub.messages import Track
 from hub.pipeline import GroupFusion, Pipeline
+from hub.publish.mqtt import PicturePublisher
 from hub.publish.pictures import TrackEncoder, group_tracks
 from hub.recording import Record, read_recording
 
@@ -60,13 +61,22 @@ def select_group(pipeline: Pipeline, picture: str) -> GroupFusion:
         raise SystemExit(f"--picture: no partner {picture!r} in the config") from None
 
 
+def picture_source(pipeline: Pipeline, picture: str) -> Callable[[], list[Track]]:
+    """What ``picture`` holds now: every mission track, or what the partner may see."""
+    group = select_group(pipeline, picture)
+    if picture == MISSION:
+        encoder = TrackEncoder(pipeline.config, pipeline.frame)
+        return lambda: group_tracks(encoder, group)
+    publisher = PicturePublisher(pipeline, lambda topic, payload, qos, retain: None)
+    return lambda: publisher.partner_tracks(picture)
+
+
 def replay(records: Iterable[Record], config: HubConfig, tracks_out: TextIO | None = None,
            picture: str = MISSION, progress: Callable[[int], None] | None = None
            ) -> ReplaySummary:
     """Feed ``records`` through a fresh pipeline; write the chosen picture as JSON Lines."""
     pipeline = Pipeline(config)
-    group = select_group(pipeline, picture)
-    encoder = TrackEncoder(config, pipeline.frame)
+    tracks_now = picture_source(pipeline, picture)
     interval = config.publish.interval_s
     next_picture = float("-inf")
     pictures = 0
@@ -75,14 +85,14 @@ def replay(records: Iterable[Record], config: HubConfig, tracks_out: TextIO | No
         if topic.startswith("sensors/"):
             pipeline.handle(topic, payload, t_received)
             if pipeline.flush(t_received) and pipeline.fusion_time >= next_picture:
-                pictures += _write_picture(group, encoder, pipeline.fusion_time, picture,
+                pictures += _write_picture(tracks_now, pipeline.fusion_time, picture,
                                            tracks_out)
                 next_picture = pipeline.fusion_time + interval
         if progress is not None and count % 10_000 == 0:
             progress(count)
     if pipeline.finish():
-        pictures += _write_picture(group, encoder, pipeline.fusion_time, picture, tracks_out)
-    final = group_tracks(encoder, group)
+        pictures += _write_picture(tracks_now, pipeline.fusion_time, picture, tracks_out)
+    final = tracks_now()
     counters = pipeline.counters + pipeline.router.counters
     return ReplaySummary(
         messages=counters["received"], rejected=counters["rejected"],
@@ -91,11 +101,13 @@ def replay(records: Iterable[Record], config: HubConfig, tracks_out: TextIO | No
         seconds=time.perf_counter() - started)
 
 
-def _write_picture(group: GroupFusion, encoder: TrackEncoder, t: float, picture: str,
+def _write_picture(tracks_now: Callable[[], list[Track]], t: float, picture: str,
                    out: TextIO | None) -> int:
-    if out is not None:
-        for track in group_tracks(encoder, group):
-            out.write(track_line(track, t, picture) + "\n")
+    # A partner's picture is taken even when not written: its delay needs the history.
+    if out is not None or picture != MISSION:
+        tracks = tracks_now()
+        if out is not None:
+            out.writelines(track_line(track, t, picture) + "\n" for track in tracks)
     return 1
 
 

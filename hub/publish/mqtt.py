@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from hub import topics
-from hub.messages import encode
+from hub.messages import Track, encode
 from hub.pipeline import GroupFusion, Pipeline
 from hub.publish.pictures import PartnerFeed, TrackEncoder
 from hub.publish.views import GroupTables, History, View, empty_tables, group_tables, partner_view
@@ -59,6 +59,13 @@ class PicturePublisher:
                 sent += self._send_picture(self.feeds[partner], view, now, t)
         self.published += sent
         return sent
+
+    def partner_tracks(self, partner: str) -> list[Track]:
+        """Every track ``partner`` may see now, as its next full picture would hold them."""
+        fusion = self.pipeline.group_of(partner)
+        live = group_tables(fusion, self.pipeline.fusion_time)
+        self._remember(fusion, live)
+        return self._view(fusion, live, self.pipeline.policy.partners[partner]).picture.tracks()
 
     def _send_picture(self, feed: PartnerFeed, view: View, now: float, t: float) -> int:
         full = now - feed.last_full >= self.settings.full_every_s

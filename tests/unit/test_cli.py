@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hub.cli import main
-from hub.config import DEFAULT_CONFIG
+from hub.config import DEFAULT_CONFIG, load_config
+from hub.geo import EnuFrame
 from simulators.engine import write_recording
 from simulators.scenario import load_scenario
 
@@ -60,3 +62,25 @@ def test_replay_is_deterministic(tmp_path: Path) -> None:
         assert main(["replay", str(recording), "--tracks-out", str(tracks)]) == 0
         outputs.append(tracks.read_bytes())
     assert outputs[0] == outputs[1] and len(outputs[0]) > 10_000
+
+
+def test_replay_of_a_partner_picture_applies_its_release_rules(tmp_path: Path) -> None:
+    """In the default rules NLD releases its UAV to GHA on a 100 m grid: so is its friend track."""
+    recording = tmp_path / "short.mpk"
+    write_recording(load_scenario("default").with_duration(20.0), recording)
+    config = load_config(DEFAULT_CONFIG)
+    frame = EnuFrame(config.mission.origin.lat, config.mission.origin.lon,
+                     config.mission.origin.alt)
+    offsets = {}
+    for picture in ("mission", "gha"):
+        tracks = tmp_path / f"{picture}.jsonl"
+        assert main(["replay", str(recording), "--picture", picture, "--tracks-out",
+                     str(tracks)]) == 0
+        lines = [json.loads(line) for line in tracks.read_text().splitlines()]
+        uav = [line for line in lines if line["track_id"] == "F2"]  # nld-uav-1, sensor 2
+        east, north, _ = frame.to_enu([u["lat"] for u in uav], [u["lon"] for u in uav],
+                                      config.mission.origin.alt)
+        offsets[picture] = np.abs(np.concatenate([east, north]) / 100.0
+                                  - np.round(np.concatenate([east, north]) / 100.0)) * 100.0
+    assert len(offsets["gha"]) > 20 and offsets["gha"].max() < 0.5
+    assert np.median(offsets["mission"]) > 5.0
