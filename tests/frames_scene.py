@@ -70,12 +70,13 @@ class Scene:
         el = -math.degrees(math.atan2(HEIGHT_M, RADIUS_M))
         return Pose(east, north, HEIGHT_M, heading, 0.0, 0.0, 90.0, el)
 
-    def message(self, t: float, seq: int, rng: np.random.Generator,
-                band: Band = "ir") -> tuple[str, bytes]:
+    def message(self, t: float, seq: int, rng: np.random.Generator, band: Band = "ir",
+                width: int = W, height: int = H) -> tuple[str, bytes]:
         """The frames topic and payload the UAV publishes at ``t``."""
-        intrinsics = Intrinsics.from_camera(Camera(hfov=HFOV), W, H)
+        intrinsics = Intrinsics.from_camera(Camera(hfov=HFOV), width, height)
         rendered = render_frame(intrinsics, self.pose(t), self.targets(t),
-                                [c for _, _, c in TARGETS], band, rng, width=W, height=H)
+                                [c for _, _, c in TARGETS], band, rng, width=width,
+                                height=height)
         return frame_message(CAMERA_ID, rendered, t, seq, HFOV, self.enu)
 
 
