@@ -20,6 +20,7 @@ BENCHES = {
     "bus": ["bench_bus.py", "--messages", "100000"],
     "e2e": ["bench_e2e.py"],
     "latency": ["bench_latency.py"],
+    "frames": ["bench_frames.py"],
 }
 
 
