@@ -21,6 +21,7 @@ BENCHES = {
     "e2e": ["bench_e2e.py"],
     "latency": ["bench_latency.py"],
     "publish": ["bench_publish.py"],
+    "frames": ["bench_frames.py"],
 }
 
 

@@ -173,6 +173,58 @@ class SourceLabel(Base, frozen=True, kw_only=True):
     caveats: list[Marking] = []
 
 
+class CameraNoise(Base, frozen=True, kw_only=True):
+    """One-sigma errors of a camera's reported pose (``hub.ingest.camera.PoseNoise``).
+
+    Pixels, angles in degrees, platform altitude in metres. In ``[imagery.pose_noise]``
+    every field has a default; in a sensor's ``[sensors.camera]`` only the fields
+    given override the mission-wide ones, so each unit's covariance stays honest.
+    """
+
+    sigma_px: Positive | None = None
+    sigma_heading: NonNegative | None = None
+    sigma_pitch: NonNegative | None = None
+    sigma_roll: NonNegative | None = None
+    sigma_az: NonNegative | None = None
+    sigma_el: NonNegative | None = None
+    sigma_alt: NonNegative | None = None
+
+    def over(self, base: CameraNoise) -> CameraNoise:
+        """Return ``base`` with every field this one sets replaced."""
+        given = {f: getattr(self, f) for f in self.__struct_fields__
+                 if getattr(self, f) is not None}
+        return msgspec.structs.replace(base, **given)
+
+
+DEFAULT_CAMERA_NOISE = CameraNoise(sigma_px=1.0, sigma_heading=0.5, sigma_pitch=0.2,
+                                   sigma_roll=0.2, sigma_az=0.2, sigma_el=0.2, sigma_alt=5.0)
+
+
+class Imagery(Base, frozen=True, kw_only=True):
+    """Camera frames to detections: the worker pool and the georeferencing defaults."""
+
+    workers: Annotated[int, Meta(ge=0, le=256)] | None = None
+    """Worker processes; None: cores - 1 (at least 1); 0: in the hub's process (debugging)."""
+    max_pixels: Annotated[int, Meta(ge=1, le=16_384 * 16_384)] = 3840 * 2160
+    reduce: Literal[1, 2, 4, 8] = 2
+    terrain_height: Annotated[float, Meta(ge=-1_000.0, le=10_000.0)] | None = None
+    """Ground height, metres above the WGS84 ellipsoid; None: the mission origin's."""
+    max_range_m: Positive = 20_000.0
+    queue_per_sensor: Annotated[int, Meta(ge=1, le=1_000)] = 1
+    pose_noise: CameraNoise = DEFAULT_CAMERA_NOISE
+
+    def worker_count(self) -> int:
+        """Worker processes to start: the configured number or cores - 1, at least 1."""
+        if self.workers is not None:
+            return self.workers
+        return max((os.cpu_count() or 2) - 1, 1)
+
+    def noise_for(self, sensor: Sensor) -> CameraNoise:
+        """The pose noise of ``sensor``'s camera: its overrides, the mission's, the defaults."""
+        noise = self.pose_noise.over(DEFAULT_CAMERA_NOISE)
+        return noise if sensor.camera is None else sensor.camera.over(noise)
+
+
 class Sensor(Base, frozen=True, kw_only=True):
     """A registered field unit and the partners its data is released to."""
 
@@ -183,6 +235,7 @@ class Sensor(Base, frozen=True, kw_only=True):
     """Shorthand for an unrestricted release by the sensor's nation (partners or groups)."""
     label: SourceLabel = SourceLabel()
     platform: bool | None = None
+    camera: CameraNoise | None = None
 
     @property
     def is_platform(self) -> bool:
@@ -236,6 +289,7 @@ class HubConfig(Base, frozen=True, kw_only=True):
     ingest: Ingest = Ingest()
     fusion: Fusion = Fusion()
     publish: Publish = Publish()
+    imagery: Imagery = Imagery()
     sensors: list[Sensor] = []
     partners: list[Partner] = []
     labels: Labels = Labels()

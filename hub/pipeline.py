@@ -18,8 +18,9 @@ from hub.fusion.measurements import Scan
 from hub.fusion.platforms import PlatformTable
 from hub.fusion.tracker import Tracker
 from hub.geo import EnuFrame
+from hub.ingest.frame_pool import FrameOutcome, FramePool
 from hub.ingest.reorder import ReorderBuffer
-from hub.ingest.router import InboundItem, PlatformFix, Router
+from hub.ingest.router import FrameJob, InboundItem, PlatformFix, Router
 from hub.messages import DeadLetter
 from hub.metrics import RateLimitedLog
 from hub.release.policy import ReleasePolicy
@@ -47,8 +48,10 @@ class GroupFusion:
 class Pipeline:
     """Validate, order and fuse inbound messages into one tracker per release group."""
 
-    def __init__(self, config: HubConfig) -> None:
+    def __init__(self, config: HubConfig, frames: FramePool | None = None) -> None:
         self.config = config
+        self.frames = FramePool(config, wait=True) if frames is None else frames
+        """Camera frames to scans; by default waiting for each (replay, tests)."""
         origin = config.mission.origin
         self.frame = EnuFrame(origin.lat, origin.lon, origin.alt)
         self.router = Router(config, self.frame)
@@ -100,9 +103,37 @@ class Pipeline:
             log.exception("unexpected error on %s", topic[:120])
             self.reject(topic, len(payload), f"internal error: {type(exc).__name__}", t_received)
             return False
-        if item is not None and not self.reorder.push(item.t, item, t_received):
-            self.counters["late"] += 1
+        if isinstance(item, FrameJob):
+            self._count_frame("received", item.sensor)
+            self.frames.submit(item)
+        elif item is not None:
+            self._push(item, t_received)
         return True
+
+    def _push(self, item: InboundItem, t_received: float) -> None:
+        if not self.reorder.push(item.t, item, t_received):
+            self.counters["late"] += 1
+
+    def _count_frame(self, what: str, sensor: int) -> None:
+        self.counters[f"frames_{what}"] += 1
+        self.counters[f"frames_{what}.{self.config.sensors[sensor].id}"] += 1
+
+    def collect_frames(self, t_received: float) -> None:
+        """Queue the scans of finished frames; count drops; dead-letter refusals."""
+        for outcome in self.frames.take():
+            self._frame_outcome(outcome, t_received)
+
+    def _frame_outcome(self, outcome: FrameOutcome, t_received: float) -> None:
+        if outcome.dropped:
+            self._count_frame("dropped", outcome.sensor)
+        elif outcome.scan is None:
+            self._count_frame("rejected", outcome.sensor)
+            self.reject(outcome.topic, outcome.size, outcome.reason or "refused", t_received)
+        else:
+            self._count_frame("processed", outcome.sensor)
+            self.counters["frame_detections"] += len(outcome.scan)
+            # Pushed at the time the result is seen: the watermark moves with the clock.
+            self._push(outcome.scan, max(t_received, outcome.t_received))
 
     def reject(self, topic: str, size: int, reason: str, t_received: float) -> None:
         """Count a rejected message and queue its dead letter."""
@@ -113,11 +144,18 @@ class Pipeline:
 
     def flush(self, t_received: float) -> int:
         """Fuse everything the reorder window has released; return how many items."""
+        self.collect_frames(t_received)
         return self._fuse(self.reorder.pop_ready(t_received))
 
     def finish(self) -> int:
         """Fuse everything still queued (end of a replay)."""
+        self.collect_frames(self.fusion_time)
         return self._fuse(self.reorder.pop_all())
+
+    def close(self) -> None:
+        """Stop the frame workers."""
+        self.frames.close()
+        self.collect_frames(self.fusion_time)
 
     def _fuse(self, items: list[InboundItem]) -> int:
         for item in items:

@@ -75,7 +75,17 @@ def replay(records: Iterable[Record], config: HubConfig, tracks_out: TextIO | No
            picture: str = MISSION, progress: Callable[[int], None] | None = None
            ) -> ReplaySummary:
     """Feed ``records`` through a fresh pipeline; write the chosen picture as JSON Lines."""
+    # Frames wait for their worker: nothing is dropped, so every replay is the same.
     pipeline = Pipeline(config)
+    try:
+        return _replay(pipeline, records, config, tracks_out, picture, progress)
+    finally:
+        pipeline.close()
+
+
+def _replay(pipeline: Pipeline, records: Iterable[Record], config: HubConfig,
+            tracks_out: TextIO | None, picture: str,
+            progress: Callable[[int], None] | None) -> ReplaySummary:
     tracks_now = picture_source(pipeline, picture)
     interval = config.publish.interval_s
     next_picture = float("-inf")

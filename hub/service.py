@@ -18,6 +18,7 @@ from hub import __version__, topics
 from hub.bus import Bus
 from hub.config import HubConfig, load_config
 from hub.errors import ConfigError
+from hub.ingest.frame_pool import FramePool
 from hub.messages import HubStatus, encode
 from hub.metrics import Rates
 from hub.pipeline import Pipeline
@@ -34,7 +35,8 @@ SUBSCRIPTIONS = (
 )
 FLUSH_TICK_S = 0.02
 MIN_FLUSH_TICK_S = 0.002
-RATED = ("received", "rejected", "detections", "fused")
+FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
+RATED = ("received", "rejected", "detections", "fused", *FRAME_COUNTERS)
 ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "reloads", "reload_failures",
                    "release_unlabelled")
 
@@ -45,7 +47,8 @@ class HubService:
     def __init__(self, config: HubConfig, password: str | None = None) -> None:
         self.config = config
         self.password = password
-        self.pipeline = Pipeline(config)
+        # Live: frames go to worker processes, latest wins per sensor when they are busy.
+        self.pipeline = Pipeline(config, frames=FramePool(config, wait=False))
         self.bus: Bus | None = None
         self.publisher: PicturePublisher | None = None
         self.started = time.time()
@@ -84,7 +87,9 @@ class HubService:
         counters.update(self.reloads)
         if self.publisher is not None:
             counters.update(self.publisher.counters)
-        queues = {"reorder": len(self.pipeline.reorder)}
+        frames = self.pipeline.frames
+        queues = {"reorder": len(self.pipeline.reorder), "frames_pending": frames.pending,
+                  "frames_in_flight": frames.in_flight}
         broker = self.bus.state if self.bus is not None else "down"
         rates = self._status_rates.update({k: counters[k] for k in RATED})
         return HubStatus(ts=time.time(), online=online, version=__version__,
@@ -122,6 +127,16 @@ class HubService:
         self.bus = Bus(self.config.broker, subscriptions=SUBSCRIPTIONS, handler=self._on_message,
                        will=will, password=self.password)
         self.publisher = PicturePublisher(self.pipeline, self._send)
+        # Workers boot (import numpy, OpenCV) before the first frame can arrive.
+        await asyncio.to_thread(self.pipeline.frames.warm_up)
+        try:
+            await self._serve(stop, on_tick)
+        finally:
+            self.pipeline.close()
+
+    async def _serve(self, stop: asyncio.Event,
+                     on_tick: Callable[[HubService], Awaitable[None] | None] | None) -> None:
+        assert self.bus is not None
         async with self.bus:
             loops = [self._every(self._flush_tick(), self._flush_and_publish
                                  if self._event_driven else self._flush),

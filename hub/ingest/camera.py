@@ -50,6 +50,8 @@ from hub.messages import Camera, Frame
 Array = NDArray[np.float64]
 
 DEFAULT_MAX_RANGE_M = 20_000.0
+_EARTH_RADIUS_M = 6_371_000.0
+_ONE_STEP_RANGE_M = 20_000.0
 
 # ENU ← NED: east is NED y, north is NED x, up is -z.
 _ENU_FROM_NED = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
@@ -164,14 +166,20 @@ class LevelTerrain:
 
     def height(self, east: Array, north: Array) -> Array:
         """Return the ENU ``up`` at which the geodetic height equals ``alt``."""
-        up = np.full(np.broadcast_shapes(np.shape(east), np.shape(north)),
-                     self.alt - self.enu.alt0)
-        # Near the origin up and geodetic height move together, so a few
-        # corrections reach sub-millimetre at any mission distance.
-        for _ in range(3):
+        east, north = np.asarray(east, dtype=np.float64), np.asarray(north, dtype=np.float64)
+        flat2 = east * east + north * north
+        # Start from the sphere's drop below the tangent plane (right to about
+        # 1 % of itself: 0.3 m at 20 km); up and geodetic height then move
+        # together to a part in 10^5 there, so one correction is sub-millimetre
+        # and a second is spent only beyond 20 km. Each to_geodetic is most of
+        # a georeference's cost.
+        up = np.broadcast_to(self.alt - self.enu.alt0 - flat2 / (2.0 * _EARTH_RADIUS_M),
+                             np.broadcast_shapes(east.shape, north.shape))
+        far = bool(np.any(flat2 > _ONE_STEP_RANGE_M**2))
+        for _ in range(3 if far else 1):
             _, _, h = self.enu.to_geodetic(east, north, up)
             up = up - (h - self.alt)
-        return up
+        return np.asarray(up, dtype=np.float64)
 
 
 class GroundPoints(NamedTuple):

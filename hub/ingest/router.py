@@ -31,6 +31,17 @@ class PlatformFix:
     """East, north of the fix in the mission frame, converted once for every group."""
 
 
+@dataclass(frozen=True, slots=True)
+class FrameJob:
+    """A validated camera frame, still encoded, for the frame pool (hub.ingest.frame_pool)."""
+
+    t: float
+    sensor: int
+    payload: bytes
+    t_received: float
+    topic: str
+
+
 InboundItem = Scan | PlatformFix
 
 
@@ -46,7 +57,8 @@ class Router:
         self.online: dict[str, bool] = {}
         self._last_seq: dict[tuple[int, str], int] = {}
 
-    def route(self, topic: str, payload: bytes, t_received: float) -> InboundItem | None:
+    def route(self, topic: str, payload: bytes, t_received: float
+              ) -> InboundItem | FrameJob | None:
         """Return the fusion item ``payload`` carries, None if it carries none."""
         sensor_id, kind = topics.parse_sensor_topic(topic)
         sensor = self.sensor_index.get(sensor_id)
@@ -61,10 +73,11 @@ class Router:
             self.counters["status"] += 1
             return None
         if kind == "frames":
+            # The message is checked here, cheaply; the image in a worker process.
             frame = decode(payload, Frame, self.limits.max_frame_bytes)
-            self._check_time(frame.ts, t_received)
-            self.counters["frames"] += 1
-            return None
+            if not self._fresh(sensor, kind, frame.ts, frame.seq, t_received):
+                return None
+            return FrameJob(frame.ts, sensor, payload, t_received, topic)
         if kind == "telemetry":
             telemetry = decode(payload, Telemetry, self.limits.max_payload_bytes)
             if not self._fresh(sensor, kind, telemetry.ts, telemetry.seq, t_received):
