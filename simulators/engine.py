@@ -144,29 +144,41 @@ def schedule(sources: list[Source], duration: float) -> tuple[np.ndarray, np.nda
 
 
 class World:
-    """The target population, advanced to each event time with decisions on the way."""
+    """The target population, advanced to each event time with decisions on the way.
+
+    The field itself only ever stands at decision ticks; a snapshot at ``t``
+    moves it from the last tick in one step and back. So the truth at ``t`` does
+    not depend on which other times were sampled: the stream without frames, the
+    frames alone and both together all see the same targets, to the bit.
+    """
 
     def __init__(self, scenario: Scenario, seed: int, frame: EnuFrame) -> None:
         self.field = TargetField(scenario.targets, np.random.default_rng(seed))
         self.frame = frame
         self.origin_alt = scenario.origin.alt
         self.now = 0.0
+        self._tick = 0.0
         self._decisions = 1
 
     def advance_to(self, t: float) -> None:
         """Move the truth to scenario time ``t``, deciding at every decision tick passed."""
         while self._decisions * DECISION_PERIOD_S <= t:
             tick = self._decisions * DECISION_PERIOD_S
-            self.field.advance(tick - self.now)
+            self.field.advance(tick - self._tick)
             self.field.decide(DECISION_PERIOD_S)
-            self.now = tick
+            self._tick = tick
             self._decisions += 1
-        self.field.advance(t - self.now)
         self.now = t
 
     def snapshot(self) -> Snapshot:
         """The truth as it stands now."""
-        return Snapshot(self.field, self.frame, self.origin_alt)
+        f = self.field
+        at_tick = f.pos, f.vel, f.omega
+        f.advance(self.now - self._tick)  # rebinds the arrays, never writes into them
+        try:
+            return Snapshot(f, self.frame, self.origin_alt)
+        finally:
+            f.pos, f.vel, f.omega = at_tick
 
 
 def status_messages(scenario: Scenario, ts: float, online: bool = True) -> list[Message]:
