@@ -1,4 +1,4 @@
-"""The ``hub`` command: demo, run, reload, sim, record, replay, score, broker-config, config."""
+"""The ``hub`` command: demo, run, reload, sim, record, replay, score, frames, config tools."""
 
 from __future__ import annotations
 
@@ -130,6 +130,22 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_frames_inspect(args: argparse.Namespace) -> int:
+    from hub.geo import EnuFrame
+    from hub.inspect_frames import default_output, draw, inspect, read_frame, write_png
+
+    origin = _config(args).mission.origin
+    found = read_frame(args.file, args.index, args.sensor)
+    result = inspect(found, EnuFrame(origin.lat, origin.lon, origin.alt),
+                     terrain_alt=args.terrain_alt)
+    output = Path(args.output) if args.output else default_output(args.file, args.index,
+                                                                   args.sensor)
+    write_png(draw(result), output)
+    print(result.table())
+    print(f"wrote {output}")
+    return 0
+
+
 def _broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="broker host (overrides the config)")
     parser.add_argument("--port", type=int, help="broker port (overrides the config)")
@@ -205,6 +221,24 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a config file without starting")
     check.add_argument("file")
     check.set_defaults(handler=cmd_config_check)
+
+    frames = sub.add_parser("frames", help="camera frame tools")
+    frames_sub = frames.add_subparsers(dest="frames_command", required=True)
+    inspect = frames_sub.add_parser(
+        "inspect", help="detect and georeference one frame; write a PNG with the detections",
+        description="Run a frame from a payload file or a recording through the hub's "
+                    "decode, detector and georeferencing; write a PNG with each detection's "
+                    "box, lat/lon and 1-sigma ground error; print a table of detections.")
+    inspect.add_argument("file", help="a frames payload (raw MessagePack) or a recording")
+    inspect.add_argument("-o", "--output", help="PNG to write (default: FILE.frameN.png)")
+    inspect.add_argument("--index", type=int, default=0,
+                         help="N-th frame of the recording, from 0 (of --sensor if given)")
+    inspect.add_argument("--sensor", help="only frames of this sensor id")
+    inspect.add_argument("--terrain-alt", type=float, default=None,
+                         help="ground height, m above WGS84 (default: the mission origin's)")
+    inspect.add_argument("-c", "--config", default=str(DEFAULT_CONFIG),
+                         help="hub config TOML (the mission origin)")
+    inspect.set_defaults(handler=cmd_frames_inspect)
     return parser
 
 

@@ -1,9 +1,9 @@
 """The scenario runner: every message of a scenario, in time order, without a broker.
 
 ``generate`` is a pure function of the scenario, the seed and ``start_ts``: the
-same inputs give the same bytes. Each sensor draws from its own random stream
-(seeded by the scenario seed and a hash of its id), so adding a sensor does not
-change what the others see. Payloads are encoded with the plain ``msgpack``
+same inputs give the same bytes, camera frames included. Each sensor draws from
+its own random stream (seeded by the scenario seed and a hash of its id), so
+adding a sensor does not change what the others see. Payloads are encoded with the plain ``msgpack``
 package, as a third-party field unit would.
 """
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgpack
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 from hub import topics
 from hub.geo import EnuFrame
 from hub.recording import RecordingWriter
+from simulators.camera import CameraSim
 from simulators.radar import RadarSim
 from simulators.scenario import Scenario
 from simulators.targets import DECISION_PERIOD_S, Snapshot, TargetField
@@ -30,6 +32,8 @@ DEFAULT_START_TS = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a fixed default keep
 
 Message = tuple[float, str, bytes]
 Emit = Callable[[float, int, float, Snapshot], dict[str, Any]]
+Part = Literal["all", "frames", "rest"]
+"""Which messages a stream holds: all, only camera frames, or all but frames."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,25 @@ class Source:
     rate: float
     phase: float
     emit: Emit
+
+    @property
+    def is_frames(self) -> bool:
+        """Whether this source publishes camera frames."""
+        return self.topic.endswith("/frames")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A message due at ``ts`` whose payload is built only when ``build`` is called.
+
+    ``period`` is the time to the same source's next message (0 for one-off
+    messages), so a publisher running late can tell a frame that is already stale.
+    """
+
+    ts: float
+    topic: str
+    period: float
+    build: Callable[[], bytes]
 
 
 def pack(message: dict[str, Any]) -> bytes:
@@ -95,8 +118,13 @@ def build_sources(scenario: Scenario, seed: int, frame: EnuFrame) -> list[Source
         uav = UavSim(spec, frame, scenario.origin.alt, sensor_rng(seed, spec.id))
         sources.append(Source(topics.sensor(spec.id, "telemetry"), spec.telemetry_rate,
                               0.0, _uav_telemetry_emit(uav)))
-        sources.append(Source(topics.sensor(spec.id, "detections"), spec.detection_rate,
-                              0.0, _uav_detections_emit(uav)))
+        if spec.detector:
+            sources.append(Source(topics.sensor(spec.id, "detections"), spec.detection_rate,
+                                  0.0, _uav_detections_emit(uav)))
+        if spec.camera is not None:
+            camera = CameraSim(uav, spec.camera, seed)
+            sources.append(Source(topics.sensor(spec.id, "frames"), spec.camera.rate_hz,
+                                  0.0, camera.payload))
     return sources
 
 
@@ -116,29 +144,41 @@ def schedule(sources: list[Source], duration: float) -> tuple[np.ndarray, np.nda
 
 
 class World:
-    """The target population, advanced to each event time with decisions on the way."""
+    """The target population, advanced to each event time with decisions on the way.
+
+    The field itself only ever stands at decision ticks; a snapshot at ``t``
+    moves it from the last tick in one step and back. So the truth at ``t`` does
+    not depend on which other times were sampled: the stream without frames, the
+    frames alone and both together all see the same targets, to the bit.
+    """
 
     def __init__(self, scenario: Scenario, seed: int, frame: EnuFrame) -> None:
         self.field = TargetField(scenario.targets, np.random.default_rng(seed))
         self.frame = frame
         self.origin_alt = scenario.origin.alt
         self.now = 0.0
+        self._tick = 0.0
         self._decisions = 1
 
     def advance_to(self, t: float) -> None:
         """Move the truth to scenario time ``t``, deciding at every decision tick passed."""
         while self._decisions * DECISION_PERIOD_S <= t:
             tick = self._decisions * DECISION_PERIOD_S
-            self.field.advance(tick - self.now)
+            self.field.advance(tick - self._tick)
             self.field.decide(DECISION_PERIOD_S)
-            self.now = tick
+            self._tick = tick
             self._decisions += 1
-        self.field.advance(t - self.now)
         self.now = t
 
     def snapshot(self) -> Snapshot:
         """The truth as it stands now."""
-        return Snapshot(self.field, self.frame, self.origin_alt)
+        f = self.field
+        at_tick = f.pos, f.vel, f.omega
+        f.advance(self.now - self._tick)  # rebinds the arrays, never writes into them
+        try:
+            return Snapshot(f, self.frame, self.origin_alt)
+        finally:
+            f.pos, f.vel, f.omega = at_tick
 
 
 def status_messages(scenario: Scenario, ts: float, online: bool = True) -> list[Message]:
@@ -148,19 +188,33 @@ def status_messages(scenario: Scenario, ts: float, online: bool = True) -> list[
              pack({"ts": ts, "online": online, "kind": kind})) for sensor_id, kind in kinds]
 
 
-def generate(scenario: Scenario, seed: int | None = None,
-             start_ts: float = DEFAULT_START_TS) -> Iterator[Message]:
-    """Yield ``(time, topic, payload)`` for the whole scenario in time order.
+def _build(emit: Emit, ts: float, seq: int, t: float, snap: Snapshot) -> bytes:
+    return pack(emit(ts, seq, t, snap))
 
-    ``time`` is the epoch time of the message (``start_ts`` plus scenario time), equal
-    to the ``ts`` inside the payload.
+
+def _constant(payload: bytes) -> bytes:
+    return payload
+
+
+def pending(scenario: Scenario, seed: int | None = None, start_ts: float = DEFAULT_START_TS,
+            part: Part = "all") -> Iterator[Pending]:
+    """Yield every message of the scenario in time order, each built only on demand.
+
+    ``part`` selects the messages: ``"frames"`` and ``"rest"`` split the stream in
+    two that merge back into ``"all"`` (each part keeps its own truth, advanced the
+    same way, so a frame sees the same targets whichever stream renders it).
     """
     seed = scenario.seed if seed is None else seed
     o = scenario.origin
     frame = EnuFrame(o.lat, o.lon, o.alt)
     world = World(scenario, seed, frame)
-    sources = build_sources(scenario, seed, frame)
-    yield from status_messages(scenario, start_ts)
+    sources = [s for s in build_sources(scenario, seed, frame)
+               if part == "all" or s.is_frames == (part == "frames")]
+    if part != "frames":
+        for ts, topic, payload in status_messages(scenario, start_ts):
+            yield Pending(ts, topic, 0.0, partial(_constant, payload))
+    if not sources:
+        return
     seqs = [0] * len(sources)
     snap, snap_t = world.snapshot(), 0.0
     times, owners = schedule(sources, scenario.duration_s)
@@ -170,8 +224,20 @@ def generate(scenario: Scenario, seed: int | None = None,
             snap, snap_t = world.snapshot(), t
         source = sources[owner]
         ts = start_ts + t
-        yield ts, source.topic, pack(source.emit(ts, seqs[owner], t, snap))
+        yield Pending(ts, source.topic, 1.0 / source.rate,
+                      partial(_build, source.emit, ts, seqs[owner], t, snap))
         seqs[owner] += 1
+
+
+def generate(scenario: Scenario, seed: int | None = None,
+             start_ts: float = DEFAULT_START_TS, part: Part = "all") -> Iterator[Message]:
+    """Yield ``(time, topic, payload)`` for the whole scenario in time order.
+
+    ``time`` is the epoch time of the message (``start_ts`` plus scenario time), equal
+    to the ``ts`` inside the payload.
+    """
+    for message in pending(scenario, seed, start_ts, part):
+        yield message.ts, message.topic, message.build()
 
 
 def write_recording(scenario: Scenario, path: str | Path, seed: int | None = None,

@@ -5,6 +5,12 @@ will message, so a killed simulator shows every unit offline; ground truth goes
 out from one more client. Timestamps: at ``speed`` 1 they follow the wall clock;
 faster, the scenario is anchored to end no later than now, so no timestamp is
 ever in the future (the hub rejects those).
+
+Camera frames are rendered and published by a thread of their own, on the same
+clock, so a slow render never delays telemetry, detections or truth. Frames go
+out at QoS 0, latest wins: a frame whose successor is already due when its turn
+comes is skipped, never rendered, and counted. The end of a run reports frames
+sent and skipped, the mean render time, and how late each stream fell behind.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -21,13 +28,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hub import topics
 from hub.errors import BrokerUnavailable, ConfigError, PayloadError
-from simulators.engine import generate, pack
+from simulators.engine import Pending, pack, pending
 from simulators.scenario import Scenario, load_scenario
 
 TRUTH_CLIENT_ID = "sim-truth"
 CONNECT_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 10.0
 PROGRESS_EVERY_S = 1.0
+BEHIND_WARNING_S = 1.0  # a stream later than this says so at the end of the run
 
 
 class _Unit:
@@ -93,12 +101,43 @@ class _Unit:
         self.client.loop_stop()
 
 
+@dataclass
+class PublishStats:
+    """What a run sent: messages (frames included), frames skipped, render time, lateness."""
+
+    sent: int = 0
+    frames_sent: int = 0
+    frames_skipped: int = 0
+    render_s: float = 0.0
+    late_s: float = 0.0
+    frames_late_s: float = 0.0
+
+    @property
+    def render_ms(self) -> float:
+        """Mean wall-clock milliseconds to render and encode one frame."""
+        return 1e3 * self.render_s / max(self.frames_sent, 1)
+
+    def describe(self) -> str:
+        """One line for the end of a run; says so when a stream fell behind."""
+        text = f"sent {self.sent} messages"
+        if self.frames_sent or self.frames_skipped:
+            text += (f", {self.frames_sent} frames ({self.render_ms:.1f} ms each to render), "
+                     f"{self.frames_skipped} skipped")
+        behind = [f"{name} up to {late:.1f} s" for name, late in
+                  (("messages", self.late_s), ("frames", self.frames_late_s))
+                  if late > BEHIND_WARNING_S]
+        if behind or self.frames_skipped:
+            text += "; WARNING: the publisher fell behind"
+            text += f" ({', '.join(behind)})" if behind else " (frames skipped)"
+        return text
+
+
 class _Progress:
-    """Messages sent so far, and a one-line display of them on stderr about once a second."""
+    """Counts of a run, and a one-line display of them on stderr about once a second."""
 
     def __init__(self, enabled: bool, span: float) -> None:
         self.enabled, self.span = enabled, span
-        self.sent = 0
+        self.stats = PublishStats()
         self.started = self.shown = time.monotonic()
 
     def update(self, sim_t: float, final: bool = False) -> None:
@@ -106,9 +145,12 @@ class _Progress:
         if not self.enabled or (not final and now - self.shown < PROGRESS_EVERY_S):
             return
         self.shown = now
-        rate = self.sent / max(now - self.started, 1e-9)
-        sys.stderr.write(f"\rsim {sim_t:7.1f}/{self.span:.0f} s  {self.sent:8d} msgs  "
-                         f"{rate:8.0f} msg/s" + ("\n" if final else ""))
+        stats = self.stats
+        rate = stats.sent / max(now - self.started, 1e-9)
+        frames = (f"  {stats.frames_sent} frames, {stats.frames_skipped} skipped"
+                  if stats.frames_sent or stats.frames_skipped else "")
+        sys.stderr.write(f"\rsim {sim_t:7.1f}/{self.span:.0f} s  {stats.sent:8d} msgs  "
+                         f"{rate:8.0f} msg/s{frames}" + ("\n" if final else ""))
         sys.stderr.flush()
 
 
@@ -149,40 +191,115 @@ def _unit_for(units: dict[str, _Unit], topic: str) -> _Unit:
         raise ValueError(f"no simulated unit publishes on {topic!r}") from exc
 
 
-def _pace(messages: Iterable[tuple[float, str, bytes]], units: dict[str, _Unit],
-          start_ts: float, speed: float, progress: _Progress) -> None:
+class _Clock:
+    """Scenario time on the wall clock: ``start_ts`` at ``wall0``, ``speed`` times faster."""
+
+    def __init__(self, start_ts: float, speed: float, stop: threading.Event) -> None:
+        self.start_ts, self.speed, self.stop = start_ts, speed, stop
+        self.wall0 = time.monotonic()
+
+    def now(self) -> float:
+        """Scenario seconds elapsed."""
+        return (time.monotonic() - self.wall0) * self.speed
+
+    def wait_for(self, sim_t: float, progress: _Progress | None = None) -> bool:
+        """Sleep until scenario time ``sim_t``; False when stopped."""
+        while (delay := (sim_t - self.now()) / self.speed) > 0.0:
+            if self.stop.wait(min(delay, 0.25)):
+                return False
+            if progress is not None:
+                progress.update(sim_t)
+        return not self.stop.is_set()
+
+
+def _pace(messages: Iterable[Pending], units: dict[str, _Unit], clock: _Clock,
+          progress: _Progress) -> None:
     """Publish each message when its time comes, counting them in ``progress``."""
-    wall0 = time.monotonic()
-    for ts, topic, payload in messages:
-        sim_t = ts - start_ts
-        while (delay := sim_t / speed - (time.monotonic() - wall0)) > 0.0:
-            time.sleep(min(delay, 0.25))
-            progress.update(sim_t)
-        # QoS 1 throughout: truth is what runs are scored against, so it must not be lost.
-        unit = _unit_for(units, topic)
-        unit.publish(topic, payload, qos=1, retain=topic.endswith("/status"))
-        progress.sent += 1
+    stats = progress.stats
+    for message in messages:
+        sim_t = message.ts - clock.start_ts
+        if not clock.wait_for(sim_t, progress):
+            return
+        stats.late_s = max(stats.late_s, clock.now() - sim_t)
+        # QoS 1: truth is what runs are scored against, so it must not be lost.
+        unit = _unit_for(units, message.topic)
+        unit.publish(message.topic, message.build(), qos=1,
+                     retain=message.topic.endswith("/status"))
+        stats.sent += 1
         progress.update(sim_t)
+
+
+def _pace_frames(frames: Iterable[Pending], units: dict[str, _Unit], clock: _Clock,
+                 stats: PublishStats) -> None:
+    """Render and publish each frame when due at QoS 0; skip one already superseded."""
+    for frame in frames:
+        sim_t = frame.ts - clock.start_ts
+        if not clock.wait_for(sim_t):
+            return
+        late = clock.now() - sim_t
+        stats.frames_late_s = max(stats.frames_late_s, late)
+        if late >= frame.period:  # its successor is due: latest wins
+            stats.frames_skipped += 1
+            continue
+        started = time.perf_counter()
+        payload = frame.build()
+        stats.render_s += time.perf_counter() - started
+        _unit_for(units, frame.topic).publish(frame.topic, payload, qos=0)
+        stats.frames_sent += 1
+        stats.sent += 1
+
+
+class _FrameThread(threading.Thread):
+    """``_pace_frames`` on its own thread; an error in it is raised again by ``join_checked``."""
+
+    def __init__(self, frames: Iterable[Pending], units: dict[str, _Unit], clock: _Clock,
+                 stats: PublishStats) -> None:
+        super().__init__(name="sim-frames", daemon=True)
+        self.args = (frames, units, clock, stats)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            _pace_frames(*self.args)
+        except BaseException as exc:  # handed to the main thread, which it stops
+            self.error = exc
+            self.args[2].stop.set()
+
+    def join_checked(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 def run(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str = "5",
         speed: float = 1.0, duration: float | None = None, progress: bool = True,
         username: str | None = None, password: str | None = None,
         credentials: Mapping[str, str] | None = None, seed: int | None = None) -> int:
-    """Publish ``scenario`` to the broker at ``host:port``; return the messages sent.
+    """Publish ``scenario`` like ``publish`` and return the number of messages sent."""
+    return publish(scenario, host, port, protocol=protocol, speed=speed, duration=duration,
+                   progress=progress, username=username, password=password,
+                   credentials=credentials, seed=seed).sent
+
+
+def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str = "5",
+            speed: float = 1.0, duration: float | None = None, progress: bool = True,
+            username: str | None = None, password: str | None = None,
+            credentials: Mapping[str, str] | None = None, seed: int | None = None
+            ) -> PublishStats:
+    """Publish ``scenario`` to the broker at ``host:port``; return what was sent.
 
     Args:
         scenario: a Scenario, a scenario file, or a name in config/scenarios/.
         protocol: "5" or "3.1.1".
         speed: scenario seconds per wall-clock second.
         duration: stop after this many scenario seconds (default: the whole scenario).
-        progress: show a progress line on stderr.
+        progress: show a progress line on stderr, and the summary at the end.
         username, password: one login shared by every unit.
         credentials: instead, a password per unit, each logging in as its own client id
             (``credentials.toml`` from ``hub broker-config``).
 
     Ctrl-C (KeyboardInterrupt) ends the run like its end does: each sensor publishes a
-    retained offline status and disconnects; the count so far is returned.
+    retained offline status and disconnects; the counts so far are returned.
     """
     if protocol not in ("5", "3.1.1"):
         raise ValueError(f"protocol must be '5' or '3.1.1', not {protocol!r}")
@@ -198,13 +315,23 @@ def run(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str 
     start_ts = now if speed <= 1.0 else now - span
     units = _connect_all(scenario, host, port, protocol, username, password, credentials)
     shown = _Progress(progress, span)
+    stop = threading.Event()
+    clock = _Clock(start_ts, speed, stop)
+    frames = _FrameThread(pending(scenario, seed, start_ts, "frames"), units, clock,
+                          shown.stats)
+    frames.start()
     try:
-        _pace(generate(scenario, seed, start_ts), units, start_ts, speed, shown)
+        _pace(pending(scenario, seed, start_ts, "rest"), units, clock, shown)
+        frames.join_checked()
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
+        frames.join()
         sim_now = min(start_ts + (time.time() - now) * speed, time.time())
         for unit in units.values():
             unit.close(sim_now)
         shown.update(min(sim_now - start_ts, span), final=True)
-    return shown.sent
+        if progress:
+            print(shown.stats.describe(), file=sys.stderr)
+    return shown.stats

@@ -16,6 +16,7 @@ from msgspec import Meta
 
 from hub.config import Base, Id, NonNegative, Origin, Positive, convert_checked, load_toml
 from hub.errors import ConfigError
+from hub.ingest.camera import PoseNoise
 from hub.messages import CLASSES
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "config" / "scenarios"
@@ -104,8 +105,52 @@ class Lawnmower(Base, tag_field="kind", tag="lawnmower", frozen=True, kw_only=Tr
     spacing: Positive | None = None
 
 
+_NOISE = PoseNoise()
+Sigma = Annotated[float, Meta(ge=0.0, le=90.0)]
+
+
+class CameraPoseNoise(Base, frozen=True, kw_only=True):
+    """One-sigma errors of the pose a frame reports (``hub.ingest.camera.PoseNoise`` names)."""
+
+    sigma_heading: Sigma = _NOISE.sigma_heading
+    sigma_pitch: Sigma = _NOISE.sigma_pitch
+    sigma_roll: Sigma = _NOISE.sigma_roll
+    sigma_az: Sigma = _NOISE.sigma_az
+    sigma_el: Sigma = _NOISE.sigma_el
+    sigma_alt: Annotated[float, Meta(ge=0.0, le=1_000.0)] = _NOISE.sigma_alt
+
+    def pose_noise(self) -> PoseNoise:
+        """The same sigmas as the camera model's ``PoseNoise``."""
+        return PoseNoise(**msgspec.structs.asdict(self))
+
+
+class CameraGimbal(Base, frozen=True, kw_only=True):
+    """Gimbal angles in degrees: ``az`` right of the nose, ``el`` negative down (-90 nadir)."""
+
+    az: Annotated[float, Meta(ge=-360.0, le=360.0)] = 0.0
+    el: Annotated[float, Meta(ge=-180.0, le=180.0)] = -90.0
+
+
+class UavCamera(Base, frozen=True, kw_only=True):
+    """A UAV's camera: rendered EO or IR frames on ``sensors/{id}/frames``."""
+
+    band: Literal["eo", "ir"] = "ir"
+    hfov: Annotated[float, Meta(gt=0.0, lt=180.0)] = 60.0
+    width: Annotated[int, Meta(ge=16, le=16_384)] = 1280
+    height: Annotated[int, Meta(ge=16, le=16_384)] = 720
+    rate_hz: Annotated[float, Meta(gt=0.0, le=30.0)] = 5.0
+    format: Literal["jpeg", "png"] = "jpeg"
+    quality: Annotated[int, Meta(ge=1, le=100)] = 80
+    gimbal: CameraGimbal = CameraGimbal()
+    pose_noise: CameraPoseNoise = CameraPoseNoise()
+
+
 class Uav(Base, frozen=True, kw_only=True):
-    """A UAV flying a pattern, with a nadir camera and an on-board detector."""
+    """A UAV flying a pattern, with an on-board detector, a camera, or both.
+
+    ``detector = false`` makes a camera-only UAV: telemetry and frames, no
+    detection batches (the hub must find the targets in the frames itself).
+    """
 
     id: Id
     pattern: Orbit | Lawnmower
@@ -120,6 +165,8 @@ class Uav(Base, frozen=True, kw_only=True):
     telemetry_rate: Annotated[float, Meta(gt=0.0, le=100.0)] = 5.0
     detection_rate: Annotated[float, Meta(gt=0.0, le=100.0)] = 2.0
     battery_drain_per_hour: NonNegative = 20.0
+    detector: bool = True
+    camera: UavCamera | None = None
 
 
 class Scenario(Base, frozen=True, kw_only=True):
@@ -167,6 +214,8 @@ def _problems(s: Scenario) -> list[str]:
         p = uav.pattern
         if isinstance(p, Lawnmower) and (p.west >= p.east or p.south >= p.north):
             problems.append(f"$.uavs[{i}].pattern: box needs west < east and south < north")
+        if not uav.detector and uav.camera is None:
+            problems.append(f"$.uavs[{i}].detector: a UAV without a detector needs a camera")
     seen: set[str] = set()
     for i, sensor_id in enumerate(s.sensor_ids):
         where = f"$.radars[{i}]" if i < len(s.radars) else f"$.uavs[{i - len(s.radars)}]"

@@ -35,7 +35,7 @@ TARGETS = [((-60.0, 20.0), (0.0, 0.0), "vehicle"), ((50.0, -40.0), (0.0, 0.0), "
 def camera_config(workers: int = 0, **imagery: object) -> HubConfig:
     """The default config plus a camera-only UAV released to ``ken``."""
     config = load_config(DEFAULT_CONFIG)
-    cam = Sensor(id=CAMERA_ID, nation="KEN", kind="uav", release_to=["ken"], platform=False)
+    cam = Sensor(id=CAMERA_ID, nation="KEN", kind="camera", release_to=["ken"], platform=False)
     return msgspec.structs.replace(config, sensors=[*config.sensors, cam],
                                    imagery=Imagery(workers=workers, **imagery))  # type: ignore[arg-type]
 

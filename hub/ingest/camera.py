@@ -118,9 +118,15 @@ class Pose:
     def from_frame(cls, frame: Frame, enu: EnuFrame) -> Pose:
         """Take the pose a frame reports, in the mission frame ``enu``."""
         p, g = frame.platform, frame.gimbal
-        east, north, up = enu.point_to_enu(p.lat, p.lon, p.alt)
-        level = _enu_axes(enu.lat0, enu.lon0) @ _enu_axes(p.lat, p.lon).T
-        return cls(east, north, up, p.heading, p.pitch, p.roll, g.az, g.el, level)
+        return cls.at(enu, p.lat, p.lon, p.alt, p.heading, p.pitch, p.roll, g.az, g.el)
+
+    @classmethod
+    def at(cls, enu: EnuFrame, lat: float, lon: float, alt: float, heading: float = 0.0,
+           pitch: float = 0.0, roll: float = 0.0, az: float = 0.0, el: float = 0.0) -> Pose:
+        """Build the pose of a camera at a geodetic position, in the mission frame ``enu``."""
+        east, north, up = enu.point_to_enu(lat, lon, alt)
+        level = _enu_axes(enu.lat0, enu.lon0) @ _enu_axes(lat, lon).T
+        return cls(east, north, up, heading, pitch, roll, az, el, level)
 
     def position(self) -> Array:
         """Camera centres ``(..., 3)`` in ENU."""

@@ -93,7 +93,8 @@ async def test_partners_receive_pictures_with_only_released_sources(running_hub:
             assert "bra-uav-1" not in track.sources and "BRA" not in track.nations
     friends = {t.id for p in pictures["bra"] for t in p.tracks if t.affiliation == "friend"}
     gha_friends = {t.id for p in pictures["gha"] for t in p.tracks if t.affiliation == "friend"}
-    assert len(friends) == 2 and len(gha_friends) == 1
+    # Friends: nld-uav-1 and ken-uav-2 (camera-only) everywhere, bra-uav-1 for bra only.
+    assert len(friends) == 3 and len(gha_friends) == 2
 
 
 async def test_late_subscriber_gets_the_retained_snapshot(

@@ -15,7 +15,7 @@ from mqtt_peer import listen
 
 from hub import messages, topics
 from hub.broker import BrokerHandle
-from simulators.publisher import run
+from simulators.publisher import PublishStats, publish
 from simulators.scenario import load_scenario
 
 WAIT_S = 20.0
@@ -27,19 +27,21 @@ def test_publish_faster_than_real_time(mosquitto: BrokerHandle, mqtt_protocol: s
     scenario = load_scenario("default")
     listener = listen(mosquitto, mqtt_protocol, "sensors/#", topics.TRUTH)
     try:
-        result: list[int] = []
+        result: list[PublishStats] = []
         started = time.time()
-        worker = threading.Thread(target=lambda: result.append(run(
+        worker = threading.Thread(target=lambda: result.append(publish(
             scenario, mosquitto.host, mosquitto.port, protocol=mqtt_protocol, speed=10.0,
             duration=20.0, progress=False)))
         worker.start()
         worker.join(WAIT_S * 3)
         assert not worker.is_alive() and result
-        sent = result[0]
-        # Everything sent arrives (QoS 1 on a local broker), plus one offline status per
+        stats = result[0]
+        # Everything sent at QoS 1 arrives on a local broker, plus one offline status per
         # sensor; retained statuses an earlier test left on this broker are not counted.
+        # Frames are QoS 0: counted as they come, not waited for.
         got: list[tuple[str, bytes, bool]] = []
-        while len(got) < sent + len(scenario.sensor_ids):
+        while sum(not t.endswith("/frames") for t, _, _ in got) < (
+                stats.sent - stats.frames_sent + len(scenario.sensor_ids)):
             got += [m for m in listener.take(1, WAIT_S * 3) if not m[2]]
     finally:
         listener.close()
@@ -53,7 +55,7 @@ def test_publish_faster_than_real_time(mosquitto: BrokerHandle, mqtt_protocol: s
             sensor_id, kind = topics.parse_sensor_topic(topic)
             assert sensor_id in scenario.sensor_ids
             contract = {"telemetry": messages.Telemetry, "detections": messages.DetectionBatch,
-                        "status": messages.SensorStatus}[kind]
+                        "status": messages.SensorStatus, "frames": messages.Frame}[kind]
             msg = messages.decode(payload, contract, MAX)
         kinds[kind] = kinds.get(kind, 0) + 1
         ts = getattr(msg, "ts", None)
@@ -61,7 +63,10 @@ def test_publish_faster_than_real_time(mosquitto: BrokerHandle, mqtt_protocol: s
             # Anchored in the past at speed > 1: never in the future, and recent.
             assert started - 25.0 <= ts <= finished
     assert kinds["truth"] == 20
-    assert kinds["telemetry"] == 2 * 20 * 5
+    assert kinds["telemetry"] == len(scenario.uavs) * 20 * 5
+    # One camera UAV at 2 Hz: 40 frames due; each either sent or skipped as stale.
+    assert stats.frames_sent + stats.frames_skipped == 40 and stats.frames_sent > 0
+    assert 0 < kinds["frames"] <= stats.frames_sent
     assert kinds["detections"] > 100
     assert kinds["status"] == 2 * len(scenario.sensor_ids)  # online at start, offline at end
 
@@ -70,7 +75,7 @@ def _statuses(handle: BrokerHandle) -> dict[str, messages.SensorStatus]:
     """The retained status of every sensor, as a new subscriber sees it."""
     listener = listen(handle, "5", "sensors/+/status")
     try:
-        got = listener.take(4)
+        got = listener.take(5)
     finally:
         listener.close()
     assert all(retained for _, _, retained in got)
@@ -105,6 +110,6 @@ def test_process_end_leaves_every_sensor_offline(mosquitto: BrokerHandle, how: s
         assert time.monotonic() < deadline, statuses
         time.sleep(0.05)
         statuses = _statuses(mosquitto)
-    assert set(statuses) == {"ken-radar-1", "gha-radar-1", "nld-uav-1", "bra-uav-1"}
+    assert set(statuses) == {"ken-radar-1", "gha-radar-1", "nld-uav-1", "bra-uav-1", "ken-uav-2"}
     assert all(s.kind in ("radar", "uav") for s in statuses.values())
     assert all((s.ts is not None) == (how == "interrupt") for s in statuses.values())

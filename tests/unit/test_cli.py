@@ -17,7 +17,7 @@ from simulators.scenario import load_scenario
 
 def test_config_check_accepts_the_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(DEFAULT_CONFIG)]) == 0
-    assert "ok (4 sensors, 4 partners)" in capsys.readouterr().out
+    assert "ok (5 sensors, 4 partners)" in capsys.readouterr().out
 
 
 def test_config_check_names_key_and_problem(tmp_path: Path,

@@ -30,7 +30,7 @@ from simulators.uav import UavSim
 
 MAX = 16 << 20
 KINDS: dict[str, type] = {"telemetry": messages.Telemetry, "detections": messages.DetectionBatch,
-                          "status": messages.SensorStatus}
+                          "status": messages.SensorStatus, "frames": messages.Frame}
 
 
 def decode(topic: str, payload: bytes) -> object:
@@ -97,16 +97,22 @@ def test_every_message_decodes_in_time_order(default_stream: list[tuple[float, s
         seen[topic] = seen.get(topic, 0) + 1
     for sensor_id in default.sensor_ids:
         assert seen[topics.sensor(sensor_id, "status")] == 1
-        assert seen[topics.sensor(sensor_id, "detections")] > 100
+    for radar in default.radars:
+        assert seen[topics.sensor(radar.id, "detections")] > 100
     for uav in default.uavs:
         assert seen[topics.sensor(uav.id, "telemetry")] == default.duration_s * uav.telemetry_rate
+        detections = seen.get(topics.sensor(uav.id, "detections"), 0)
+        assert detections == (default.duration_s * uav.detection_rate if uav.detector else 0)
+        frames = seen.get(topics.sensor(uav.id, "frames"), 0)
+        assert frames == (0 if uav.camera is None else default.duration_s * uav.camera.rate_hz)
+    assert any(uav.camera is not None and not uav.detector for uav in default.uavs)
     assert seen[topics.TRUTH] == default.duration_s * default.truth_rate
 
 
 def test_seq_rises_by_one_per_topic(default_stream: list[tuple[float, str, bytes]]) -> None:
     last: dict[str, int] = {}
     for _, topic, payload in default_stream:
-        if topic.endswith(("/telemetry", "/detections")):
+        if topic.endswith(("/telemetry", "/detections", "/frames")):
             seq = decode(topic, payload).seq  # type: ignore[attr-defined]
             assert seq == last.get(topic, -1) + 1
             last[topic] = seq
@@ -131,7 +137,7 @@ def test_shipped_scenarios_use_registered_sensors() -> None:
         scenario = load_scenario(path)
         assert {r.id: "radar" for r in scenario.radars}.items() <= registry.items()
         assert {u.id: "uav" for u in scenario.uavs}.items() <= registry.items()
-        assert len(scenario.sensor_ids) == 4
+        assert len(scenario.sensor_ids) >= 3
 
 
 # Truth motion
