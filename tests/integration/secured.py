@@ -28,6 +28,12 @@ SENSORS = [{"id": "ken-radar-1", "nation": "KEN", "kind": "radar",
            {"id": "nld-uav-1", "nation": "NLD", "kind": "uav",
             "release_to": ["nld", "ken", "gha", "bra"]},
            {"id": "bra-uav-1", "nation": "BRA", "kind": "uav", "release_to": ["bra"]}]
+# Released to nobody: only the mission picture may ever hold their data.
+CANARY = "canary-1"
+# A registered unit that no simulator runs: the "compromised sensor" of the tests.
+ROGUE = "ken-radar-9"
+CANARIES = [{"id": CANARY, "nation": "ZZZ", "kind": "radar", "release_to": []},
+            {"id": ROGUE, "nation": "KEN", "kind": "radar", "release_to": ["ken"]}]
 ORIGIN = {"lat": -1.2921, "lon": 36.8219, "alt": 1650.0}
 
 
