@@ -63,16 +63,24 @@ class BrokerAuth:
 
 
 def mosquitto_config(host: str, port: int, workdir: Path, persistence: bool,
-                     auth: BrokerAuth | None = None) -> str:
-    """Return a Mosquitto config for one listener: anonymous, or with ``auth`` enforced."""
+                     auth: BrokerAuth | None = None, max_packet_size: int | None = None) -> str:
+    """Return a Mosquitto config for one listener: anonymous, or with ``auth`` enforced.
+
+    With ``auth`` the listener takes each client's user name as its client id, so no
+    identity can take over another's connection by connecting with its client id.
+    ``max_packet_size`` makes Mosquitto drop any client that sends a larger packet.
+    """
     access = ["allow_anonymous true"] if auth is None else [
+        "use_username_as_clientid true",
         "allow_anonymous false",
         f"password_file {auth.password_file}",
         f"acl_file {auth.acl_file}",
     ]
+    limits = [] if max_packet_size is None else [f"max_packet_size {max_packet_size}"]
     lines = [
         f"listener {port} {host}",
         *access,
+        *limits,
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {workdir}/",
         f"log_dest file {workdir / 'mosquitto.log'}",
@@ -184,7 +192,8 @@ class BrokerHandle:
 def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
                  workdir: Path | None = None, prefer: Prefer = "auto",
                  persistence: bool = False, timeout: float = START_TIMEOUT_S,
-                 auth: BrokerAuth | None = None) -> BrokerHandle:
+                 auth: BrokerAuth | None = None,
+                 max_packet_size: int | None = None) -> BrokerHandle:
     """Start a private broker and return its handle once it accepts connections.
 
     Args:
@@ -197,6 +206,7 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
         timeout: seconds to wait for the port.
         auth: password and ACL files Mosquitto enforces (anonymous access off); None for an
             open broker. The embedded amqtt broker ignores it and stays anonymous.
+        max_packet_size: Mosquitto's limit on one MQTT packet, in bytes (None: none).
     """
     binary = find_mosquitto() if prefer != "amqtt" else None
     if prefer == "mosquitto" and binary is None:
@@ -207,7 +217,8 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
     attempts = 1 if port is not None else PORT_ATTEMPTS
     for attempt in range(attempts):
         chosen = port if port is not None else free_port(host)
-        handle = _make_handle(binary, host, chosen, directory, owns, persistence, auth)
+        handle = _make_handle(binary, host, chosen, directory, owns, persistence, auth,
+                              max_packet_size)
         try:
             handle.start(timeout)
             return handle
@@ -220,19 +231,29 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
 
 
 def _make_handle(binary: str | None, host: str, port: int, workdir: Path, owns: bool,
-                 persistence: bool, auth: BrokerAuth | None) -> BrokerHandle:
+                 persistence: bool, auth: BrokerAuth | None,
+                 max_packet_size: int | None) -> BrokerHandle:
     if binary is not None:
-        conf = workdir / "mosquitto.conf"
-        text = mosquitto_config(host, port, workdir, persistence, auth)
-        if os.geteuid() == 0:
-            # Started by root, Mosquitto drops to the `mosquitto` user, which can neither read
-            # the private (0600) password and ACL files nor write the log in our directory.
-            text += "user root\n"
-        conf.write_text(text)
-        return BrokerHandle("mosquitto", host, port, [binary, "-c", str(conf)], workdir, owns)
+        text = mosquitto_config(host, port, workdir, persistence, auth, max_packet_size)
+        return mosquitto_handle(binary, text, host, port, workdir, owns)
     argv = [sys.executable, "-m", "hub.embedded_broker", "--host", host, "--port", str(port),
             "--parent-pid", str(os.getpid())]
     return BrokerHandle("amqtt", host, port, argv, workdir, owns)
+
+
+def mosquitto_handle(binary: str, conf_text: str, host: str, port: int, workdir: Path,
+                     owns: bool = False) -> BrokerHandle:
+    """Write ``conf_text`` to ``workdir/mosquitto.conf``; return a handle (not started) to run it.
+
+    ``host:port`` is the plain listener the handle waits for on start.
+    """
+    conf = workdir / "mosquitto.conf"
+    if os.geteuid() == 0:
+        # Started by root, Mosquitto drops to the `mosquitto` user, which can neither read
+        # the private (0600) password and ACL files nor write the log in our directory.
+        conf_text += "user root\n"
+    conf.write_text(conf_text)
+    return BrokerHandle("mosquitto", host, port, [binary, "-c", str(conf)], workdir, owns)
 
 
 def _child_env() -> dict[str, str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -39,6 +40,7 @@ from hub.config import Broker
 from hub.errors import BrokerUnavailable
 from hub.lifecycle import first_of
 from hub.metrics import RateLimitedLog
+from hub.security.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,8 @@ class Bus:
         )
         if self.settings.username is not None:
             client.username_pw_set(self.settings.username, password)
+        if self.settings.tls is not None:
+            client.tls_set_context(tls_context(self.settings.tls, self.client_id))
         client.connect_timeout = connect_timeout  # before connect_async, or paho refuses
         if will is not None:
             topic, payload, retain = will
@@ -398,5 +402,14 @@ class Bus:
         stats, read = self.stats, self._client.loop_read
         for _ in range(READ_BURST):
             before = stats.received
-            if read() != MQTTErrorCode.MQTT_ERR_SUCCESS or stats.received == before:
+            if read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return
+            if stats.received == before and not self._tls_buffered():
+                return
+        if self._tls_buffered() and self._loop is not None:
+            self._loop.call_soon(self._readable)
+
+    def _tls_buffered(self) -> bool:
+        """Whether TLS holds decrypted bytes the selector cannot see (the kernel has none)."""
+        sock = self._sock
+        return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0

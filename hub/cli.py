@@ -72,14 +72,20 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    from hub.security.broker_config import read_credentials
     from simulators.publisher import run
     from simulators.scenario import load_scenario
 
     config = _with_broker(_config(args), args)
     broker = config.broker
+    credentials = None
+    if args.credentials:
+        credentials = read_credentials(Path(args.credentials))
+        if not credentials:
+            raise ConfigError(f"{args.credentials}: no broker credentials in it")
     sent = run(load_scenario(args.scenario), broker.host, broker.port, protocol=broker.protocol,
                speed=args.speed, duration=args.duration, progress=not args.no_progress,
-               seed=args.seed)
+               seed=args.seed, credentials=credentials, tls=broker.tls)
     print(f"sent {sent} messages", file=sys.stderr)
     return 0
 
@@ -88,7 +94,15 @@ def cmd_record(args: argparse.Namespace) -> int:
     from hub.record import record
 
     config = _with_broker(_config(args), args)
-    asyncio.run(record(config, Path(args.output), args.duration, config.broker.password()))
+    password: str | None
+    if args.credentials:
+        from hub.record import recorder_login
+        from hub.security.broker_config import read_credentials
+
+        config, password = recorder_login(config, read_credentials(Path(args.credentials)))
+    else:
+        password = config.broker.password()
+    asyncio.run(record(config, Path(args.output), args.duration, password))
     return 0
 
 
@@ -193,11 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop after S simulated seconds")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--credentials", metavar="FILE",
+                   help="credentials.toml from `hub broker-config`: each unit logs in as itself")
 
     p = command("record", cmd_record, "record inbound sensor topics and sim/truth to a file")
     p.add_argument("-o", "--output", required=True)
     _broker_options(p)
     p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument("--credentials", metavar="FILE",
+                   help="credentials.toml from `hub broker-config`: record as the recorder "
+                        "identity (broker_server.recorder_identity), not as the hub")
 
     p = command("replay", cmd_replay, "replay a recording through ingest and fusion")
     p.add_argument("recording")

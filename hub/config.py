@@ -53,6 +53,18 @@ class Mission(Base, frozen=True, kw_only=True):
     origin: Origin
 
 
+class ClientTls(Base, frozen=True, kw_only=True):
+    """TLS to the broker with a client certificate; the broker's host name is checked.
+
+    ``certfile`` and ``keyfile`` may hold ``{id}``, replaced by each client's id (the
+    simulators run one unit per certificate).
+    """
+
+    cafile: str
+    certfile: str
+    keyfile: str
+
+
 class Broker(Base, frozen=True, kw_only=True):
     """How to reach the MQTT broker."""
 
@@ -65,6 +77,7 @@ class Broker(Base, frozen=True, kw_only=True):
     password_file: str | None = None
     keepalive: Annotated[int, Meta(ge=5, le=3600)] = 30
     session_expiry: Annotated[int, Meta(ge=0)] = 3600
+    tls: ClientTls | None = None
 
     def password(self) -> str | None:
         """Read the broker password from the configured environment variable or file."""
@@ -119,6 +132,8 @@ class BrokerServer(Base, frozen=True, kw_only=True):
 
     persistence: bool = True
     truth_identity: Id = "sim-truth"
+    recorder_identity: Id = "hub-recorder"
+    monitor_identity: Id = "hub-monitor"
     passwords: dict[str, SecretSource] = {}
     tls: BrokerTls | None = None
 

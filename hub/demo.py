@@ -25,7 +25,7 @@ from hub.config import HubConfig
 from hub.console import LiveTable
 from hub.lifecycle import stop_event
 from hub.security.acl import hub_identity
-from hub.security.broker_config import describe_generated, write_auth_files
+from hub.security.broker_config import describe_generated, max_packet_size, write_auth_files
 from hub.service import HubService
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "default.toml"
@@ -83,7 +83,8 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
     """Run the whole demo until ``duration`` passes or Ctrl-C; return an exit code."""
     workdir.mkdir(parents=True, exist_ok=True)
     files = write_auth_files(config, workdir / "broker")
-    with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth) as broker:
+    with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth,
+                      max_packet_size=max_packet_size(config)) as broker:
         secure = broker.kind == "mosquitto"
         config = msgspec.structs.replace(config, broker=msgspec.structs.replace(
             config.broker, host=broker.host, port=broker.port, protocol=broker.protocol,

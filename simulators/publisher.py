@@ -27,7 +27,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hub import topics
+from hub.config import ClientTls
 from hub.errors import BrokerUnavailable, ConfigError, PayloadError
+from hub.security.tls import tls_context
 from simulators.engine import Pending, pack, pending
 from simulators.scenario import Scenario, load_scenario
 
@@ -42,7 +44,8 @@ class _Unit:
     """One MQTT client: a sensor (with its will message) or the truth publisher."""
 
     def __init__(self, client_id: str, kind: str | None, protocol: str,
-                 username: str | None, password: str | None) -> None:
+                 username: str | None, password: str | None,
+                 tls: ClientTls | None = None) -> None:
         version = MQTTProtocolVersion.MQTTv5 if protocol == "5" else MQTTProtocolVersion.MQTTv311
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=version)
@@ -52,6 +55,10 @@ class _Unit:
         self.last: mqtt.MQTTMessageInfo | None = None
         if username is not None:
             self.client.username_pw_set(username, password)
+        if tls is not None:
+            # One certificate per unit when the paths hold {id}: the broker takes its CN
+            # as the unit's identity.
+            self.client.tls_set_context(tls_context(tls, client_id))
         if kind is not None:
             will = pack({"online": False, "kind": kind})
             self.client.will_set(self.status_topic, will, qos=1, retain=True)
@@ -74,7 +81,7 @@ class _Unit:
                 self.client.connect(host, port, keepalive=30, clean_start=True)
             else:
                 self.client.connect(host, port, keepalive=30)
-        except OSError as exc:
+        except OSError as exc:  # ssl.SSLError included: a refused certificate
             raise BrokerUnavailable(f"{self.client_id}: cannot reach {host}:{port}: {exc}") from exc
         self.client.loop_start()
         if not self.connected.wait(CONNECT_TIMEOUT_S) or self.refused:
@@ -166,13 +173,14 @@ def _login(client_id: str, username: str | None, password: str | None,
 
 def _connect_all(scenario: Scenario, host: str, port: int, protocol: str,
                  username: str | None, password: str | None,
-                 credentials: Mapping[str, str] | None) -> dict[str, _Unit]:
+                 credentials: Mapping[str, str] | None,
+                 tls: ClientTls | None) -> dict[str, _Unit]:
     kinds = [(r.id, "radar") for r in scenario.radars] + [(u.id, "uav") for u in scenario.uavs]
     units: dict[str, _Unit] = {}
     try:
         for client_id, kind in [*kinds, (TRUTH_CLIENT_ID, None)]:
             unit = _Unit(client_id, kind, protocol,
-                         *_login(client_id, username, password, credentials))
+                         *_login(client_id, username, password, credentials), tls)
             unit.connect(host, port)
             units[client_id] = unit
     except (BrokerUnavailable, ConfigError):
@@ -274,18 +282,19 @@ class _FrameThread(threading.Thread):
 def run(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str = "5",
         speed: float = 1.0, duration: float | None = None, progress: bool = True,
         username: str | None = None, password: str | None = None,
-        credentials: Mapping[str, str] | None = None, seed: int | None = None) -> int:
+        credentials: Mapping[str, str] | None = None, seed: int | None = None,
+        tls: ClientTls | None = None) -> int:
     """Publish ``scenario`` like ``publish`` and return the number of messages sent."""
     return publish(scenario, host, port, protocol=protocol, speed=speed, duration=duration,
                    progress=progress, username=username, password=password,
-                   credentials=credentials, seed=seed).sent
+                   credentials=credentials, seed=seed, tls=tls).sent
 
 
 def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str = "5",
             speed: float = 1.0, duration: float | None = None, progress: bool = True,
             username: str | None = None, password: str | None = None,
-            credentials: Mapping[str, str] | None = None, seed: int | None = None
-            ) -> PublishStats:
+            credentials: Mapping[str, str] | None = None, seed: int | None = None,
+            tls: ClientTls | None = None) -> PublishStats:
     """Publish ``scenario`` to the broker at ``host:port``; return what was sent.
 
     Args:
@@ -297,6 +306,8 @@ def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: 
         username, password: one login shared by every unit.
         credentials: instead, a password per unit, each logging in as its own client id
             (``credentials.toml`` from ``hub broker-config``).
+        tls: connect over TLS with a client certificate; ``{id}`` in its paths becomes
+            each unit's id (``[broker.tls]`` of the hub config).
 
     Ctrl-C (KeyboardInterrupt) ends the run like its end does: each sensor publishes a
     retained offline status and disconnects; the counts so far are returned.
@@ -313,7 +324,7 @@ def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: 
     now = time.time()
     # Faster than real time, end the scenario at "now" so no timestamp is in the future.
     start_ts = now if speed <= 1.0 else now - span
-    units = _connect_all(scenario, host, port, protocol, username, password, credentials)
+    units = _connect_all(scenario, host, port, protocol, username, password, credentials, tls)
     shown = _Progress(progress, span)
     stop = threading.Event()
     clock = _Clock(start_ts, speed, stop)

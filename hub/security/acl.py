@@ -9,6 +9,12 @@ pattern allows, so "nobody else reads ``sensors/#``" needs no rule of its own:
 | sensor X            | nothing               | ``sensors/X/#``          |
 | partner P           | ``cop/P/#``           | nothing                  |
 | the simulator truth | nothing               | ``sim/truth``            |
+| the recorder        | ``sensors/#``, ``sim/truth`` | nothing           |
+| the monitor         | ``hub/#``             | nothing                  |
+
+The broker takes each user name as the client id (``use_username_as_clientid``), so
+every process needs its own identity: ``hub record`` logs in as the recorder, a
+dashboard as the monitor, and neither can disconnect the hub.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from hub.config import HubConfig
 from hub.errors import ConfigError
 
 Access = Literal["read", "write", "readwrite"]
-Role = Literal["hub", "sensor", "partner", "truth"]
+Role = Literal["hub", "sensor", "partner", "truth", "recorder", "monitor"]
 DEFAULT_HUB_IDENTITY = "hub"
 
 
@@ -56,8 +62,11 @@ def identities(config: HubConfig) -> list[Identity]:
               for s in config.sensors]
     found += [Identity(p.id, "partner", (Rule("read", topics.partner_all(p.id)),))
               for p in config.partners]
-    found.append(Identity(config.broker_server.truth_identity, "truth",
-                          (Rule("write", topics.TRUTH),)))
+    server = config.broker_server
+    found += [Identity(server.truth_identity, "truth", (Rule("write", topics.TRUTH),)),
+              Identity(server.recorder_identity, "recorder",
+                       (Rule("read", topics.SENSORS_TREE), Rule("read", topics.TRUTH))),
+              Identity(server.monitor_identity, "monitor", (Rule("read", topics.HUB_TREE),))]
     seen: dict[str, Role] = {}
     for identity in found:
         topics.check_id(identity.name, f"{identity.role} identity")

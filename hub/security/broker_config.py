@@ -33,6 +33,8 @@ CONF = "mosquitto.conf"
 PASSWD = "passwd"
 ACL = "acl"
 CREDENTIALS = "credentials.toml"
+# Room above the largest payload for the fixed header, a topic and MQTT 5 properties.
+PACKET_OVERHEAD = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +107,17 @@ def write_broker_config(config: HubConfig, directory: Path) -> BrokerFiles:
     return files
 
 
+def max_packet_size(config: HubConfig) -> int:
+    """The broker's packet limit: the largest payload the hub accepts, plus headers."""
+    ingest = config.ingest
+    return max(ingest.max_frame_bytes, ingest.max_payload_bytes) + PACKET_OVERHEAD
+
+
 def broker_conf(config: HubConfig, files: BrokerFiles) -> str:
     """Return the Mosquitto config: the broker's listener, then the optional TLS listener."""
     server, broker = config.broker_server, config.broker
     text = mosquitto_config(broker.host, broker.port, files.directory, server.persistence,
-                            files.auth)
+                            files.auth, max_packet_size(config))
     tls = server.tls
     if tls is None:
         return text
@@ -123,6 +131,7 @@ def broker_conf(config: HubConfig, files: BrokerFiles) -> str:
         f"tls_version {tls.tls_version}",
         "require_certificate true",
         f"use_identity_as_username {'true' if tls.use_identity_as_username else 'false'}",
+        "use_username_as_clientid true",
     ]
     return text + "\n".join(lines) + "\n"
 

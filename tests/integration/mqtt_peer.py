@@ -29,11 +29,14 @@ def unique(prefix: str) -> str:
 class Peer:
     """A paho client on a background thread that records what it receives."""
 
-    def __init__(self, handle: BrokerHandle, protocol: str, client_id: str) -> None:
+    def __init__(self, handle: BrokerHandle, protocol: str, client_id: str,
+                 username: str | None = None, password: str | None = None) -> None:
         v5 = protocol == "5"
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
         self.client.on_message = lambda c, u, m: self.messages.put(
             (m.topic, bytes(m.payload), bool(m.retain)))

@@ -73,11 +73,17 @@ def test_acl_confines_every_identity(config: HubConfig) -> None:
     for partner in config.partners:
         assert blocks[partner.id] == [f"topic read cop/{partner.id}/#"]
     assert blocks["sim-truth"] == ["topic write sim/truth"]
-    assert len(blocks) == 2 + len(config.sensors) + len(config.partners)
+    assert blocks["hub-recorder"] == ["topic read sensors/#", "topic read sim/truth"]
+    assert blocks["hub-monitor"] == ["topic read hub/#"]
+    assert len(blocks) == 4 + len(config.sensors) + len(config.partners)
     readers = [user for user, lines in blocks.items()
                if any(ln.startswith(("topic read sensors", "topic readwrite sensors"))
                       for ln in lines)]
-    assert readers == ["hub"]
+    assert readers == ["hub", "hub-recorder"]
+    writers = [user for user, lines in blocks.items()
+               if any(ln.startswith("topic write") or ln.startswith("topic readwrite")
+                      for ln in lines) and user in ("hub-recorder", "hub-monitor")]
+    assert writers == [], "the recorder and the monitor only read"
 
 
 def test_passwd_holds_every_identity_and_credentials_are_private_and_kept(
@@ -152,6 +158,9 @@ def test_conf_has_auth_on_and_an_optional_tls_listener(config: HubConfig,
     assert f"password_file {files.auth.password_file}" in conf
     assert f"acl_file {files.auth.acl_file}" in conf
     assert {"set_tcp_nodelay true", "persistence true"} <= set(conf)
+    # No identity can take over another's connection; no packet beyond a frame's size.
+    assert "use_username_as_clientid true" in conf
+    assert f"max_packet_size {config.ingest.max_frame_bytes + 64 * 1024}" in conf
     assert not any(line.startswith("cafile") for line in conf)
     data = msgspec.to_builtins(config)
     data["broker_server"] = {"persistence": False, "tls": {
@@ -161,5 +170,5 @@ def test_conf_has_auth_on_and_an_optional_tls_listener(config: HubConfig,
     tls = conf[conf.index(f"listener 8884 {config.broker.host}"):]
     assert tls[1:] == ["cafile /etc/ca.pem", "certfile /etc/s.pem", "keyfile /etc/s.key",
                        "tls_version tlsv1.2", "require_certificate true",
-                       "use_identity_as_username true"]
+                       "use_identity_as_username true", "use_username_as_clientid true"]
     assert "persistence false" in conf
