@@ -27,7 +27,9 @@ SENSORS = [{"id": "ken-radar-1", "nation": "KEN", "kind": "radar",
            {"id": "gha-radar-1", "nation": "GHA", "kind": "radar", "release_to": ["gha", "ken"]},
            {"id": "nld-uav-1", "nation": "NLD", "kind": "uav",
             "release_to": ["nld", "ken", "gha", "bra"]},
-           {"id": "bra-uav-1", "nation": "BRA", "kind": "uav", "release_to": ["bra"]}]
+           {"id": "bra-uav-1", "nation": "BRA", "kind": "uav", "release_to": ["bra"]},
+           {"id": "ken-uav-2", "nation": "KEN", "kind": "uav",
+            "release_to": ["ken", "gha", "nld", "bra"]}]
 # Released to nobody: only the mission picture may ever hold their data.
 CANARY = "canary-1"
 # A registered unit that no simulator runs: the "compromised sensor" of the tests.
