@@ -139,6 +139,9 @@ class Pipeline:
         """Count a rejected message and queue its dead letter."""
         self.counters["rejected"] += 1
         self._rejections.error("rejected %s (%d bytes): %s", topic[:120], size, reason[:300])
+        if len(self.dead_letters) == self.dead_letters.maxlen:
+            # The backlog is full (a flood between two sends): the oldest letter goes unsent.
+            self.counters["dead_letters_dropped"] += 1
         self.dead_letters.append(DeadLetter(ts=t_received, topic=topic[:256], reason=reason[:300],
                                             size=size))
 

@@ -257,3 +257,15 @@ def test_the_default_config_round_trips() -> None:
     config = parse_config(copy.deepcopy(VALID_CONFIG))
     assert parse_config(msgspec.to_builtins(config)) == config
     assert_sane(config)
+
+
+def test_dead_letters_pushed_out_of_a_full_backlog_are_counted() -> None:
+    from hub.config import DEFAULT_CONFIG, load_config
+    from hub.pipeline import DEAD_LETTER_BACKLOG, Pipeline
+
+    pipeline = Pipeline(load_config(DEFAULT_CONFIG))
+    for k in range(DEAD_LETTER_BACKLOG + 7):
+        assert not pipeline.handle("sensors/nobody/detections", b"\x00", 1.8e9 + k)
+    assert len(pipeline.dead_letters) == DEAD_LETTER_BACKLOG
+    assert pipeline.counters["rejected"] == DEAD_LETTER_BACKLOG + 7
+    assert pipeline.counters["dead_letters_dropped"] == 7
