@@ -145,13 +145,18 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
 
 
 def cmd_frames_inspect(args: argparse.Namespace) -> int:
-    from hub.geo import EnuFrame
+    from hub.ingest.frame_pool import FrameWorker
     from hub.inspect_frames import default_output, draw, inspect, read_frame, write_png
 
-    origin = _config(args).mission.origin
+    config = _config(args)
     found = read_frame(args.file, args.index, args.sensor)
-    result = inspect(found, EnuFrame(origin.lat, origin.lon, origin.alt),
-                     terrain_alt=args.terrain_alt)
+    # As the hub's workers see it: this unit's pose noise, the terrain, the pixel limit.
+    worker = FrameWorker(config)
+    sensor = config.sensor_index().get(found.sensor or "")
+    terrain_alt = (args.terrain_alt if args.terrain_alt is not None
+                   else config.imagery.terrain_height)
+    result = inspect(found, worker.enu, terrain_alt=terrain_alt, max_pixels=worker.max_pixels,
+                     reduce=worker.reduce, noise=None if sensor is None else worker.noise[sensor])
     output = Path(args.output) if args.output else default_output(args.file, args.index,
                                                                    args.sensor)
     write_png(draw(result), output)
