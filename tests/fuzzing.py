@@ -17,7 +17,15 @@ from typing import Any
 
 import msgpack
 
-from hub.messages import MAX_DETECTIONS_PER_BATCH
+from hub.errors import PayloadError
+from hub.messages import (
+    MAX_DETECTIONS_PER_BATCH,
+    DetectionBatch,
+    Frame,
+    SensorStatus,
+    Telemetry,
+    decode,
+)
 
 Message = dict[str, Any]
 Bounds = tuple[float, float]
@@ -287,3 +295,25 @@ def mangled_bytes(rng: random.Random, payload: bytes) -> bytes:
     for _ in range(rng.randint(1, 4)):
         raw[rng.randrange(len(raw))] = rng.randrange(256)
     return bytes(raw)
+
+
+KINDS: dict[str, type[Any]] = {"telemetry": Telemetry, "detections": DetectionBatch,
+                               "frames": Frame, "status": SensorStatus}
+
+
+def refused_payload(rng: random.Random, kind: str, t_received: float, good: list[bytes],
+                    mangle: bool) -> bytes:
+    """A ``kind`` payload the hub must refuse: a mutated message, or mangled bytes.
+
+    Mangled bytes start from the mutated message or from one of ``good``; bytes
+    that still decode as a valid message are drawn again.
+    """
+    message, _ = mutated(rng, kind, t_received)
+    if not mangle:
+        return pack(message)
+    while True:
+        payload = mangled_bytes(rng, pack(message) if rng.random() < 0.5 else rng.choice(good))
+        try:
+            decode(payload, KINDS[kind], 1 << 20)
+        except PayloadError:
+            return payload

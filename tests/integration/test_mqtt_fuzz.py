@@ -33,7 +33,7 @@ import time
 import msgspec
 import numpy as np
 import paho.mqtt.client as mqtt
-from fuzzing import BAD_IDS, mangled_bytes, mutated, pack
+from fuzzing import BAD_IDS, KINDS, refused_payload
 from mqtt_peer import WAIT_S, listen, until
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from secured import registry
@@ -41,8 +41,7 @@ from secured import registry
 from hub import messages, topics
 from hub.broker import BrokerHandle
 from hub.config import HubConfig
-from hub.errors import PayloadError
-from hub.messages import DeadLetter, DetectionBatch, Frame, SensorStatus, Telemetry
+from hub.messages import DeadLetter
 from hub.pipeline import DEAD_LETTER_BACKLOG, Pipeline
 from hub.service import HubService
 from simulators.engine import generate
@@ -53,8 +52,6 @@ FUZZ_COUNT = 10_000
 PACE = DEAD_LETTER_BACKLOG // 2
 SEED = 4_711
 SIM_SECONDS = 20.0
-KINDS = {"telemetry": Telemetry, "detections": DetectionBatch, "frames": Frame,
-         "status": SensorStatus}
 # Ids Mosquitto carries in a single topic level (no separator, wildcard or control
 # character): the hub must refuse them itself.
 PUBLISHABLE_BAD_IDS = [i for i in BAD_IDS if i and not set(i) & set("/+#") and i.isprintable()]
@@ -64,8 +61,10 @@ Record = tuple[str, bytes]
 
 def good_stream(start_ts: float) -> list[Record]:
     scenario = load_scenario("default").with_duration(SIM_SECONDS)
+    # Frames are left out: at QoS 0 they would overtake the QoS 1 stream (see above), and
+    # the frame path has its own live test (tests/integration/test_frames_live.py).
     return [(topic, payload) for _, topic, payload in generate(scenario, start_ts=start_ts)
-            if topic.startswith("sensors/")]
+            if topic.startswith("sensors/") and not topic.endswith("/frames")]
 
 
 def fuzz_message(rng: random.Random, now: float, sensor_ids: list[str],
@@ -80,16 +79,8 @@ def fuzz_message(rng: random.Random, now: float, sensor_ids: list[str],
     topic = topics.sensor(rng.choice(sensor_ids), kind)  # type: ignore[arg-type]
     if roll < 0.105:  # over ingest.max_payload_bytes (1 MiB) before any decoding
         return topics.sensor(rng.choice(sensor_ids), "detections"), b"\x00" * (1 << 21)
-    message, _ = mutated(rng, kind, now)
-    if roll < 0.8:
-        return topic, pack(message)
-    while True:  # mangled bytes that still decode would be a valid message: draw again
-        payload = mangled_bytes(rng, pack(message) if rng.random() < 0.5 else
-                                rng.choice(good)[1])
-        try:
-            messages.decode(payload, KINDS[kind], 1 << 20)
-        except PayloadError:
-            return topic, payload
+    payloads = [record[1] for record in good]
+    return topic, refused_payload(rng, kind, now, payloads, mangle=roll >= 0.8)
 
 
 def interleave(good: list[Record], config: HubConfig, now: float) -> list[tuple[Record, bool]]:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from fuzzing import BAD_IDS, mangled_bytes, mutated, pack
+from fuzzing import BAD_IDS, KINDS, refused_payload
 
 from hub import topics
 from hub.config import DEFAULT_CONFIG, load_config
-from hub.errors import PayloadError
 from hub.fusion.groups import MISSION
-from hub.messages import DetectionBatch, Frame, SensorStatus, Telemetry, decode
 from hub.pipeline import Pipeline
 from simulators.engine import generate
 from simulators.scenario import load_scenario
@@ -26,8 +24,6 @@ from simulators.scenario import load_scenario
 FUZZ_COUNT = 10_000
 SEED = 20_240_607
 LATENCY_S = 0.05
-KINDS = {"telemetry": Telemetry, "detections": DetectionBatch, "frames": Frame,
-         "status": SensorStatus}
 
 Record = tuple[float, str, bytes]
 
@@ -54,16 +50,8 @@ def fuzz_message(rng: random.Random, t_received: float, sensor_ids: list[str],
         return topic, rng.choice(good)[2]
     kind = rng.choice(list(KINDS))
     topic = topics.sensor(rng.choice(sensor_ids), kind)  # type: ignore[arg-type]
-    message, _ = mutated(rng, kind, t_received)
-    if roll < 0.8:
-        return topic, pack(message)
-    while True:  # mangled bytes that still decode would be a valid message: draw again
-        payload = mangled_bytes(rng, pack(message) if rng.random() < 0.5 else
-                                rng.choice(good)[2])
-        try:
-            decode(payload, KINDS[kind], 1 << 20)
-        except PayloadError:
-            return topic, payload
+    payloads = [record[2] for record in good]
+    return topic, refused_payload(rng, kind, t_received, payloads, mangle=roll >= 0.8)
 
 
 def interleave(good: list[Record], count: int, seed: int) -> list[tuple[Record, bool]]:
