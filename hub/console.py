@@ -26,6 +26,8 @@ class LiveTable:
         rates = self._rates.update(counters)
         lines = [f"hub: {counters['received']} messages in ({rates['received']:,.0f}/s), "
                  f"{pipeline.counters['rejected']} dead-lettered, "
+                 f"frames {pipeline.counters['frames_processed']} processed "
+                 f"({pipeline.counters['frames_dropped']} dropped), "
                  f"broker {service.bus.state if service.bus else 'down'}",
                  f"{'partner':<10}{'tracks':>8}{'confirmed':>11}{'friends':>9}{'msg in/s':>10}"
                  "  subscribe to"]
