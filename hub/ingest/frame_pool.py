@@ -229,7 +229,9 @@ class FramePool:
         try:
             return self.executor().submit(_process, job.payload, job.sensor)
         except BrokenExecutor:
-            log.error("frame worker pool broken (a worker died): starting a new one")
+            log.error("frame worker pool broken (a worker died): starting a new one; if every "
+                      "frame does this, the program that started the hub may lack an "
+                      "`if __name__ == '__main__':` guard (forkserver workers import it)")
             self._executor = None
             self._done.append(FrameOutcome(job.sensor, job.topic, len(job.payload),
                                            job.t_received, reason="internal error: worker died"))
