@@ -258,11 +258,15 @@ def _run_hub(config_bytes: bytes, duration: float) -> None:
         asyncio.run(serve())
 
 
-def start_hub(config: HubConfig, duration: float) -> mp.Process:
-    """Start the hub in its own process (spawned, so it shares nothing with this one)."""
+def start_hub(config: HubConfig, duration: float, *, daemon: bool = True) -> mp.Process:
+    """Start the hub in its own process (spawned, so it shares nothing with this one).
+
+    ``daemon=False`` when the hub must start its frame workers (a daemonic process
+    may not have children); the caller then stops it with ``stop_process``.
+    """
     ctx = mp.get_context("spawn")
     proc = ctx.Process(target=_run_hub, args=(msgspec.msgpack.encode(config), duration),
-                       name="hub", daemon=True)
+                       name="hub", daemon=daemon)
     proc.start()
     return proc
 

@@ -22,6 +22,7 @@ BENCHES = {
     "latency": ["bench_latency.py"],
     "publish": ["bench_publish.py"],
     "frames": ["bench_frames.py"],
+    "frames_live": ["bench_frames_live.py"],
 }
 
 
