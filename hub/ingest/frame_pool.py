@@ -10,7 +10,9 @@ from that sensor, or dead-letters the reason.
 
 Two policies:
 
-- **live** (``wait=False``): at most ``workers`` jobs in flight; each sensor has
+- **live** (``wait=False``): at most ``JOBS_PER_WORKER * workers`` jobs in flight
+  (one running and one waiting in the executor, so a worker does not idle while
+  its result travels back to the loop and the next job is sent); each sensor has
   ``queue_per_sensor`` pending slots (1 by default) and a newer frame pushes
   out the oldest pending one, which comes back as a *dropped* outcome (latest
   wins: a UAV's newest frame is worth more than a stale one). Completions are
@@ -52,6 +54,7 @@ from hub.messages import Frame, decode
 
 log = logging.getLogger(__name__)
 
+JOBS_PER_WORKER = 2
 Dispatch = Callable[..., object]
 """``loop.call_soon_threadsafe``-like: call ``fn(*args)`` on the owner's thread."""
 T = TypeVar("T")
@@ -193,7 +196,7 @@ class FramePool:
             if future is not None:
                 self._done.append(_outcome(job, future))
             return
-        if self.in_flight < max(self.workers, 1):
+        if self.in_flight < max(self.workers, 1) * JOBS_PER_WORKER:
             self._start(job)
             return
         queue = self._pending.setdefault(job.sensor, deque())

@@ -22,7 +22,7 @@ from frames_scene import CAMERA_ID, Scene, camera_config, enu_of, frame_records
 from hub.config import parse_config
 from hub.errors import ConfigError
 from hub.ingest.detections import batch_to_scan
-from hub.ingest.frame_pool import FramePool, FrameWorker
+from hub.ingest.frame_pool import JOBS_PER_WORKER, FramePool, FrameWorker
 from hub.ingest.imagery import frame_detections, to_geo_detections
 from hub.messages import DetectionBatch, Frame, decode
 from hub.pipeline import Pipeline
@@ -77,17 +77,20 @@ def test_latest_frame_wins_and_the_replaced_one_is_counted_as_dropped() -> None:
     other = as_sensor(RECORDS[4], OTHER)
     for t, topic, payload in [*cam, other]:
         assert pipeline.handle(topic, payload, t)
-    # cam 0 runs; cam 1 waited and was replaced by cam 2, then cam 3; the other sensor waits.
-    assert (pipeline.frames.in_flight, pipeline.frames.pending) == (1, 2)
-    executor.finish()  # cam 0 done: the sensor that waited longest (cam) goes next
+    # One worker takes two jobs (JOBS_PER_WORKER): cam 0 and cam 1 run; cam 2 waited and
+    # was replaced by cam 3; the other sensor waits.
+    assert JOBS_PER_WORKER == 2
+    assert (pipeline.frames.in_flight, pipeline.frames.pending) == (2, 2)
+    executor.finish()  # cam 0 done: the sensor that waited longest (cam) goes next: cam 3
+    executor.finish()  # cam 1 done: the other sensor's frame goes
     executor.finish()  # cam 3
     executor.finish()  # the other sensor's frame
     assert not executor.waiting
     pipeline.flush(RECORDS[5][0])
     c = pipeline.counters
     assert c[f"frames_received.{CAMERA_ID}"] == 4 and c[f"frames_received.{OTHER}"] == 1
-    assert c[f"frames_dropped.{CAMERA_ID}"] == 2 and c[f"frames_dropped.{OTHER}"] == 0
-    assert c[f"frames_processed.{CAMERA_ID}"] == 2 and c[f"frames_processed.{OTHER}"] == 1
+    assert c[f"frames_dropped.{CAMERA_ID}"] == 1 and c[f"frames_dropped.{OTHER}"] == 0
+    assert c[f"frames_processed.{CAMERA_ID}"] == 3 and c[f"frames_processed.{OTHER}"] == 1
     assert c["frames_received"] == c["frames_processed"] + c["frames_dropped"] == 5
     assert c["rejected"] == 0 and c["frame_detections"] >= 3 * 3
 
@@ -101,7 +104,7 @@ def test_per_sensor_queue_keeps_more_than_one_frame_when_configured() -> None:
         pipeline.handle(topic, payload, t)
     assert pipeline.frames.pending == 3
     pipeline.flush(RECORDS[6][0])
-    assert pipeline.counters["frames_dropped"] == 2  # frames 1 and 2: 3, 4, 5 wait
+    assert pipeline.counters["frames_dropped"] == 1  # frames 0, 1 run; 2 dropped; 3, 4, 5 wait
 
 
 def corrupt(record: tuple[float, str, bytes], **change: Any) -> bytes:
@@ -188,8 +191,9 @@ async def test_live_pool_hands_results_to_the_loop_from_worker_processes() -> No
         await until_true(lambda: (pipeline.collect_frames(RECORDS[8][0]) or True)
                          and pipeline.frames.in_flight == 0, "frames done")
         c = pipeline.counters
-        assert (c["frames_processed"], c["frames_dropped"]) == (2, 6)  # the first and the last
-        assert len(pipeline.reorder) == 2
+        # The first two (one worker, two jobs) and the last; the five between were replaced.
+        assert (c["frames_processed"], c["frames_dropped"]) == (3, 5)
+        assert len(pipeline.reorder) == 3
     finally:
         pipeline.close()
 
