@@ -91,7 +91,7 @@ class Template:
     seq_at: int
 
 
-def _fixed_payload(message: dict[str, Any]) -> bytes:
+def fixed_payload(message: dict[str, Any]) -> bytes:
     """Encode with ``ts`` (float64) and ``seq`` (uint32) first; their values at 5 and 18."""
     rest = [(k, v) for k, v in message.items() if k not in ("ts", "seq")]
     n = len(rest) + 2
@@ -113,7 +113,7 @@ def build_templates(qos: int, profile: str = "detections") -> tuple[list[Templat
             continue
         message = msgpack.unpackb(payload)
         sensor, kind = topics.parse_sensor_topic(topic)
-        body = _fixed_payload(message)
+        body = fixed_payload(message)
         packet = bytearray(publish_packet(topic, body, qos, 1))
         offset = len(packet) - len(body)
         id_at = offset - 2 if qos else -1

@@ -43,7 +43,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_e2e import SCENARIO, TS_AT, Template, _fixed_payload, build_templates
+from bench_e2e import SCENARIO, TS_AT, Template, build_templates, fixed_payload
 from common import (
     ROOT,
     CpuMeter,
@@ -63,7 +63,7 @@ from hub.broker import start_broker
 from hub.config import HubConfig, Sensor
 
 TICK_S = 0.002
-SEQ_AT = 18  # "seq" value offset in a _fixed_payload body (after ts)
+SEQ_AT = 18  # "seq" value offset in a fixed_payload body (after ts)
 SIZES = ("720p", "1080p")
 MAX_BURST = 8  # frames a late publisher sends at once; beyond, it stops catching up
 
@@ -79,7 +79,7 @@ class FrameStream:
 
         self.heads = {c: struct.pack("!H", len(t)) + t
                       for c in cameras for t in [topics.sensor(c, "frames").encode()]}
-        self.bodies = {size: [bytearray(_fixed_payload(msgpack.unpackb(p)))
+        self.bodies = {size: [bytearray(fixed_payload(msgpack.unpackb(p)))
                               for p in make_frames(*PIXELS[size])] for size in SIZES}
         self.kib = {size: sum(map(len, b)) / len(b) / 1024 for size, b in self.bodies.items()}
         self.cameras = cameras
