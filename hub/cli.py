@@ -51,7 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         stop = stop_event(args.duration)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload, args.config)
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, service.reload, args.config, lambda new: _with_broker(new, args))
         await service.run(stop, on_tick=None if args.quiet else LiveTable(address).show)
 
     with pid_file(Path(args.pid_file) if args.pid_file else default_pid_file(config)):

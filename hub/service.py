@@ -96,14 +96,19 @@ class HubService:
                          uptime=time.time() - self.started, counters=dict(counters),
                          rates=rates, queues=queues, broker=broker)
 
-    def reload(self, path: str) -> bool:
+    def reload(self, path: str,
+               adjust: Callable[[HubConfig], HubConfig] | None = None) -> bool:
         """Adopt the release rules of the config at ``path``; keep the current ones if it is bad.
 
+        ``adjust`` applies what the hub was started with on top of the file
+        (the command line's broker address), so it is not taken for a change.
         Partners whose rules changed have their retained snapshot cleared and
         get a full picture under the new rules on the next publish.
         """
         try:
             config = load_config(path)
+            if adjust is not None:
+                config = adjust(config)
             pending = restart_needed(self.config, config)
         except ConfigError as exc:
             self.reloads["reload_failures"] += 1

@@ -120,3 +120,21 @@ def test_an_invalid_file_changes_nothing(tmp_path: Path, broken: str) -> None:
     assert not service.reload(path)
     assert service.pipeline.policy is before
     assert service.status().counters["reload_failures"] == 1
+
+
+def test_reload_keeps_command_line_overrides_out_of_the_changes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "hub.toml", LOOSE)
+    started = load_config(path)
+    moved = msgspec.structs.replace(started.broker, port=started.broker.port + 1)
+
+    def like_the_command_line(config: HubConfig) -> HubConfig:
+        return msgspec.structs.replace(config, broker=moved)
+
+    service = HubService(like_the_command_line(started))
+    write(tmp_path / "hub.toml", TIGHT)
+    assert service.reload(path, like_the_command_line)
+    assert "restarts" not in caplog.text and service.config.broker.port == moved.port
+    assert service.reload(path)  # without the override the port differs: said, not applied
+    assert "not applied until the hub restarts: $.broker" in caplog.text
+    assert service.config.broker.port == moved.port
