@@ -129,8 +129,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from hub.release.policy import describe
+
     config = load_config(args.file)
-    print(f"{args.file}: ok ({len(config.sensors)} sensors, {len(config.partners)} partners)")
+    print(f"{args.file}: ok ({len(config.sensors)} sensors, {len(config.partners)} partners, "
+          f"{len(config.releases)} releases)")
+    print("\n".join(describe(config)))
     return 0
 
 

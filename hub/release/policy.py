@@ -165,3 +165,24 @@ class ReleasePolicy:
         mask = self.partners[partner_id].visible
         return frozenset(s for s, seen in zip(self.sensor_ids, mask.tolist(), strict=True)
                          if seen)
+
+
+def describe_grant(sensor_id: str, grant: Grant) -> str:
+    """One source as a partner sees it: ``nld-uav-1 (100 m, no attribution)``."""
+    terms = [f"{grant.precision_m:g} m" if grant.precision_m else "",
+             f"{grant.delay_s:g} s late" if grant.delay_s else "",
+             "in an area" if grant.area else "",
+             f"without {', '.join(sorted(grant.hidden))}" if grant.hidden else "",
+             "no attribution" if grant.strip else ""]
+    shown = ", ".join(t for t in terms if t)
+    return f"{sensor_id} ({shown})" if shown else sensor_id
+
+
+def describe(config: HubConfig) -> list[str]:
+    """Per partner, the sources it sees and under which rules (for ``hub config check``)."""
+    lines = []
+    for partner in config.partners:
+        seen = [describe_grant(s.id, g) for s in config.sensors
+                if (g := grant(config, s, partner)) is not None]
+        lines.append(f"  {partner.id} sees {', '.join(seen) if seen else 'nothing'}")
+    return lines

@@ -17,7 +17,12 @@ from simulators.scenario import load_scenario
 
 def test_config_check_accepts_the_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(DEFAULT_CONFIG)]) == 0
-    assert "ok (5 sensors, 4 partners)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok (5 sensors, 4 partners, 6 releases)" in out
+    # What each partner sees under the default rules, NLD's UAV coarsened for the others.
+    assert "  nld sees ken-radar-1, nld-uav-1, ken-uav-2\n" in out
+    assert "  gha sees ken-radar-1, gha-radar-1, nld-uav-1 (100 m, no attribution), " in out
+    assert "  bra sees ken-radar-1, nld-uav-1 (100 m, no attribution), bra-uav-1, ken-uav-2" in out
 
 
 def test_config_check_names_key_and_problem(tmp_path: Path,
