@@ -57,7 +57,8 @@ class Pipeline:
         self.router = Router(config, self.frame)
         self.reorder: ReorderBuffer[InboundItem] = ReorderBuffer(config.fusion.reorder_window_s)
         self.policy = ReleasePolicy(config, self.frame)
-        self.groups = [GroupFusion(g, config, self.frame) for g in release_groups(config)]
+        self.groups = [GroupFusion(g, config, self.frame)
+                       for g in release_groups(config, self.policy)]
         self.counters: Counter[str] = Counter()
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTER_BACKLOG)
         self.fusion_time = 0.0
@@ -82,7 +83,7 @@ class Pipeline:
         policy = ReleasePolicy(config, self.frame)
         kept = {fusion.group.sensors: fusion for fusion in self.groups}
         groups = []
-        for group in release_groups(config):
+        for group in release_groups(config, policy):
             fusion = kept.get(group.sensors) or GroupFusion(group, config, self.frame)
             fusion.group = group
             groups.append(fusion)

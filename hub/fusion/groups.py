@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import HubConfig
-from hub.release.policy import visible_sensors
+from hub.release.policy import ReleasePolicy, visible_sensors
 
 MISSION = "mission"
 
@@ -34,12 +34,18 @@ class ReleaseGroup:
     partners: tuple[str, ...]
 
 
-def release_groups(config: HubConfig) -> list[ReleaseGroup]:
-    """The mission group first, then one group per other distinct visible set."""
+def release_groups(config: HubConfig, policy: ReleasePolicy | None = None
+                   ) -> list[ReleaseGroup]:
+    """The mission group first, then one group per other distinct visible set.
+
+    Pass the compiled ``policy`` when there is one, so grants are not worked out twice.
+    """
     everything = frozenset(s.id for s in config.sensors)
     by_set: dict[frozenset[str], list[str]] = {everything: []}
     for partner in config.partners:
-        by_set.setdefault(visible_sensors(config, partner.id), []).append(partner.id)
+        seen = (policy.visible_sensors(partner.id) if policy is not None
+                else visible_sensors(config, partner.id))
+        by_set.setdefault(seen, []).append(partner.id)
     groups = []
     for number, (sensors, partners) in enumerate(by_set.items()):
         mask = np.array([s.id in sensors for s in config.sensors], dtype=bool)
