@@ -1,4 +1,4 @@
-"""Subscriber rate of hub.bus against a bare paho subscriber, through a private Mosquitto.
+"""Subscriber rate of hub.mqtt.bus against a bare paho subscriber, through a private Mosquitto.
 
     .venv/bin/python bench/bench_bus.py [--messages 200000] [--rounds 3] [--protocol 5]
 
@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import remaining_length
 
-from hub.broker import BrokerHandle, start_broker
-from hub.bus import Bus
+from hub.broker.launcher import BrokerHandle, start_broker
 from hub.config import Broker
+from hub.mqtt.bus import Bus
 
 TOPIC = "bench/sensors/x"
 PAYLOAD = bytes(64)
@@ -124,7 +124,7 @@ def bare_paho(handle: BrokerHandle, protocol: str, count: int) -> Result:
 
 
 def bus_subscriber(handle: BrokerHandle, protocol: str, count: int) -> Result:
-    """Subscribe with hub.bus.Bus and count messages in the handler."""
+    """Subscribe with hub.mqtt.bus.Bus and count messages in the handler."""
     return asyncio.run(_bus_subscriber(handle, protocol, count))
 
 
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--protocol", choices=["5", "3.1.1"], default="5")
     args = parser.parse_args()
     runners: dict[str, Callable[[BrokerHandle, str, int], Result]] = {
-        "bare paho": bare_paho, "hub.bus.Bus": bus_subscriber}
+        "bare paho": bare_paho, "hub.mqtt.bus.Bus": bus_subscriber}
     results: dict[str, list[Result]] = {name: [] for name in runners}
     with start_broker(prefer="mosquitto") as handle:
         print(f"broker {handle.url}, MQTT {args.protocol}, {args.messages} x "
@@ -173,7 +173,7 @@ def main() -> None:
         rates = ", ".join(f"{r.rate:,.0f}" for r in rs)
         print(f"{name:12s} median {med.rate:9,.0f} msg/s  {med.cpu_us:5.1f} us CPU/msg  "
               f"received {med.received}/{args.messages}  (rounds: {rates})")
-    ratio = _median(results["hub.bus.Bus"]).rate / _median(results["bare paho"]).rate
+    ratio = _median(results["hub.mqtt.bus.Bus"]).rate / _median(results["bare paho"]).rate
     print(f"Bus / bare paho rate: {ratio:.0%}")
 
 

@@ -61,7 +61,7 @@ from common import (
 )
 
 from hub import topics
-from hub.broker import BrokerHandle, start_broker
+from hub.broker.launcher import BrokerHandle, start_broker
 
 SCENARIO = ROOT / "config" / "scenarios" / "targets300.toml"
 SPAN_MARGIN_S = 60.0

@@ -59,7 +59,7 @@ from common import (
 )
 
 from hub import topics
-from hub.broker import start_broker
+from hub.broker.launcher import start_broker
 from hub.config import HubConfig, Sensor
 
 TICK_S = 0.002

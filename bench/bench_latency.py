@@ -22,7 +22,7 @@ of the window, when no newer message arrives first), so a window of 0 is
 fastest but counts any measurement that arrives after a newer one as late and
 drops it.
 
-The private Mosquitto runs with ``set_tcp_nodelay true`` (hub/broker.py):
+The private Mosquitto runs with ``set_tcp_nodelay true`` (hub/broker/launcher.py):
 without it, Nagle's algorithm holds each picture to the partner until the
 partner's delayed ACK, which tripled p50 and p99 here.
 """
@@ -61,7 +61,7 @@ from common import (
 )
 
 from hub import topics
-from hub.broker import BrokerHandle, start_broker
+from hub.broker.launcher import BrokerHandle, start_broker
 from hub.config import HubConfig
 from hub.geo import EnuFrame
 

@@ -19,7 +19,7 @@ from common import machine_info, write_results
 
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config
 from hub.pipeline import Pipeline
-from hub.publish.mqtt import PicturePublisher
+from hub.publish.publisher import PicturePublisher
 from simulators.engine import generate
 from simulators.scenario import load_scenario
 

@@ -1,9 +1,9 @@
 """Replay throughput of the whole pipeline (decode, route, reorder, fuse), in detections/s.
 
-Each scenario's recording is generated first (not timed); then ``hub.replay``
+Each scenario's recording is generated first (not timed); then ``hub.cli.replay``
 runs it twice per config: once without output (the pipeline alone, timed in
 wall and CPU seconds) and once writing the mission picture's tracks, which are
-scored against the recording's truth with ``hub.score``. Configs:
+scored against the recording's truth with ``hub.cli.score``. Configs:
 
 - ``single``: config/hub.toml with no partners, so only the mission tracker runs;
 - ``default``: config/hub.toml as shipped (the mission picture and the
@@ -31,11 +31,11 @@ from typing import Any
 
 import msgspec
 
+from hub.cli.replay import replay
+from hub.cli.score import score
 from hub.config import HubConfig, load_config
 from hub.pipeline import Pipeline
 from hub.recording import Record, read_recording
-from hub.replay import replay
-from hub.score import score
 from simulators.engine import write_recording
 from simulators.scenario import load_scenario
 

@@ -6,7 +6,7 @@ through the hub's own decode and ``batch_to_scan`` conversion (so both get the
 same ENU positions and covariances R; the unbiased polar conversion is the
 hub's), one scan at a time in recording order. Both write ``--tracks-out``
 JSON Lines at one picture per second of measurement time and are scored by
-``hub.score.score`` against the recording's ``sim/truth``.
+``hub.cli.score.score`` against the recording's ``sim/truth``.
 
 Stone Soup is set up as its tutorials set up a standard tracker, with the hub's
 own parameters (config [fusion]) wherever Stone Soup has one:
@@ -65,6 +65,8 @@ from stonesoup.updater.kalman import KalmanUpdater
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hub import topics
+from hub.cli.replay import replay_file
+from hub.cli.score import ScoreReport, format_report, score
 from hub.config import Fusion, HubConfig, load_config
 from hub.fusion.measurements import Scan
 from hub.fusion.tracker import COAST_AFTER_S
@@ -72,8 +74,6 @@ from hub.geo import EnuFrame
 from hub.ingest.detections import batch_to_scan
 from hub.messages import DetectionBatch, decode
 from hub.recording import read_recording
-from hub.replay import replay_file
-from hub.score import ScoreReport, format_report, score
 from simulators.engine import write_recording
 from simulators.scenario import load_scenario, resolve_scenario
 

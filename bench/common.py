@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hub import topics  # noqa: E402
-from hub.broker import find_mosquitto  # noqa: E402
+from hub.broker.launcher import find_mosquitto  # noqa: E402
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -13,7 +13,6 @@ from collections import Counter, deque
 
 from hub.config import HubConfig
 from hub.errors import PayloadError
-from hub.fusion.groups import ReleaseGroup, release_groups
 from hub.fusion.measurements import Scan
 from hub.fusion.platforms import PlatformTable
 from hub.fusion.tracker import Tracker
@@ -23,6 +22,7 @@ from hub.ingest.reorder import ReorderBuffer
 from hub.ingest.router import FrameJob, InboundItem, PlatformFix, Router
 from hub.messages import DeadLetter
 from hub.metrics import RateLimitedLog
+from hub.release.groups import ReleaseGroup, release_groups
 from hub.release.policy import ReleasePolicy
 from hub.release.reload import with_rules_of
 

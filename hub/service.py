@@ -15,14 +15,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from hub import __version__, topics
-from hub.bus import Bus
 from hub.config import HubConfig, load_config
 from hub.errors import ConfigError
 from hub.ingest.frame_pool import FramePool
 from hub.messages import HubStatus, encode
 from hub.metrics import Rates
+from hub.mqtt.bus import Bus
 from hub.pipeline import Pipeline
-from hub.publish.mqtt import PicturePublisher
+from hub.publish.publisher import PicturePublisher
 from hub.release.reload import restart_needed
 
 log = logging.getLogger(__name__)

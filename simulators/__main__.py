@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from hub.broker.files import read_credentials
 from hub.errors import BrokerUnavailable, ConfigError
-from hub.security.broker_config import read_credentials
 from simulators.engine import write_recording
 from simulators.publisher import run
 from simulators.scenario import load_scenario

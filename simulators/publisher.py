@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from hub import topics
 from hub.config import ClientTls
 from hub.errors import BrokerUnavailable, ConfigError, PayloadError
-from hub.security.tls import tls_context
+from hub.mqtt.tls import tls_context
 from simulators.engine import Pending, pack, pending
 from simulators.scenario import Scenario, load_scenario
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.broker import BrokerHandle, find_mosquitto, start_broker
+from hub.broker.launcher import BrokerHandle, find_mosquitto, start_broker
 from hub.config import Broker
 
 PROTOCOLS = ("3.1.1", "5")

@@ -1,8 +1,8 @@
 """Tracking accuracy of the mission picture on the default scenario, against ground truth.
 
 Each seed's recording is generated with simulators.engine.write_recording,
-replayed through hub.replay with config/hub.toml (mission picture) and scored
-with hub.score (GOSPA c = 100 m, p = 2, alpha = 2). Bounds sit above what was
+replayed through hub.cli.replay with config/hub.toml (mission picture) and scored
+with hub.cli.score (GOSPA c = 100 m, p = 2, alpha = 2). Bounds sit above what was
 measured, with a margin for harmless changes (a tracker tweak, a different
 random stream) but well below what a real regression gives (the tracker
 before its tuning had 13 and 28 ID switches, false parts of 18 and 34 m).
@@ -60,12 +60,12 @@ import pytest
 from numpy.typing import NDArray
 
 from hub import topics
+from hub.cli.replay import replay_file
+from hub.cli.score import ScoreReport, format_report, read_tracks, score
 from hub.config import load_config
 from hub.geo import EnuFrame
 from hub.messages import Telemetry, Truth, decode
 from hub.recording import read_recording
-from hub.replay import replay_file
-from hub.score import ScoreReport, format_report, read_tracks, score
 from simulators.engine import write_recording
 from simulators.radar import RadarSim
 from simulators.scenario import Scenario, load_scenario

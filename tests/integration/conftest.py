@@ -9,7 +9,7 @@ import pytest
 from mqtt_peer import Peer
 from secured import CANARIES, Secured, registry, start_secured
 
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
 
 
 @pytest.fixture

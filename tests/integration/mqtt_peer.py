@@ -1,6 +1,6 @@
 """An independent MQTT peer for integration tests: plain paho in its own thread.
 
-The peer is deliberately not built on ``hub.bus`` so the bus is checked against
+The peer is deliberately not built on ``hub.mqtt.bus`` so the bus is checked against
 another client, not against itself.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
 
 WAIT_S = 15.0
 _ids = itertools.count()

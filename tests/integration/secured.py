@@ -13,9 +13,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from hub.broker import BrokerHandle, find_mosquitto, free_port, mosquitto_handle
+from hub.broker.files import CONF, BrokerFiles, write_broker_config
+from hub.broker.launcher import BrokerHandle, find_mosquitto, free_port, mosquitto_handle
 from hub.config import Broker, ClientTls, HubConfig, parse_config
-from hub.security.broker_config import CONF, BrokerFiles, write_broker_config
 
 PARTNERS = [{"id": "ken", "name": "Kenya", "nation": "KEN"},
             {"id": "gha", "name": "Ghana", "nation": "GHA"},

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mqtt_peer import Peer, until
 
-from hub.broker import find_mosquitto, free_port, start_broker
+from hub.broker.launcher import find_mosquitto, free_port, start_broker
 from hub.errors import BrokerUnavailable
 
 
@@ -96,7 +96,7 @@ async def test_embedded_broker_exits_when_its_parent_dies(tmp_path: Path) -> Non
     # A parent that starts the broker, prints its pid and dies without cleaning up.
     script = textwrap.dedent("""
         import os
-        from hub.broker import start_broker
+        from hub.broker.launcher import start_broker
         handle = start_broker(prefer="amqtt")
         print(handle.pid, flush=True)
         os._exit(0)

@@ -20,10 +20,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hub import topics
-from hub.broker import BrokerHandle, find_mosquitto, start_broker
+from hub.broker.files import BrokerFiles, write_auth_files
+from hub.broker.launcher import BrokerHandle, find_mosquitto, start_broker
+from hub.broker.passwords import parse_password_file, verify_password
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config
-from hub.security.broker_config import BrokerFiles, write_auth_files
-from hub.security.passwords import parse_password_file, verify_password
 
 WAIT_S = 15.0
 _ids = itertools.count()

@@ -19,10 +19,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from secured import Secured, registry, start_secured
 
 from hub import topics
-from hub.bus import Bus
-from hub.record import record, recorder_login
+from hub.broker.files import max_packet_size, read_credentials
+from hub.cli.record import record, recorder_login
+from hub.mqtt.bus import Bus
 from hub.recording import read_recording
-from hub.security.broker_config import max_packet_size, read_credentials
 
 HUB = [sys.executable, "-m", "hub.cli"]
 Message = tuple[str, bytes]

@@ -1,4 +1,4 @@
-"""hub.bus against a real Mosquitto, under MQTT 3.1.1 and 5, and the amqtt fallback."""
+"""hub.mqtt.bus against a real Mosquitto, under MQTT 3.1.1 and 5, and the amqtt fallback."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 from mqtt_peer import Peer, unique, until
 
-from hub.broker import BrokerHandle, free_port, start_broker
-from hub.bus import Bus
+from hub.broker.launcher import BrokerHandle, free_port, start_broker
 from hub.config import Broker
 from hub.errors import BrokerUnavailable
+from hub.mqtt.bus import Bus
 
 PeerFactory = Callable[[BrokerHandle, str, str], Peer]
 SettingsFor = Callable[..., Broker]

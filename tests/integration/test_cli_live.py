@@ -9,7 +9,7 @@ from collections.abc import Callable
 from mqtt_peer import Peer, unique
 
 from hub import messages, topics
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
 from hub.messages import HubStatus, Picture
 
 HUB = [sys.executable, "-m", "hub.cli"]

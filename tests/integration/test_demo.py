@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.security.broker_config import read_credentials
+from hub.broker.files import read_credentials
 
 HUB = [sys.executable, "-m", "hub.cli"]
 

@@ -14,7 +14,7 @@ from frames_scene import CAMERA_ID, Scene, camera_config, enu_of
 from mqtt_peer import Peer, unique, until
 
 from hub import messages, topics
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
 from hub.config import HubConfig
 from hub.messages import HubStatus, Picture
 from hub.service import HubService
@@ -38,7 +38,7 @@ async def service(mosquitto: BrokerHandle, mqtt_protocol: str) -> AsyncIterator[
     hub = HubService(live_config(mosquitto, mqtt_protocol))
     stop = asyncio.Event()
     task = asyncio.create_task(hub.run(stop))
-    await until(lambda: hub.bus is not None and hub.bus.connected.is_set(), "hub online")
+    await until(lambda: hub.mqtt.bus is not None and hub.mqtt.bus.connected.is_set(), "hub online")
     try:
         yield hub
     finally:

@@ -21,10 +21,10 @@ from mqtt_peer import Peer, until
 from secured import CANARY, ROGUE, Secured
 
 from hub import messages, topics
-from hub.fusion.groups import MISSION
+from hub.broker.files import read_credentials
 from hub.geo import EnuFrame
 from hub.messages import DeadLetter, HubStatus, Picture
-from hub.security.broker_config import read_credentials
+from hub.release.groups import MISSION
 from hub.service import HubService
 from simulators.publisher import run
 from simulators.scenario import load_scenario

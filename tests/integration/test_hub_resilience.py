@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from mqtt_peer import Peer, unique, until
 
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
 from hub.config import DEFAULT_CONFIG, load_config
 from hub.service import HubService
 

@@ -39,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from secured import registry
 
 from hub import messages, topics
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
 from hub.config import HubConfig
 from hub.messages import DeadLetter
 from hub.pipeline import DEAD_LETTER_BACKLOG, Pipeline

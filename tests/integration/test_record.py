@@ -9,9 +9,9 @@ from pathlib import Path
 import msgspec
 from mqtt_peer import Peer, unique
 
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
+from hub.cli.record import record
 from hub.config import DEFAULT_CONFIG, load_config
-from hub.record import record
 from hub.recording import read_recording
 
 

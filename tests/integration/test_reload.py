@@ -14,7 +14,7 @@ import pytest
 from mqtt_peer import WAIT_S, Peer, unique
 
 from hub import messages, topics
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
 from hub.config import DEFAULT_CONFIG
 from hub.messages import HubStatus, Picture
 

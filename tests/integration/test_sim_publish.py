@@ -14,7 +14,7 @@ import pytest
 from mqtt_peer import listen
 
 from hub import messages, topics
-from hub.broker import BrokerHandle
+from hub.broker.launcher import BrokerHandle
 from simulators.publisher import PublishStats, publish
 from simulators.scenario import load_scenario
 

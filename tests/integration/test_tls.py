@@ -20,9 +20,9 @@ from mqtt_peer import until
 from secured import Secured, client_tls, registry, start_secured
 
 from hub import topics
-from hub.broker import free_port
-from hub.bus import Bus
+from hub.broker.launcher import free_port
 from hub.config import Broker
+from hub.mqtt.bus import Bus
 from simulators.publisher import run
 from simulators.scenario import load_scenario
 

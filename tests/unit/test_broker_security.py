@@ -10,17 +10,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from hub.config import DEFAULT_CONFIG, HubConfig, load_config, parse_config
-from hub.errors import ConfigError
-from hub.security.acl import acl_file, identities
-from hub.security.broker_config import (
+from hub.broker.acl import acl_file, identities
+from hub.broker.files import (
     CONF,
     describe_generated,
     read_credentials,
     write_auth_files,
     write_broker_config,
 )
-from hub.security.passwords import hash_password, parse_password_file, verify_password
+from hub.broker.passwords import hash_password, parse_password_file, verify_password
+from hub.config import DEFAULT_CONFIG, HubConfig, load_config, parse_config
+from hub.errors import ConfigError
 
 ORIGIN = {"origin": {"lat": 1.0, "lon": 2.0}}
 

@@ -1,6 +1,6 @@
-"""The reconnect delay of hub.bus: exponential, bounded, jittered."""
+"""The reconnect delay of hub.mqtt.bus: exponential, bounded, jittered."""
 
-from hub.bus import backoff_delay
+from hub.mqtt.bus import backoff_delay
 
 
 def test_delay_grows_exponentially_within_half_to_full_ceiling() -> None:

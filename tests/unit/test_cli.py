@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hub.cli import main
+from hub.cli.main import main
 from hub.config import DEFAULT_CONFIG, load_config
 from hub.geo import EnuFrame
 from simulators.engine import write_recording

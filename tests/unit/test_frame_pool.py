@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from frames_scene import CAMERA_ID, Scene, camera_config, enu_of, frame_records
 
+from hub.cli.replay import replay
 from hub.config import parse_config
 from hub.errors import ConfigError
 from hub.ingest.detections import batch_to_scan
@@ -26,7 +27,6 @@ from hub.ingest.frame_pool import JOBS_PER_WORKER, FramePool, FrameWorker
 from hub.ingest.imagery import frame_detections, to_geo_detections
 from hub.messages import DetectionBatch, Frame, decode
 from hub.pipeline import Pipeline
-from hub.replay import replay
 
 T0 = 1.8e9
 CONFIG = camera_config(workers=0)

@@ -16,8 +16,8 @@ from fuzzing import BAD_IDS, KINDS, refused_payload
 
 from hub import topics
 from hub.config import DEFAULT_CONFIG, load_config
-from hub.fusion.groups import MISSION
 from hub.pipeline import Pipeline
+from hub.release.groups import MISSION
 from simulators.engine import generate
 from simulators.scenario import load_scenario
 

@@ -1,5 +1,5 @@
 from hub.config import parse_config
-from hub.fusion.groups import MISSION, release_groups, visible_sensors
+from hub.release.groups import MISSION, release_groups, visible_sensors
 
 
 def _config() -> object:

@@ -9,7 +9,8 @@ import cv2
 import msgpack
 import pytest
 
-from hub import cli, messages, topics
+from hub import messages, topics
+from hub.cli import main as cli
 from hub.geo import EnuFrame
 from hub.recording import read_recording
 from simulators.engine import write_recording

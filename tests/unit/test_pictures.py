@@ -11,12 +11,10 @@ import pytest
 
 from hub import topics
 from hub.config import DEFAULT_CONFIG, load_config
-from hub.fusion.groups import visible_sensors
 from hub.fusion.tracks import COASTING, CONFIRMED, STATUS_NAMES, TENTATIVE, TrackTable
 from hub.geo import EnuFrame
 from hub.messages import CLASSES, Picture, Track
 from hub.pipeline import Pipeline
-from hub.publish.mqtt import PicturePublisher
 from hub.publish.pictures import (
     GroupPicture,
     PartnerFeed,
@@ -25,6 +23,8 @@ from hub.publish.pictures import (
     group_picture,
     sidc,
 )
+from hub.publish.publisher import PicturePublisher
+from hub.release.groups import visible_sensors
 
 T0 = 1_800_000_000.0
 CONFIG = load_config(DEFAULT_CONFIG)

@@ -15,7 +15,7 @@ from hub import topics
 from hub.config import HubConfig, load_config
 from hub.messages import Picture
 from hub.pipeline import Pipeline
-from hub.publish.mqtt import PicturePublisher
+from hub.publish.publisher import PicturePublisher
 from hub.service import HubService
 
 Sent = list[tuple[str, bytes, bool]]

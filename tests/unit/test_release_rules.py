@@ -9,9 +9,9 @@ from release_fixtures import FRAME, config_with, latlon_ring, table_of
 from hub.fusion.tracks import TrackTable
 from hub.messages import CLASSES
 from hub.publish.pictures import TrackEncoder, publishable_rows
-from hub.publish.views import GroupTables, partner_view
 from hub.release.apply import Labeller, Released, release
 from hub.release.policy import ReleasePolicy
+from hub.release.view import GroupTables, partner_view
 
 ALL = ["a", "b", "c"]
 

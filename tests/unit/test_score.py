@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.cli.score import count_switches, format_report, gospa, score
 from hub.errors import PayloadError
 from hub.geo import EnuFrame
 from hub.recording import RecordingWriter
-from hub.score import count_switches, format_report, gospa, score
 
 T0 = 1_700_000_000.0
 LAT0, LON0 = 9.0, 18.0

@@ -10,7 +10,7 @@ import trustme
 
 from hub.config import ClientTls, parse_config
 from hub.errors import ConfigError
-from hub.security.tls import tls_context
+from hub.mqtt.tls import tls_context
 
 
 @pytest.fixture

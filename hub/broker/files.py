@@ -23,11 +23,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.broker import BrokerAuth, mosquitto_config
+from hub.broker.acl import Identity, Role, acl_file, hub_identity, identities
+from hub.broker.launcher import BrokerAuth, mosquitto_config
+from hub.broker.passwords import new_secret, password_file
 from hub.config import HubConfig
 from hub.errors import ConfigError
-from hub.security.acl import Identity, Role, acl_file, hub_identity, identities
-from hub.security.passwords import new_secret, password_file
 
 CONF = "mosquitto.conf"
 PASSWD = "passwd"

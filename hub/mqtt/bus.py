@@ -40,7 +40,7 @@ from hub.config import Broker
 from hub.errors import BrokerUnavailable
 from hub.lifecycle import first_of
 from hub.metrics import RateLimitedLog
-from hub.security.tls import tls_context
+from hub.mqtt.tls import tls_context
 
 log = logging.getLogger(__name__)
 

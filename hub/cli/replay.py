@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TextIO
 
 from hub.config import HubConfig
-from hub.fusion.groups import MISSION
 from hub.messages import Track
 from hub.pipeline import GroupFusion, Pipeline
-from hub.publish.mqtt import PicturePublisher
 from hub.publish.pictures import TrackEncoder, group_tracks
+from hub.publish.publisher import PicturePublisher
 from hub.recording import Record, read_recording
+from hub.release.groups import MISSION
 
 
 @dataclass(frozen=True)

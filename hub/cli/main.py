@@ -33,7 +33,7 @@ def _with_broker(config: HubConfig, args: argparse.Namespace) -> HubConfig:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hub.demo import run_demo
+    from hub.cli.demo import run_demo
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="hub-demo-"))
     return run_demo(_config(args), Path(args.scenario), args.duration, args.speed, workdir,
@@ -41,8 +41,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hub.console import LiveTable
-    from hub.pidfile import default_pid_file, pid_file
+    from hub.cli.console import LiveTable
+    from hub.cli.pidfile import default_pid_file, pid_file
     from hub.service import HubService
 
     config = _with_broker(_config(args), args)
@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    from hub.pidfile import default_pid_file, signal_hub
+    from hub.cli.pidfile import default_pid_file, signal_hub
 
     config = _config(args)  # a bad file stops here, named, and the hub is not disturbed
     path = Path(args.pid_file) if args.pid_file else default_pid_file(config)
@@ -73,7 +73,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from hub.security.broker_config import read_credentials
+    from hub.broker.files import read_credentials
     from simulators.publisher import run
     from simulators.scenario import load_scenario
 
@@ -92,13 +92,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from hub.record import record
+    from hub.cli.record import record
 
     config = _with_broker(_config(args), args)
     password: str | None
     if args.credentials:
-        from hub.record import recorder_login
-        from hub.security.broker_config import read_credentials
+        from hub.broker.files import read_credentials
+        from hub.cli.record import recorder_login
 
         config, password = recorder_login(config, read_credentials(Path(args.credentials)))
     else:
@@ -108,7 +108,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from hub.replay import replay_file
+    from hub.cli.replay import replay_file
 
     def progress(count: int) -> None:
         print(f"\rreplayed {count} messages", end="", file=sys.stderr)
@@ -120,7 +120,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from hub.score import format_report, score
+    from hub.cli.score import format_report, score
 
     report = score(args.truth, args.tracks, cutoff=args.cutoff, order=args.order,
                    picture=args.picture)
@@ -139,7 +139,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_broker_config(args: argparse.Namespace) -> int:
-    from hub.security.broker_config import CONF, describe_generated, write_broker_config
+    from hub.broker.files import CONF, describe_generated, write_broker_config
 
     files = write_broker_config(_config(args), Path(args.output))
     print(f"wrote {files.directory / CONF}, {files.auth.password_file.name}, "
@@ -150,8 +150,8 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
 
 
 def cmd_frames_inspect(args: argparse.Namespace) -> int:
+    from hub.cli.inspect_frames import default_output, draw, inspect, read_frame, write_png
     from hub.ingest.frame_pool import FrameWorker
-    from hub.inspect_frames import default_output, draw, inspect, read_frame, write_png
 
     config = _config(args)
     found = read_frame(args.file, args.index, args.sensor)
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-c", "--config", default=str(DEFAULT_CONFIG), help="hub config TOML")
         return p
 
-    from hub.demo import DEFAULT_SCENARIO
+    from hub.cli.demo import DEFAULT_SCENARIO
 
     p = command("demo", cmd_demo, "broker, simulators and hub on this machine, no set-up")
     p.add_argument("-s", "--scenario", default=str(DEFAULT_SCENARIO))

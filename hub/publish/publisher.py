@@ -1,6 +1,6 @@
 """Publish partner pictures: deltas on ``cop/{p}/picture``, retained full ones on ``snapshot``.
 
-Every picture goes through the partner's release rules (hub.publish.views).
+Every picture goes through the partner's release rules (hub.release.view).
 After the rules change (``reload``), a partner whose view changed has its
 retained snapshot cleared at once and gets a full picture next, so nothing it
 may no longer see lingers on the broker.
@@ -15,9 +15,9 @@ from hub import topics
 from hub.messages import Track, encode
 from hub.pipeline import GroupFusion, Pipeline
 from hub.publish.pictures import PartnerFeed, TrackEncoder
-from hub.publish.views import GroupTables, History, View, empty_tables, group_tables, partner_view
 from hub.release.apply import Labeller
 from hub.release.policy import PartnerRules
+from hub.release.view import GroupTables, History, View, empty_tables, group_tables, partner_view
 
 PublishFn = Callable[[str, bytes, int, bool], None]
 """Send ``payload`` to ``topic`` with ``qos`` and ``retain``."""

@@ -1,6 +1,6 @@
 """A small MQTT 3.1.1 broker (amqtt) for machines without Mosquitto.
 
-Run as ``python -m hub.embedded_broker --port N``; ``hub.broker.start_broker``
+Run as ``python -m hub.broker.embedded --port N``; ``hub.broker.launcher.start_broker``
 does that in a child process. It stops on SIGTERM or SIGINT, and by itself when
 the process that started it (``--parent-pid``) is gone.
 """

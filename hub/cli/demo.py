@@ -20,15 +20,15 @@ from pathlib import Path
 
 import msgspec
 
-from hub.broker import Prefer, start_broker
+from hub.broker.acl import hub_identity
+from hub.broker.files import describe_generated, max_packet_size, write_auth_files
+from hub.broker.launcher import Prefer, start_broker
+from hub.cli.console import LiveTable
 from hub.config import HubConfig
-from hub.console import LiveTable
 from hub.lifecycle import stop_event
-from hub.security.acl import hub_identity
-from hub.security.broker_config import describe_generated, max_packet_size, write_auth_files
 from hub.service import HubService
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "default.toml"
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "config" / "scenarios" / "default.toml"
 
 
 class Simulators:

@@ -67,7 +67,7 @@ DEFAULT_CUTOFF = 100.0
 DEFAULT_ORDER = 2.0
 DEFAULT_MAX_AGE = 2.0
 MISSION_PICTURE = "mission"
-"""The picture built from every source (the id hub.fusion.groups gives it)."""
+"""The picture built from every source (the id hub.release.groups gives it)."""
 _MAX_TRUTH_BYTES = 64 << 20
 _STATUSES = ("tentative", "confirmed", "coasting")
 

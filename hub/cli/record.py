@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 
 from hub import topics
-from hub.bus import Bus
 from hub.config import HubConfig
 from hub.errors import ConfigError
 from hub.lifecycle import stop_event
+from hub.mqtt.bus import Bus
 from hub.recording import RecordingWriter
 
 RECORDED = ((topics.SENSORS_ALL, 1), (topics.TRUTH, 1))

@@ -236,7 +236,7 @@ def _make_handle(binary: str | None, host: str, port: int, workdir: Path, owns: 
     if binary is not None:
         text = mosquitto_config(host, port, workdir, persistence, auth, max_packet_size)
         return mosquitto_handle(binary, text, host, port, workdir, owns)
-    argv = [sys.executable, "-m", "hub.embedded_broker", "--host", host, "--port", str(port),
+    argv = [sys.executable, "-m", "hub.broker.embedded", "--host", host, "--port", str(port),
             "--parent-pid", str(os.getpid())]
     return BrokerHandle("amqtt", host, port, argv, workdir, owns)
 
@@ -257,8 +257,8 @@ def mosquitto_handle(binary: str, conf_text: str, host: str, port: int, workdir:
 
 
 def _child_env() -> dict[str, str]:
-    """Return the environment with this project importable (for ``-m hub.embedded_broker``)."""
-    root = str(Path(__file__).resolve().parent.parent)
+    """Return the environment with this project importable (for ``-m hub.broker.embedded``)."""
+    root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env

@@ -1,0 +1,1 @@
+"""The broker: a private Mosquitto or embedded amqtt to run, and the files that secure Mosquitto."""

@@ -1,0 +1,1 @@
+"""The hub's MQTT client: paho on the asyncio loop, and its TLS."""

@@ -1,1 +1,0 @@
-"""Broker security from the registry: identities, ACL, password hashes, credentials."""
