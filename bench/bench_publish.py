@@ -19,7 +19,9 @@ from common import machine_info, write_results
 
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config
 from hub.pipeline import Pipeline
+from hub.publish.mqtt import MqttPictureSink
 from hub.publish.publisher import PicturePublisher
+from hub.release.view import ReleaseView
 from simulators.engine import generate
 from simulators.scenario import load_scenario
 
@@ -36,7 +38,8 @@ def time_publishing(config: HubConfig, records: list[tuple[float, str, bytes]]
     """Milliseconds per publish and bytes per picture over the replay."""
     pipeline = Pipeline(config)
     sizes: list[int] = []
-    publisher = PicturePublisher(pipeline, lambda topic, payload, q, r: sizes.append(len(payload)))
+    publisher = PicturePublisher(ReleaseView(pipeline), [MqttPictureSink(
+        lambda topic, payload, q, r: sizes.append(len(payload)) is None)])
     spent, publishes, next_t = 0.0, 0, float("-inf")
     for t, topic, payload in records:
         if not topic.startswith("sensors/"):

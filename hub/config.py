@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from hub.errors import ConfigError
+from hub.geo import EnuFrame
 from hub.messages import CLASSES
 from hub.topics import ID_PATTERN
 
@@ -44,6 +45,10 @@ class Origin(Base, frozen=True, kw_only=True):
     lat: Latitude
     lon: Longitude
     alt: Annotated[float, Meta(ge=-1_000.0, le=100_000.0)] = 0.0
+
+    def frame(self) -> EnuFrame:
+        """The mission's local East-North-Up frame, centred here."""
+        return EnuFrame(self.lat, self.lon, self.alt)
 
 
 class Mission(Base, frozen=True, kw_only=True):
@@ -77,6 +82,7 @@ class Broker(Base, frozen=True, kw_only=True):
     password_file: str | None = None
     keepalive: Annotated[int, Meta(ge=5, le=3600)] = 30
     session_expiry: Annotated[int, Meta(ge=0)] = 3600
+    max_queued_messages: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
     tls: ClientTls | None = None
 
     def password(self) -> str | None:

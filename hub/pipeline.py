@@ -22,9 +22,9 @@ from hub.ingest.reorder import ReorderBuffer
 from hub.ingest.router import FrameJob, InboundItem, PlatformFix, Router
 from hub.messages import DeadLetter
 from hub.metrics import RateLimitedLog
-from hub.release.groups import ReleaseGroup, release_groups
+from hub.release.groups import GroupTables, ReleaseGroup, group_of, release_groups
 from hub.release.policy import ReleasePolicy
-from hub.release.reload import with_rules_of
+from hub.release.reload import changed_partners, with_rules_of
 
 DEAD_LETTER_BACKLOG = 1_000
 
@@ -40,9 +40,9 @@ class GroupFusion:
         self.platforms = PlatformTable(config, frame)
         self.fused = 0
 
-    def sees(self, sensor: int) -> bool:
-        """Whether this group may use data from sensor index ``sensor``."""
-        return bool(self.group.mask[sensor])
+    def tables(self, t: float) -> GroupTables:
+        """Snapshot the group's fused tracks and friend platforms (``t``: the fusion time)."""
+        return GroupTables(t, (self.tracker.snapshot(), self.platforms.snapshot()))
 
 
 class Pipeline:
@@ -52,8 +52,7 @@ class Pipeline:
         self.config = config
         self.frames = FramePool(config, wait=True) if frames is None else frames
         """Camera frames to scans; by default waiting for each (replay, tests)."""
-        origin = config.mission.origin
-        self.frame = EnuFrame(origin.lat, origin.lon, origin.alt)
+        self.frame = config.mission.origin.frame()
         self.router = Router(config, self.frame)
         self.reorder: ReorderBuffer[InboundItem] = ReorderBuffer(config.fusion.reorder_window_s)
         self.policy = ReleasePolicy(config, self.frame)
@@ -66,10 +65,7 @@ class Pipeline:
 
     def group_of(self, partner_id: str) -> GroupFusion:
         """The release group whose picture ``partner_id`` receives."""
-        for fusion in self.groups:
-            if partner_id in fusion.group.partners:
-                return fusion
-        raise KeyError(partner_id)
+        return self.groups[group_of([g.group for g in self.groups], partner_id)]
 
     def reload_rules(self, config: HubConfig) -> list[str]:
         """Adopt the release rules of ``config``; return the partners whose rules changed.
@@ -87,8 +83,7 @@ class Pipeline:
             fusion = kept.get(group.sensors) or GroupFusion(group, config, self.frame)
             fusion.group = group
             groups.append(fusion)
-        changed = [p for p, rules in policy.partners.items()
-                   if rules.grants != self.policy.partners[p].grants]
+        changed = changed_partners(self.policy, policy)
         self.config, self.policy, self.groups = config, policy, groups
         return changed
 
@@ -164,7 +159,7 @@ class Pipeline:
     def _fuse(self, items: list[InboundItem]) -> int:
         for item in items:
             for fusion in self.groups:
-                if not fusion.sees(item.sensor):
+                if not fusion.group.sees(item.sensor):
                     continue
                 fusion.fused += 1
                 if isinstance(item, Scan):

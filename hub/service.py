@@ -22,8 +22,10 @@ from hub.messages import HubStatus, encode
 from hub.metrics import Rates
 from hub.mqtt.bus import Bus
 from hub.pipeline import Pipeline
+from hub.publish.mqtt import MqttPictureSink
 from hub.publish.publisher import PicturePublisher
 from hub.release.reload import restart_needed
+from hub.release.view import ReleaseView
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ MIN_FLUSH_TICK_S = 0.002
 FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
 RATED = ("received", "rejected", "detections", "fused", *FRAME_COUNTERS)
 ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "reloads", "reload_failures",
-                   "release_unlabelled")
+                   "release_unlabelled", "release_refused")
 
 
 class HubService:
@@ -50,7 +52,7 @@ class HubService:
         # Live: frames go to worker processes, latest wins per sensor when they are busy.
         self.pipeline = Pipeline(config, frames=FramePool(config, wait=False))
         self.bus: Bus | None = None
-        self.publisher: PicturePublisher | None = None
+        self.publisher = PicturePublisher(ReleaseView(self.pipeline), [MqttPictureSink(self._send)])
         self.started = time.time()
         self._flush_pending = False
         self._status_rates = Rates()
@@ -66,13 +68,12 @@ class HubService:
     def _flush_and_publish(self) -> None:
         self._flush_pending = False
         now = time.time()
-        if self.pipeline.flush(now) and self.publisher is not None:
+        if self.pipeline.flush(now):
             self.publisher.publish(now)
         self._send_dead_letters()
 
-    def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        if self.bus is not None:
-            self.bus.publish(topic, payload, qos=qos, retain=retain)
+    def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        return self.bus is not None and self.bus.publish(topic, payload, qos=qos, retain=retain)
 
     def _send_dead_letters(self) -> None:
         letters = self.pipeline.dead_letters
@@ -85,8 +86,9 @@ class HubService:
         counters.update(self.pipeline.counters)
         counters.update(self.pipeline.router.counters)
         counters.update(self.reloads)
-        if self.publisher is not None:
-            counters.update(self.publisher.counters)
+        counters.update(self.publisher.view.counters)
+        counters.update(self.publisher.counters)
+        counters.update(self.publisher.sink_counters())
         frames = self.pipeline.frames
         queues = {"reorder": len(self.pipeline.reorder), "frames_pending": frames.pending,
                   "frames_in_flight": frames.in_flight}
@@ -116,8 +118,7 @@ class HubService:
             return False
         changed = self.pipeline.reload_rules(config)
         self.config = self.pipeline.config
-        if self.publisher is not None:
-            self.publisher.reload(changed)
+        self.publisher.rules_changed(changed)
         self.reloads["reloads"] += 1
         log.warning("reloaded release rules from %s; partners whose view changed: %s", path,
                     ", ".join(changed) or "none")
@@ -131,7 +132,6 @@ class HubService:
         will = (topics.HUB_STATUS, encode(self.status(online=False)), True)
         self.bus = Bus(self.config.broker, subscriptions=SUBSCRIPTIONS, handler=self._on_message,
                        will=will, password=self.password)
-        self.publisher = PicturePublisher(self.pipeline, self._send)
         # Workers boot (import numpy, OpenCV) before the first frame can arrive.
         await asyncio.to_thread(self.pipeline.frames.warm_up)
         try:
@@ -176,8 +176,7 @@ class HubService:
         self._send_dead_letters()
 
     def _publish(self) -> None:
-        if self.publisher is not None:
-            self.publisher.publish(time.time())
+        self.publisher.publish(time.time())
 
     def _publish_status(self) -> None:
         self._send(topics.HUB_STATUS, encode(self.status()), 1, True)

@@ -16,11 +16,11 @@ from typing import TextIO
 
 from hub.config import HubConfig
 from hub.messages import Track
-from hub.pipeline import GroupFusion, Pipeline
-from hub.publish.pictures import TrackEncoder, group_tracks
-from hub.publish.publisher import PicturePublisher
+from hub.pipeline import Pipeline
+from hub.publish.pictures import TrackEncoder, group_tracks, partner_picture
 from hub.recording import Record, read_recording
 from hub.release.groups import MISSION
+from hub.release.view import ReleaseView
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,15 @@ def track_line(track: Track, t: float, picture: str) -> str:
                        "affiliation": track.affiliation, "picture": picture})
 
 
-def select_group(pipeline: Pipeline, picture: str) -> GroupFusion:
-    """The release group named ``picture``: 'mission' or a partner id."""
-    if picture == MISSION:
-        return pipeline.groups[0]
-    try:
-        return pipeline.group_of(picture)
-    except KeyError:
-        raise SystemExit(f"--picture: no partner {picture!r} in the config") from None
-
-
 def picture_source(pipeline: Pipeline, picture: str) -> Callable[[], list[Track]]:
     """What ``picture`` holds now: every mission track, or what the partner may see."""
-    group = select_group(pipeline, picture)
+    view = ReleaseView(pipeline)
+    encoder = TrackEncoder(pipeline.config, pipeline.frame)
     if picture == MISSION:
-        encoder = TrackEncoder(pipeline.config, pipeline.frame)
-        return lambda: group_tracks(encoder, group)
-    publisher = PicturePublisher(pipeline, lambda topic, payload, qos, retain: None)
-    return lambda: publisher.partner_tracks(picture)
+        return lambda: group_tracks(encoder, view.mission())
+    if picture not in view.partners:
+        raise SystemExit(f"--picture: no partner {picture!r} in the config")
+    return lambda: partner_picture(encoder, view.picture(picture)).tracks()
 
 
 def replay(records: Iterable[Record], config: HubConfig, tracks_out: TextIO | None = None,

@@ -72,6 +72,13 @@ class TrackTable:
             sources=np.zeros((0, n_sensors), bool))
 
 
+def publishable_rows(table: TrackTable, include_tentative: bool = False) -> NDArray[np.intp]:
+    """Rows of ``table`` fit to show: confirmed and coasting (all if ``include_tentative``)."""
+    if include_tentative:
+        return np.arange(len(table), dtype=np.intp)
+    return np.flatnonzero(table.status > 0)
+
+
 def row_keys(mask: NDArray[np.bool_]) -> list[bytes]:
     """One hashable key per row of a (N, K) bool array: equal rows, equal keys.
 

@@ -138,6 +138,7 @@ class Bus:
         if self.settings.tls is not None:
             client.tls_set_context(tls_context(self.settings.tls, self.client_id))
         client.connect_timeout = connect_timeout  # before connect_async, or paho refuses
+        client.max_queued_messages_set(self.settings.max_queued_messages)
         if will is not None:
             topic, payload, retain = will
             client.will_set(topic, payload, qos=1, retain=retain)
@@ -170,16 +171,21 @@ class Bus:
 
     # --- public API -------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Send without waiting; while disconnected QoS 0 is dropped, QoS 1/2 queued by paho."""
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
+        """Send without waiting; False when the message was dropped.
+
+        While disconnected QoS 0 is dropped and QoS 1/2 queued by paho, up to
+        ``max_queued_messages`` (in flight and waiting): beyond that, dropped.
+        """
         if qos == 0 and not self.connected.is_set():
             self.stats.dropped += 1
-            return
+            return False
         rc = self._client.publish(topic, payload, qos, retain).rc
         if rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (qos and rc == MQTTErrorCode.MQTT_ERR_NO_CONN):
             self.stats.published += 1
-        else:
-            self.stats.dropped += 1
+            return True
+        self.stats.dropped += 1
+        return False
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until connected and subscribed, or raise BrokerUnavailable after ``timeout``."""

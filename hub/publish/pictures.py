@@ -1,9 +1,9 @@
-"""Partner pictures: Track messages from a release group's state, and deltas.
+"""Pictures: Track messages from released tables, and per-partner deltas.
 
-One ``GroupPicture`` per release group and publish holds the group's
-publishable rows (fused tracks, then friend platforms) and turns rows into
-Track structs on demand, column by column, each row at most once however many
-partners share the group. One ``PartnerFeed`` per partner remembers the (id,
+One ``GroupPicture`` per released picture (hub.release.view) and publish holds
+its rows (fused tracks, then friend platforms) and turns rows into Track
+structs on demand, column by column, each row at most once however many
+partners share it. One ``PartnerFeed`` per partner remembers the (id,
 updates, status) of the rows it was sent, so a delta is found by comparing
 arrays and only the new or changed rows are ever built.
 """
@@ -18,13 +18,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import HubConfig
-from hub.fusion.tracks import STATUS_NAMES, TrackTable, key_bits, row_keys
+from hub.fusion.tracks import STATUS_NAMES, TrackTable, key_bits, publishable_rows, row_keys
 from hub.geo import EnuFrame
 from hub.messages import CLASSES, Label, Picture, Track
-from hub.pipeline import GroupFusion
+from hub.release.groups import GroupTables
+from hub.release.view import ReleasedPicture
+
+__all__ = ["GroupPicture", "PartnerFeed", "TableRows", "TrackEncoder", "group_picture",
+           "group_tracks", "partner_picture", "publishable_rows", "sidc"]
 
 DIMENSION_OF_CLASS = {"person": "G", "vehicle": "G", "uav": "A", "aircraft": "A", "vessel": "S"}
 AFFILIATION_CODE = {"friend": "F", "hostile": "H", "neutral": "N", "unknown": "U"}
+PARTS = (("unknown", "T"), ("friend", "F"))
+"""Affiliation and track id prefix of each table of a picture: fused tracks, friend platforms."""
 MIN_REPORTED_PROB = 0.01
 PROB_DECIMALS = 4
 
@@ -100,13 +106,6 @@ class TrackEncoder:
         return [cache[key] for key in keys]
 
 
-def publishable_rows(table: TrackTable, include_tentative: bool = False) -> NDArray[np.intp]:
-    """Rows of ``table`` a partner sees: confirmed and coasting (all if ``include_tentative``)."""
-    if include_tentative:
-        return np.arange(len(table), dtype=np.intp)
-    return np.flatnonzero(table.status > 0)
-
-
 @dataclass(frozen=True, eq=False)
 class Sent:
     """Identity and version of the rows of one table a partner was last sent."""
@@ -172,15 +171,23 @@ class GroupPicture:
         return [track for part in self.parts for track in part.tracks()]
 
 
-def group_picture(encoder: TrackEncoder, fusion: GroupFusion) -> GroupPicture:
-    """The publishable rows of a release group's tracker and friend platforms."""
-    return GroupPicture((TableRows(encoder, fusion.tracker.snapshot(), "unknown", "T"),
-                         TableRows(encoder, fusion.platforms.snapshot(), "friend", "F")))
+def group_picture(encoder: TrackEncoder, tables: GroupTables) -> GroupPicture:
+    """The publishable rows of a group's tables, unlabelled: the mission's own picture."""
+    return GroupPicture([TableRows(encoder, table, affiliation, prefix)
+                         for table, (affiliation, prefix) in zip(tables.tables, PARTS,
+                                                                 strict=True)])
 
 
-def group_tracks(encoder: TrackEncoder, fusion: GroupFusion) -> list[Track]:
-    """Every publishable track of a release group: fused tracks, then friend platforms."""
-    return group_picture(encoder, fusion).tracks()
+def group_tracks(encoder: TrackEncoder, tables: GroupTables) -> list[Track]:
+    """Every publishable track of a group's tables: fused tracks, then friend platforms."""
+    return group_picture(encoder, tables).tracks()
+
+
+def partner_picture(encoder: TrackEncoder, released: ReleasedPicture) -> GroupPicture:
+    """A released picture (hub.release.view) as rows of labelled tracks."""
+    return GroupPicture([TableRows(encoder, part.table, affiliation, prefix, part.labels)
+                         for part, (affiliation, prefix) in zip(released.parts, PARTS,
+                                                                strict=True)])
 
 
 @dataclass

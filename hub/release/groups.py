@@ -16,12 +16,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import HubConfig
+from hub.fusion.tracks import TrackTable
 from hub.release.policy import ReleasePolicy, visible_sensors
 
 MISSION = "mission"
+"""The picture built from every source, for the mission's own operators, replay and scoring."""
 
 
-__all__ = ["MISSION", "ReleaseGroup", "release_groups", "visible_sensors"]
+__all__ = ["MISSION", "GroupTables", "ReleaseGroup", "group_of", "release_groups",
+           "visible_sensors"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,26 @@ class ReleaseGroup:
     sensors: frozenset[str]
     mask: NDArray[np.bool_]
     partners: tuple[str, ...]
+
+    def sees(self, sensor: int) -> bool:
+        """Whether this group's tracker may use data from sensor index ``sensor``."""
+        return bool(self.mask[sensor])
+
+
+@dataclass(frozen=True)
+class GroupTables:
+    """A release group's tables at fusion time ``t``: fused tracks, then friend platforms."""
+
+    t: float
+    tables: tuple[TrackTable, ...]
+
+
+def group_of(groups: list[ReleaseGroup], partner_id: str) -> int:
+    """Index in ``groups`` of the group whose picture ``partner_id`` receives."""
+    for index, group in enumerate(groups):
+        if partner_id in group.partners:
+            return index
+    raise KeyError(partner_id)
 
 
 def release_groups(config: HubConfig, policy: ReleasePolicy | None = None

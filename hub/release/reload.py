@@ -13,6 +13,7 @@ import msgspec
 
 from hub.config import HubConfig
 from hub.errors import ConfigError
+from hub.release.policy import ReleasePolicy
 
 RESTART_SECTIONS = ("mission", "broker", "broker_server", "ingest", "fusion", "publish")
 
@@ -36,3 +37,8 @@ def with_rules_of(config: HubConfig, source: HubConfig) -> HubConfig:
     return msgspec.structs.replace(config, sensors=source.sensors, partners=source.partners,
                                    labels=source.labels, groups=source.groups,
                                    releases=source.releases)
+
+
+def changed_partners(old: ReleasePolicy, new: ReleasePolicy) -> list[str]:
+    """Partners whose grants differ between two policies: their old view must be withdrawn."""
+    return [p for p, rules in new.partners.items() if rules.grants != old.partners[p].grants]

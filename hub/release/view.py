@@ -1,87 +1,178 @@
-"""A partner's view of its release group's picture: delayed, released, labelled.
+"""What partner P may see now: the one place that answers it, for every output.
 
-A group's tables (fused tracks, friend platforms) are taken once per publish.
-Each distinct set of partner rules then gets one view of them: the tables as
-of the rules' delay (from a short history), passed through the release rules
-(hub.release.apply) before any Track is built, so no output path can skip them.
+For a partner the view takes its release group's tables (so its tracker: data
+from a source not released to it never entered that tracker, hub.release.groups),
+as of the partner's delay (hub.release.history), through the partner's per-track
+rules and labels (hub.release.apply), failing closed. Outputs (hub.publish) get
+partners' pictures only from here, never from a tracker, so no output can skip
+a rule. Partners of one group under the same rules share one released picture.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from hub.fusion.tracks import TrackTable
-from hub.messages import CLASSES
-from hub.pipeline import GroupFusion
-from hub.publish.pictures import GroupPicture, TableRows, TrackEncoder, publishable_rows
+from hub.config import HubConfig
+from hub.fusion.tracks import TrackTable, publishable_rows
+from hub.messages import CLASSES, Label
 from hub.release.apply import Labeller, release
-from hub.release.policy import PartnerRules
+from hub.release.groups import MISSION, GroupTables, ReleaseGroup, group_of
+from hub.release.history import STEP_S, History
+from hub.release.policy import PartnerRules, ReleasePolicy
 
-PARTS = (("unknown", "T"), ("friend", "F"))
-"""Affiliation and track id prefix of each table of a group: fused tracks, friend platforms."""
+
+class FusedGroup(Protocol):
+    """One release group's fused state, as the view reads it (hub.pipeline.GroupFusion)."""
+
+    @property
+    def group(self) -> ReleaseGroup: ...
+
+    def tables(self, t: float) -> GroupTables:
+        """The group's fused tracks and friend platforms at fusion time ``t``."""
+        ...
 
 
-@dataclass(frozen=True)
-class GroupTables:
-    """A release group's tables at fusion time ``t``."""
+class FusionState(Protocol):
+    """Every group's fusion and the rules it was formed under (hub.pipeline.Pipeline)."""
+
+    @property
+    def config(self) -> HubConfig: ...
+
+    @property
+    def policy(self) -> ReleasePolicy: ...
+
+    @property
+    def groups(self) -> Sequence[FusedGroup]: ...
+
+    @property
+    def fusion_time(self) -> float: ...
+
+
+@dataclass(frozen=True, eq=False)
+class ReleasedTable:
+    """Rows a partner may see of one table, transformed by its rules, and their labels."""
+
+    table: TrackTable
+    labels: list[Label]
+
+
+@dataclass(frozen=True, eq=False)
+class ReleasedPicture:
+    """What partners under one set of rules may see of their group at time ``t``."""
 
     t: float
-    tables: tuple[TrackTable, ...]
-
-
-def group_tables(fusion: GroupFusion, t: float) -> GroupTables:
-    """Snapshot a group's tracker and friend platforms."""
-    return GroupTables(t, (fusion.tracker.snapshot(), fusion.platforms.snapshot()))
-
-
-def empty_tables(n_sensors: int, t: float) -> GroupTables:
-    """Tables with no tracks: a delayed view before the history reaches back far enough."""
-    empty = TrackTable.empty(n_sensors, len(CLASSES), t)
-    return GroupTables(t, tuple(empty for _ in PARTS))
-
-
-class History:
-    """A group's recent tables, one every ``step_s``, kept for ``horizon_s``."""
-
-    def __init__(self, step_s: float, horizon_s: float) -> None:
-        self.step_s = step_s
-        self.horizon_s = horizon_s
-        self._entries: deque[GroupTables] = deque()
-
-    def record(self, tables: GroupTables) -> None:
-        """Keep ``tables`` if a step has passed since the last kept; forget what is too old."""
-        entries = self._entries
-        if not entries or tables.t - entries[-1].t >= self.step_s:
-            entries.append(tables)
-        while len(entries) > 1 and entries[1].t <= tables.t - self.horizon_s:
-            entries.popleft()
-
-    def at(self, t: float) -> GroupTables | None:
-        """The newest tables no later than ``t``; None if the history does not reach back."""
-        for entry in reversed(self._entries):
-            if entry.t <= t:
-                return entry
-        return None
-
-
-@dataclass(frozen=True)
-class View:
-    """One partner-rules view of a group at one publish."""
-
-    picture: GroupPicture
+    parts: tuple[ReleasedTable, ...]
+    """Fused tracks, then friend platforms, as in GroupTables."""
     unlabelled: int
+    """Rows dropped because their label could not be evaluated (fail closed)."""
     withheld: int
+    """Rows a rule withholds: outside an area or of a hidden class."""
 
 
-def partner_view(encoder: TrackEncoder, tables: GroupTables, rules: PartnerRules,
-                 labeller: Labeller) -> View:
-    """The picture a partner with ``rules`` may see of ``tables``."""
-    parts: list[TableRows] = []
+def released_picture(tables: GroupTables, rules: PartnerRules, labeller: Labeller
+                     ) -> ReleasedPicture:
+    """The publishable rows of ``tables`` as a partner with ``rules`` may see them."""
+    parts = []
     unlabelled = withheld = 0
-    for table, (affiliation, prefix) in zip(tables.tables, PARTS, strict=True):
+    for table in tables.tables:
         released = release(table, publishable_rows(table), rules, labeller)
-        parts.append(TableRows(encoder, released.table, affiliation, prefix, released.labels))
+        parts.append(ReleasedTable(released.table, released.labels))
         unlabelled += released.unlabelled
         withheld += released.withheld
-    return View(GroupPicture(parts), unlabelled, withheld)
+    return ReleasedPicture(tables.t, tuple(parts), unlabelled, withheld)
+
+
+def empty_tables(n_sensors: int, t: float, parts: int = 2) -> GroupTables:
+    """Tables with no tracks: a delayed view before the history reaches back far enough."""
+    empty = TrackTable.empty(n_sensors, len(CLASSES), t)
+    return GroupTables(t, tuple(empty for _ in range(parts)))
+
+
+class ReleaseView:
+    """Every partner's released picture of the fusion ``state``, now."""
+
+    def __init__(self, state: FusionState) -> None:
+        self.state = state
+        self.counters: Counter[str] = Counter()
+        self._labeller = Labeller(state.policy)
+        self._histories: dict[frozenset[str], History] = {}
+        """Recent tables per group, by its set of sources (stable across reloads)."""
+
+    @property
+    def partners(self) -> list[str]:
+        """Ids of every registered partner."""
+        return [p.id for p in self.state.config.partners]
+
+    def group_of(self, partner: str) -> FusedGroup:
+        """The fusion of the release group whose picture ``partner`` receives."""
+        groups = self.state.groups
+        return groups[group_of([g.group for g in groups], partner)]
+
+    def rules_of(self, partner: str) -> PartnerRules:
+        """``partner``'s compiled rules (KeyError for an unknown partner: nothing to see)."""
+        return self.state.policy.partners[partner]
+
+    def pictures(self) -> list[tuple[tuple[str, ...], ReleasedPicture]]:
+        """Every partner's picture now, once per distinct set of rules: (its partners, it)."""
+        t = self.state.fusion_time
+        out = []
+        for fused in self.state.groups:
+            if not fused.group.partners:
+                continue
+            live = fused.tables(t)
+            self._remember(fused.group, live)
+            sharing: dict[object, list[str]] = {}
+            for partner in fused.group.partners:
+                sharing.setdefault(self.rules_of(partner).grants, []).append(partner)
+            for partners in sharing.values():
+                out.append((tuple(partners),
+                            self._release(fused.group, live, self.rules_of(partners[0]))))
+        return out
+
+    def picture(self, partner: str) -> ReleasedPicture:
+        """What ``partner`` may see now."""
+        fused = self.group_of(partner)
+        live = fused.tables(self.state.fusion_time)
+        self._remember(fused.group, live)
+        return self._release(fused.group, live, self.rules_of(partner))
+
+    def mission(self) -> GroupTables:
+        """The mission picture's tables now: every source, no partner's rules."""
+        for fused in self.state.groups:
+            if fused.group.key == MISSION:
+                return fused.tables(self.state.fusion_time)
+        raise KeyError(MISSION)
+
+    def reload(self) -> None:
+        """Adopt the state's new rules: labels anew, histories of groups now gone forgotten."""
+        self._labeller = Labeller(self.state.policy)
+        current = {fused.group.sensors for fused in self.state.groups}
+        self._histories = {k: v for k, v in self._histories.items() if k in current}
+
+    def _release(self, group: ReleaseGroup, live: GroupTables, rules: PartnerRules
+                 ) -> ReleasedPicture:
+        tables: GroupTables | None = live
+        if rules.delay_s > 0.0:
+            history = self._histories.get(group.sensors)
+            tables = history.at(live.t - rules.delay_s) if history is not None else None
+        if tables is None:
+            tables = empty_tables(len(self.state.config.sensors), live.t - rules.delay_s,
+                                  len(live.tables))
+        released = released_picture(tables, rules, self._labeller)
+        self.counters["release_unlabelled"] += released.unlabelled
+        return released
+
+    def _remember(self, group: ReleaseGroup, live: GroupTables) -> None:
+        """Keep the group's tables for partners whose rules delay their picture."""
+        policy = self.state.policy
+        delay = max(policy.partners[p].delay_s for p in group.partners)
+        if delay <= 0.0:
+            self._histories.pop(group.sensors, None)
+            return
+        step = max(STEP_S, self.state.config.publish.interval_s)
+        history = self._histories.setdefault(group.sensors, History(step, delay + step))
+        history.horizon_s = delay + step
+        history.record(live)

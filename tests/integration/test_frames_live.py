@@ -38,7 +38,7 @@ async def service(mosquitto: BrokerHandle, mqtt_protocol: str) -> AsyncIterator[
     hub = HubService(live_config(mosquitto, mqtt_protocol))
     stop = asyncio.Event()
     task = asyncio.create_task(hub.run(stop))
-    await until(lambda: hub.mqtt.bus is not None and hub.mqtt.bus.connected.is_set(), "hub online")
+    await until(lambda: hub.bus is not None and hub.bus.connected.is_set(), "hub online")
     try:
         yield hub
     finally:

@@ -8,6 +8,7 @@ import msgpack
 import msgspec
 import numpy as np
 import pytest
+from publishing import mqtt_publisher
 
 from hub import topics
 from hub.config import DEFAULT_CONFIG, load_config
@@ -23,7 +24,6 @@ from hub.publish.pictures import (
     group_picture,
     sidc,
 )
-from hub.publish.publisher import PicturePublisher
 from hub.release.groups import visible_sensors
 
 T0 = 1_800_000_000.0
@@ -188,7 +188,7 @@ def _sensor_traffic(frame: EnuFrame, seconds: int) -> list[tuple[float, str, byt
 def test_no_partner_is_told_of_a_source_not_released_to_it() -> None:
     pipeline = Pipeline(CONFIG)
     sent: list[tuple[str, bytes]] = []
-    publisher = PicturePublisher(pipeline, lambda topic, payload, q, r: sent.append(
+    publisher = mqtt_publisher(pipeline, lambda topic, payload, q, r: sent.append(
         (topic, payload)))
     for t_received, topic, payload in _sensor_traffic(pipeline.frame, 12):
         assert pipeline.handle(topic, payload, t_received)
@@ -234,7 +234,7 @@ def test_group_picture_of_a_live_pipeline_matches_the_reference() -> None:
         pipeline.flush(t_received)
     encoder = TrackEncoder(CONFIG, pipeline.frame)
     for fusion in pipeline.groups:
-        tracks = group_picture(encoder, fusion).tracks()
+        tracks = group_picture(encoder, fusion.tables(pipeline.fusion_time)).tracks()
         table, friends = fusion.tracker.snapshot(), fusion.platforms.snapshot()
         reference = ([reference_track(table, i, "unknown", "T")
                       for i in np.flatnonzero(table.status > 0)]

@@ -75,7 +75,7 @@ def test_withheld_source_never_reaches_a_partners_picture() -> None:
     east_confirmed = (a_table.x[:, 0] > 0.0) & (a_table.status > 0)
     assert east_confirmed.sum() == 1, "partner a, who may see X, should have it confirmed"
     encoder = TrackEncoder(config, full.frame)
-    for track in group_tracks(encoder, full.group_of("b")):
+    for track in group_tracks(encoder, full.group_of("b").tables(full.fusion_time)):
         assert track.sources == ["shared"] and track.nations == ["KEN"]
 
 

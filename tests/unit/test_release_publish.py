@@ -9,6 +9,7 @@ import msgpack
 import msgspec
 import numpy as np
 import pytest
+from publishing import mqtt_publisher
 from release_fixtures import FRAME, T0, config_with
 
 from hub import topics
@@ -48,7 +49,7 @@ def pictures(sent: Sent, partner: str) -> list[Picture]:
 def setup(config: HubConfig) -> tuple[Pipeline, PicturePublisher, Sent]:
     sent: Sent = []
     pipeline = Pipeline(config)
-    publisher = PicturePublisher(pipeline, lambda topic, payload, qos, retain: sent.append(
+    publisher = mqtt_publisher(pipeline, lambda topic, payload, qos, retain: sent.append(
         (topic, payload, retain)))
     return pipeline, publisher, sent
 

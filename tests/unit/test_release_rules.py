@@ -8,10 +8,11 @@ from release_fixtures import FRAME, config_with, latlon_ring, table_of
 
 from hub.fusion.tracks import TrackTable
 from hub.messages import CLASSES
-from hub.publish.pictures import TrackEncoder, publishable_rows
+from hub.publish.pictures import TrackEncoder, partner_picture, publishable_rows
 from hub.release.apply import Labeller, Released, release
+from hub.release.groups import GroupTables
 from hub.release.policy import ReleasePolicy
-from hub.release.view import GroupTables, partner_view
+from hub.release.view import released_picture
 
 ALL = ["a", "b", "c"]
 
@@ -132,7 +133,7 @@ def test_a_view_uses_the_labels_of_its_rows() -> None:
     policy = ReleasePolicy(config, FRAME)
     table = table_of([(0.0, 0.0, "vehicle", ["s1"]), (0.0, 0.0, "vehicle", ["s1", "s2"])])
     empty = table_of([])
-    view = partner_view(TrackEncoder(config, FRAME), GroupTables(table.t, (table, empty)),
-                        policy.partners["a"], Labeller(policy))
-    tracks = view.picture.tracks()
+    view = released_picture(GroupTables(table.t, (table, empty)), policy.partners["a"],
+                            Labeller(policy))
+    tracks = partner_picture(TrackEncoder(config, FRAME), view).tracks()
     assert [t.label.releasable_to for t in tracks if t.label] == [["a", "b", "c"], ["a"]]
