@@ -33,6 +33,7 @@ Positive = Annotated[float, Meta(gt=0.0, le=1e9)]
 NonNegative = Annotated[float, Meta(ge=0.0, le=1e9)]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
+DEFAULT_SCENARIO = DEFAULT_CONFIG.parent / "scenarios" / "default.toml"
 
 
 class Base(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

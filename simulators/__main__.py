@@ -1,4 +1,7 @@
-"""Command line: ``python -m simulators -s SCENARIO [--host H --port P ...]``."""
+"""Command line: ``python -m simulators -s SCENARIO [-c HUB_CONFIG] [--host H --port P ...]``.
+
+``hub sim`` runs this in a process of its own, so the hub never imports the simulators.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+import msgspec
+
 from hub.broker.files import read_credentials
+from hub.config import Broker, load_config
 from hub.errors import BrokerUnavailable, ConfigError
 from simulators.engine import write_recording
 from simulators.publisher import run
@@ -22,9 +28,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 description="Publish a simulated scenario to an MQTT broker.")
     p.add_argument("-s", "--scenario", default="default",
                    help="scenario file, or a name in config/scenarios/ (default: default)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=1883)
-    p.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
+    p.add_argument("-c", "--config", default=None,
+                   help="hub config TOML whose [broker] to use (default: 127.0.0.1:1883, MQTT 5)")
+    p.add_argument("--host", default=None, help="broker host (overrides the config)")
+    p.add_argument("--port", type=int, default=None, help="broker port (overrides the config)")
+    p.add_argument("--protocol", choices=("5", "3.1.1"), default=None)
     p.add_argument("--speed", type=float, default=1.0,
                    help="scenario seconds per wall-clock second")
     p.add_argument("--duration", type=float, default=None, help="scenario seconds to run")
@@ -38,6 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--record-to", metavar="FILE", default=None,
                    help="write the stream to a recording file instead of publishing")
     return p.parse_args(argv)
+
+
+def _broker(args: argparse.Namespace) -> Broker:
+    """The config's broker (or the defaults) with the command line's address on top."""
+    broker = load_config(args.config).broker if args.config else Broker()
+    changes = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                 ("protocol", args.protocol)) if v is not None}
+    return msgspec.structs.replace(broker, **changes)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -57,11 +73,18 @@ def main(argv: list[str] | None = None) -> int:
             count = write_recording(scenario, args.record_to, seed=args.seed)
             print(f"wrote {count} messages to {args.record_to}", file=sys.stderr)
             return 0
+        broker = _broker(args)
         password = os.environ.get(args.password_env) if args.password_env else None
-        credentials = read_credentials(Path(args.credentials)) if args.credentials else None
-        run(scenario, args.host, args.port, protocol=args.protocol, speed=args.speed,
-            duration=args.duration, progress=not args.no_progress, username=args.username,
-            password=password, credentials=credentials, seed=args.seed)
+        credentials = None
+        if args.credentials:
+            credentials = read_credentials(Path(args.credentials))
+            if not credentials:
+                raise ConfigError(f"{args.credentials}: no broker credentials in it")
+        sent = run(scenario, broker.host, broker.port, protocol=broker.protocol,
+                   speed=args.speed, duration=args.duration, progress=not args.no_progress,
+                   username=args.username, password=password, credentials=credentials,
+                   seed=args.seed, tls=broker.tls)
+        print(f"sent {sent} messages", file=sys.stderr)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -28,8 +28,6 @@ from hub.config import HubConfig
 from hub.lifecycle import stop_event
 from hub.service import HubService
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "config" / "scenarios" / "default.toml"
-
 
 class Simulators:
     """``python -m simulators`` against the broker, in its own session, restarted at its end."""

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from hub.config import DEFAULT_CONFIG, HubConfig, load_config
+from hub.config import DEFAULT_CONFIG, DEFAULT_SCENARIO, HubConfig, load_config
 from hub.errors import ConfigError, HubError
 from hub.lifecycle import stop_event
 
@@ -73,22 +74,21 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from hub.broker.files import read_credentials
-    from simulators.publisher import run
-    from simulators.scenario import load_scenario
-
-    config = _with_broker(_config(args), args)
-    broker = config.broker
-    credentials = None
-    if args.credentials:
-        credentials = read_credentials(Path(args.credentials))
-        if not credentials:
-            raise ConfigError(f"{args.credentials}: no broker credentials in it")
-    sent = run(load_scenario(args.scenario), broker.host, broker.port, protocol=broker.protocol,
-               speed=args.speed, duration=args.duration, progress=not args.no_progress,
-               seed=args.seed, credentials=credentials, tls=broker.tls)
-    print(f"sent {sent} messages", file=sys.stderr)
-    return 0
+    # A process of its own: the simulators are a field unit's code, not the hub's.
+    argv = [sys.executable, "-m", "simulators", "-s", args.scenario, "-c", args.config,
+            "--speed", str(args.speed)]
+    for option, value in (("--host", args.host), ("--port", args.port),
+                          ("--protocol", args.protocol), ("--duration", args.duration),
+                          ("--seed", args.seed), ("--credentials", args.credentials)):
+        if value is not None:
+            argv += [option, str(value)]
+    if args.no_progress:
+        argv.append("--no-progress")
+    process = subprocess.Popen(argv)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # the child had the same Ctrl-C: let it finish its summary
+        return process.wait()
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -188,8 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
         if name not in ("score", "config"):
             p.add_argument("-c", "--config", default=str(DEFAULT_CONFIG), help="hub config TOML")
         return p
-
-    from hub.cli.demo import DEFAULT_SCENARIO
 
     p = command("demo", cmd_demo, "broker, simulators and hub on this machine, no set-up")
     p.add_argument("-s", "--scenario", default=str(DEFAULT_SCENARIO))
