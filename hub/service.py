@@ -91,7 +91,8 @@ class HubService:
         counters.update(self.publisher.sink_counters())
         frames = self.pipeline.frames
         queues = {"reorder": len(self.pipeline.reorder), "frames_pending": frames.pending,
-                  "frames_in_flight": frames.in_flight}
+                  "frames_in_flight": frames.in_flight,
+                  "mqtt_out": self.bus.queued if self.bus is not None else 0}
         broker = self.bus.state if self.bus is not None else "down"
         rates = self._status_rates.update({k: counters[k] for k in RATED})
         return HubStatus(ts=time.time(), online=online, version=__version__,

@@ -187,6 +187,12 @@ class Bus:
         self.stats.dropped += 1
         return False
 
+    @property
+    def queued(self) -> int:
+        """Outgoing QoS 1/2 messages in flight or waiting (bounded by ``max_queued_messages``)."""
+        # paho has no public count; _out_messages is what its own bound is checked against.
+        return len(self._client._out_messages)
+
     async def wait_connected(self, timeout: float) -> None:
         """Wait until connected and subscribed, or raise BrokerUnavailable after ``timeout``."""
         try:
