@@ -32,6 +32,12 @@ LatLon = tuple[Latitude, Longitude]
 Positive = Annotated[float, Meta(gt=0.0, le=1e9)]
 NonNegative = Annotated[float, Meta(ge=0.0, le=1e9)]
 
+
+def doc(text: str) -> Meta:
+    """A field's one-line description: shown by ``hub config docs`` and in docs/CONFIG.md."""
+    return Meta(description=text)
+
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
 DEFAULT_SCENARIO = DEFAULT_CONFIG.parent / "scenarios" / "default.toml"
 
@@ -43,9 +49,10 @@ class Base(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
 class Origin(Base, frozen=True, kw_only=True):
     """Mission origin: the centre of the local East-North-Up frame."""
 
-    lat: Latitude
-    lon: Longitude
-    alt: Annotated[float, Meta(ge=-1_000.0, le=100_000.0)] = 0.0
+    lat: Annotated[Latitude, doc("Latitude of the origin, degrees (WGS84).")]
+    lon: Annotated[Longitude, doc("Longitude of the origin, degrees (WGS84).")]
+    alt: Annotated[float, Meta(ge=-1_000.0, le=100_000.0), doc(
+        "Height of the origin above the WGS84 ellipsoid, metres.")] = 0.0
 
     def frame(self) -> EnuFrame:
         """The mission's local East-North-Up frame, centred here."""
@@ -55,8 +62,9 @@ class Origin(Base, frozen=True, kw_only=True):
 class Mission(Base, frozen=True, kw_only=True):
     """What the mission is called and where it is."""
 
-    name: str = "mission"
-    origin: Origin
+    name: Annotated[str, doc("The mission's name, for people.")] = "mission"
+    origin: Annotated[Origin, doc(
+        "Centre of the local East-North-Up frame every track is fused in.")]
 
 
 class ClientTls(Base, frozen=True, kw_only=True):
@@ -66,25 +74,38 @@ class ClientTls(Base, frozen=True, kw_only=True):
     simulators run one unit per certificate).
     """
 
-    cafile: str
-    certfile: str
-    keyfile: str
+    cafile: Annotated[str, doc("CA certificate (PEM) the broker's certificate must chain to.")]
+    certfile: Annotated[str, doc(
+        "This client's certificate (PEM); `{id}` becomes the client's id.")]
+    keyfile: Annotated[str, doc(
+        "The certificate's private key (PEM); `{id}` becomes the client's id.")]
 
 
 class Broker(Base, frozen=True, kw_only=True):
     """How to reach the MQTT broker."""
 
-    host: str = "127.0.0.1"
-    port: Annotated[int, Meta(ge=1, le=65535)] = 1883
-    protocol: Literal["5", "3.1.1"] = "5"
-    client_id: Id = "hub"
-    username: str | None = None
-    password_env: str | None = None
-    password_file: str | None = None
-    keepalive: Annotated[int, Meta(ge=5, le=3600)] = 30
-    session_expiry: Annotated[int, Meta(ge=0)] = 3600
-    max_queued_messages: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
-    tls: ClientTls | None = None
+    host: Annotated[str, doc("Broker host name or address.")] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535), doc(
+        "Broker TCP port (the TLS listener's port when `tls` is set).")] = 1883
+    protocol: Annotated[Literal["5", "3.1.1"], doc("MQTT version the hub speaks.")] = "5"
+    client_id: Annotated[Id, doc(
+        "The hub's MQTT client id; with the generated broker config it is also its user.")] = "hub"
+    username: Annotated[str | None, doc("User name the hub logs in with; none: anonymous.")] = None
+    password_env: Annotated[str | None, doc(
+        "Environment variable holding the hub's broker password.")] = None
+    password_file: Annotated[str | None, doc(
+        "File holding the hub's broker password (one line).")] = None
+    keepalive: Annotated[int, Meta(ge=5, le=3600), doc(
+        "Seconds between MQTT keepalive pings.")] = 30
+    session_expiry: Annotated[int, Meta(ge=0), doc(
+        "MQTT 5: seconds the broker keeps the hub's session (and its queued messages) "
+        "after a disconnect.")] = 3600
+    max_queued_messages: Annotated[int, Meta(ge=1, le=1_000_000), doc(
+        "Outgoing QoS 1 messages the hub holds while the broker is away or slow (in "
+        "flight and waiting); beyond it new ones are dropped and counted "
+        "(`sink_dropped.mqtt`).")] = 1000
+    tls: Annotated[ClientTls | None, doc(
+        "Connect over TLS with a client certificate; none: plain TCP.")] = None
 
     def password(self) -> str | None:
         """Read the broker password from the configured environment variable or file."""
@@ -104,8 +125,8 @@ class Broker(Base, frozen=True, kw_only=True):
 class SecretSource(Base, frozen=True, kw_only=True):
     """Where one broker identity's password comes from: an environment variable or a file."""
 
-    env: str | None = None
-    file: str | None = None
+    env: Annotated[str | None, doc("Environment variable holding the secret.")] = None
+    file: Annotated[str | None, doc("File holding the secret (one line).")] = None
 
     def read(self, where: str) -> str:
         """Return the secret; ``where`` names the key in errors (never the value)."""
@@ -125,74 +146,112 @@ class SecretSource(Base, frozen=True, kw_only=True):
 class BrokerTls(Base, frozen=True, kw_only=True):
     """A TLS listener whose clients present certificates signed by ``cafile``."""
 
-    port: Annotated[int, Meta(ge=1, le=65535)] = 8883
-    host: str | None = None
-    cafile: str
-    certfile: str
-    keyfile: str
-    tls_version: Literal["tlsv1.2", "tlsv1.3"] = "tlsv1.2"
-    use_identity_as_username: bool = True
+    port: Annotated[int, Meta(ge=1, le=65535), doc("Port of the TLS listener.")] = 8883
+    host: Annotated[str | None, doc(
+        "Address the TLS listener binds; none: as the plain listener.")] = None
+    cafile: Annotated[str, doc("CA certificate (PEM) clients' certificates must chain to.")]
+    certfile: Annotated[str, doc("The broker's certificate (PEM).")]
+    keyfile: Annotated[str, doc("The broker's private key (PEM).")]
+    tls_version: Annotated[Literal["tlsv1.2", "tlsv1.3"], doc(
+        "Lowest TLS version the listener accepts.")] = "tlsv1.2"
+    use_identity_as_username: Annotated[bool, doc(
+        "Take the client certificate's CN as the user name (no password on this "
+        "listener).")] = True
 
 
 class BrokerServer(Base, frozen=True, kw_only=True):
     """The Mosquitto that ``hub broker-config`` writes a config for (docs/ARCHITECTURE.md)."""
 
-    persistence: bool = True
-    truth_identity: Id = "sim-truth"
-    recorder_identity: Id = "hub-recorder"
-    monitor_identity: Id = "hub-monitor"
-    passwords: dict[str, SecretSource] = {}
-    tls: BrokerTls | None = None
+    persistence: Annotated[bool, doc(
+        "Mosquitto keeps sessions and retained messages on disk across restarts.")] = True
+    truth_identity: Annotated[Id, doc(
+        "Identity that may write `sim/truth` (the simulators' ground truth).")] = "sim-truth"
+    recorder_identity: Annotated[Id, doc(
+        "Identity of `hub record`: reads `sensors/#` and `sim/truth`.")] = "hub-recorder"
+    monitor_identity: Annotated[Id, doc(
+        "Identity of dashboards: reads `hub/#` only.")] = "hub-monitor"
+    passwords: Annotated[dict[str, SecretSource], doc(
+        "Passwords of chosen identities, by identity; the others are generated into "
+        "`credentials.toml`.")] = {}
+    tls: Annotated[BrokerTls | None, doc(
+        "Add a TLS listener whose clients log in with certificates.")] = None
 
 
 class Ingest(Base, frozen=True, kw_only=True):
     """Limits applied to inbound messages."""
 
-    max_payload_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
-    max_frame_bytes: Annotated[int, Meta(ge=1024)] = 16_777_216
-    max_future_s: NonNegative = 5.0
-    max_age_s: Positive = 86_400.0
+    max_payload_bytes: Annotated[int, Meta(ge=1024), doc(
+        "Largest telemetry, detections or status payload accepted, bytes.")] = 1_048_576
+    max_frame_bytes: Annotated[int, Meta(ge=1024), doc(
+        "Largest camera frame payload accepted, bytes.")] = 16_777_216
+    max_future_s: Annotated[NonNegative, doc(
+        "A measurement time further ahead of the receive clock is refused, seconds.")] = 5.0
+    max_age_s: Annotated[Positive, doc(
+        "A measurement time older than this behind the receive clock is refused, "
+        "seconds.")] = 86_400.0
 
 
 class Fusion(Base, frozen=True, kw_only=True):
     """Tracker parameters (see docs/ARCHITECTURE.md for their meaning)."""
 
-    reorder_window_s: NonNegative = 0.5
-    process_noise: Positive = 3.0
-    quiet_noise: Positive = 0.3
-    model_switch_rate: Positive = 0.03
-    init_speed_sigma: Positive = 15.0
-    gate_chi2: Positive = 13.8
-    confirm_m: Annotated[int, Meta(ge=1)] = 3
-    confirm_n: Annotated[int, Meta(ge=1, le=32)] = 5
-    tentative_max_misses: Annotated[int, Meta(ge=1)] = 3
-    delete_after_s: Positive = 8.0
-    max_position_sigma: Positive = 300.0
-    friend_timeout_s: Positive = 10.0
+    reorder_window_s: Annotated[NonNegative, doc(
+        "Seconds a measurement waits so that later-arriving earlier ones are fused first; "
+        "later still are counted as late.")] = 0.5
+    process_noise: Annotated[Positive, doc(
+        "Acceleration noise of the manoeuvre model, m/s² (turns of vehicles and UAVs); "
+        "also used for gating.")] = 3.0
+    quiet_noise: Annotated[Positive, doc(
+        "Acceleration noise of the quiet model, m/s² (walking, driving straight).")] = 0.3
+    model_switch_rate: Annotated[Positive, doc(
+        "Rate at which a track switches between the quiet and manoeuvre models, per "
+        "second.")] = 0.03
+    init_speed_sigma: Annotated[Positive, doc(
+        "One-sigma speed of a new track before its velocity is observed, m/s.")] = 15.0
+    gate_chi2: Annotated[Positive, doc(
+        "Mahalanobis gate, chi-square with 2 degrees of freedom (13.8: 99.9 %).")] = 13.8
+    confirm_m: Annotated[int, Meta(ge=1), doc(
+        "M of M-of-N: updates needed to confirm a track.")] = 3
+    confirm_n: Annotated[int, Meta(ge=1, le=32), doc(
+        "N of M-of-N: the opportunities they must fall within.")] = 5
+    tentative_max_misses: Annotated[int, Meta(ge=1), doc(
+        "Consecutive misses after which a tentative track is deleted.")] = 3
+    delete_after_s: Annotated[Positive, doc(
+        "A track with no update for this long is deleted, seconds.")] = 8.0
+    max_position_sigma: Annotated[Positive, doc(
+        "A track whose position sigma grows past this is deleted, metres.")] = 300.0
+    friend_timeout_s: Annotated[Positive, doc(
+        "A friend platform silent for this long leaves the picture, seconds.")] = 10.0
 
 
 class Publish(Base, frozen=True, kw_only=True):
     """When pictures go out."""
 
-    interval_s: NonNegative = 1.0
-    full_every_s: Positive = 10.0
-    status_every_s: Positive = 5.0
+    interval_s: Annotated[NonNegative, doc(
+        "Seconds between partner pictures (deltas); 0: after every fusion step.")] = 1.0
+    full_every_s: Annotated[Positive, doc(
+        "Seconds between full pictures, which are also the retained snapshot.")] = 10.0
+    status_every_s: Annotated[Positive, doc("Seconds between `hub/status` reports.")] = 5.0
+
+
+DEFAULT_LEVELS = ("UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET")
 
 
 class Labels(Base, frozen=True, kw_only=True):
     """The mission's marking scheme, in the spirit of STANAG 4774."""
 
-    policy: Marking = "MISSION"
-    classifications: list[Marking] = msgspec.field(default_factory=lambda: [
-        "UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET"])
-    """Lowest first: a fused track carries the highest of its sources' levels."""
+    policy: Annotated[Marking, doc("Name of the marking policy every label carries.")] = "MISSION"
+    classifications: Annotated[list[Marking], doc(
+        "Classification levels, lowest first; a fused track carries the highest of its "
+        "sources'.")] = msgspec.field(default_factory=lambda: list(DEFAULT_LEVELS))
 
 
 class SourceLabel(Base, frozen=True, kw_only=True):
     """The marking of one source's data (default: the lowest classification)."""
 
-    classification: Marking | None = None
-    caveats: list[Marking] = []
+    classification: Annotated[Marking | None, doc(
+        "The source's classification level; none: the lowest.")] = None
+    caveats: Annotated[list[Marking], doc(
+        "Caveats every track this source contributes to carries.")] = []
 
 
 class CameraNoise(Base, frozen=True, kw_only=True):
@@ -203,13 +262,20 @@ class CameraNoise(Base, frozen=True, kw_only=True):
     given override the mission-wide ones, so each unit's covariance stays honest.
     """
 
-    sigma_px: Positive | None = None
-    sigma_heading: NonNegative | None = None
-    sigma_pitch: NonNegative | None = None
-    sigma_roll: NonNegative | None = None
-    sigma_az: NonNegative | None = None
-    sigma_el: NonNegative | None = None
-    sigma_alt: NonNegative | None = None
+    sigma_px: Annotated[Positive | None, doc(
+        "One-sigma error of a blob's pixel position, pixels.")] = None
+    sigma_heading: Annotated[NonNegative | None, doc(
+        "One-sigma error of the reported platform heading, degrees.")] = None
+    sigma_pitch: Annotated[NonNegative | None, doc(
+        "One-sigma error of the reported platform pitch, degrees.")] = None
+    sigma_roll: Annotated[NonNegative | None, doc(
+        "One-sigma error of the reported platform roll, degrees.")] = None
+    sigma_az: Annotated[NonNegative | None, doc(
+        "One-sigma error of the reported gimbal azimuth, degrees.")] = None
+    sigma_el: Annotated[NonNegative | None, doc(
+        "One-sigma error of the reported gimbal elevation, degrees.")] = None
+    sigma_alt: Annotated[NonNegative | None, doc(
+        "One-sigma error of the reported platform altitude, metres.")] = None
 
     def over(self, base: CameraNoise) -> CameraNoise:
         """Return ``base`` with every field this one sets replaced."""
@@ -225,15 +291,25 @@ DEFAULT_CAMERA_NOISE = CameraNoise(sigma_px=1.0, sigma_heading=0.5, sigma_pitch=
 class Imagery(Base, frozen=True, kw_only=True):
     """Camera frames to detections: the worker pool and the georeferencing defaults."""
 
-    workers: Annotated[int, Meta(ge=0, le=256)] | None = None
-    """Worker processes; None: cores - 1 (at least 1); 0: in the hub's process (debugging)."""
-    max_pixels: Annotated[int, Meta(ge=1, le=16_384 * 16_384)] = 3840 * 2160
-    reduce: Literal[1, 2, 4, 8] = 2
-    terrain_height: Annotated[float, Meta(ge=-1_000.0, le=10_000.0)] | None = None
-    """Ground height, metres above the WGS84 ellipsoid; None: the mission origin's."""
-    max_range_m: Positive = 20_000.0
-    queue_per_sensor: Annotated[int, Meta(ge=1, le=1_000)] = 1
-    pose_noise: CameraNoise = DEFAULT_CAMERA_NOISE
+    workers: Annotated[Annotated[int, Meta(ge=0, le=256)] | None, doc(
+        "Frame worker processes; none: cores - 1 (at least 1); 0: in the hub's process "
+        "(debugging).")] = None
+    max_pixels: Annotated[int, Meta(ge=1, le=16_384 * 16_384), doc(
+        "Largest frame (width x height) decoded; larger ones are refused before "
+        "decoding.")] = 3840 * 2160
+    reduce: Annotated[Literal[1, 2, 4, 8], doc(
+        "Decode frames at 1/reduce of their size (JPEG's own reduced decoding).")] = 2
+    terrain_height: Annotated[Annotated[float, Meta(ge=-1_000.0, le=10_000.0)] | None, doc(
+        "Ground height, metres above the WGS84 ellipsoid; none: the mission origin's.")] = None
+    max_range_m: Annotated[Positive, doc(
+        "A blob whose ray meets the ground further than this from the camera is refused, "
+        "metres.")] = 20_000.0
+    queue_per_sensor: Annotated[int, Meta(ge=1, le=1_000), doc(
+        "Frames of one sensor waiting for a worker; a newer one pushes out the oldest "
+        "(counted as dropped).")] = 1
+    pose_noise: Annotated[CameraNoise, doc(
+        "Mission-wide pose noise of cameras; a sensor's `camera` "
+        "overrides fields.")] = DEFAULT_CAMERA_NOISE
 
     def worker_count(self) -> int:
         """Worker processes to start: the configured number or cores - 1, at least 1."""
@@ -250,14 +326,17 @@ class Imagery(Base, frozen=True, kw_only=True):
 class Sensor(Base, frozen=True, kw_only=True):
     """A registered field unit and the partners its data is released to."""
 
-    id: Id
-    nation: Nation
-    kind: SensorKind
-    release_to: list[Id] = []
-    """Shorthand for an unrestricted release by the sensor's nation (partners or groups)."""
-    label: SourceLabel = SourceLabel()
-    platform: bool | None = None
-    camera: CameraNoise | None = None
+    id: Annotated[Id, doc("The unit's id, as in its topics `sensors/{id}/...`.")]
+    nation: Annotated[Nation, doc(
+        "Contributing nation (2-3 capital letters); only it may release the unit's data.")]
+    kind: Annotated[SensorKind, doc("What the unit is; releases may select by kind.")]
+    release_to: Annotated[list[Id], doc(
+        "Shorthand for an unrestricted release by the sensor's nation (partners or groups).")] = []
+    label: Annotated[SourceLabel, doc("The marking of this source's data.")] = SourceLabel()
+    platform: Annotated[bool | None, doc(
+        "Whether its telemetry makes a friend track; none: UAVs do.")] = None
+    camera: Annotated[CameraNoise | None, doc(
+        "This unit's camera pose noise, over `imagery.pose_noise`.")] = None
 
     @property
     def is_platform(self) -> bool:
@@ -268,11 +347,11 @@ class Sensor(Base, frozen=True, kw_only=True):
 class Partner(Base, frozen=True, kw_only=True):
     """A partner nation or organisation that subscribes to a picture."""
 
-    id: Id
-    name: str
-    nation: Nation | None = None
-    clearance: Marking | None = None
-    """Highest classification the partner may receive (default: all of them)."""
+    id: Annotated[Id, doc("The partner's id, as in its topics `cop/{id}/...`.")]
+    name: Annotated[str, doc("The partner's name, for people.")]
+    nation: Annotated[Nation | None, doc("The partner's nation, if it is one.")] = None
+    clearance: Annotated[Marking | None, doc(
+        "Highest classification the partner may receive; none: all of them.")] = None
 
 
 class Release(Base, frozen=True, kw_only=True):
@@ -283,15 +362,22 @@ class Release(Base, frozen=True, kw_only=True):
     fused track is the intersection of the rules of every source in it.
     """
 
-    by: Nation
-    to: list[Id]
-    sensors: list[Id] = []
-    kinds: list[SensorKind] = []
-    precision_m: Annotated[float, Meta(ge=0.0, le=100_000.0)] = 0.0
-    delay_s: Annotated[float, Meta(ge=0.0, le=3_600.0)] = 0.0
-    area: list[LatLon] = []
-    hide_classes: list[str] = []
-    strip_attribution: bool = False
+    by: Annotated[Nation, doc("The releasing nation: a release covers only its own sensors.")]
+    to: Annotated[list[Id], doc("Partner ids or group names the release is for.")]
+    sensors: Annotated[list[Id], doc(
+        "Sensor ids it covers; with `kinds` empty as well: all of the nation's.")] = []
+    kinds: Annotated[list[SensorKind], doc("Sensor kinds it covers.")] = []
+    precision_m: Annotated[float, Meta(ge=0.0, le=100_000.0), doc(
+        "Positions rounded to a grid of this many metres (0: exact); covariance widened "
+        "to match.")] = 0.0
+    delay_s: Annotated[float, Meta(ge=0.0, le=3_600.0), doc(
+        "The partner's picture is this many seconds old.")] = 0.0
+    area: Annotated[list[LatLon], doc(
+        "Polygon of [lat, lon] corners: tracks outside it are withheld.")] = []
+    hide_classes: Annotated[list[str], doc(
+        "Tracks whose most probable class is one of these are withheld.")] = []
+    strip_attribution: Annotated[bool, doc(
+        "No sensor ids or nations in the partner's tracks.")] = False
 
     def selects(self, sensor: Sensor) -> bool:
         """Whether this release covers ``sensor`` (its nation's, by id or kind; all if neither)."""
@@ -305,19 +391,24 @@ class Release(Base, frozen=True, kw_only=True):
 class HubConfig(Base, frozen=True, kw_only=True):
     """The whole hub configuration."""
 
-    mission: Mission
-    broker: Broker = Broker()
-    broker_server: BrokerServer = BrokerServer()
-    ingest: Ingest = Ingest()
-    fusion: Fusion = Fusion()
-    publish: Publish = Publish()
-    imagery: Imagery = Imagery()
-    sensors: list[Sensor] = []
-    partners: list[Partner] = []
-    labels: Labels = Labels()
-    groups: dict[Id, list[Id]] = {}
-    """Named sets of partners (``UN``, ``AU``, ``NATO``) a release may name."""
-    releases: list[Release] = []
+    mission: Annotated[Mission, doc("The mission and its origin.")]
+    broker: Annotated[Broker, doc("How the hub reaches the MQTT broker.")] = Broker()
+    broker_server: Annotated[BrokerServer, doc(
+        "The Mosquitto `hub broker-config` writes a config for.")] = BrokerServer()
+    ingest: Annotated[Ingest, doc("Limits on inbound messages.")] = Ingest()
+    fusion: Annotated[Fusion, doc("Tracker parameters.")] = Fusion()
+    publish: Annotated[Publish, doc("When pictures and status go out.")] = Publish()
+    imagery: Annotated[Imagery, doc("Camera frames to detections.")] = Imagery()
+    sensors: Annotated[list[Sensor], doc(
+        "The registry of field units; a message from an id not here is refused.")] = []
+    partners: Annotated[list[Partner], doc(
+        "Partner nations or organisations that receive a picture.")] = []
+    labels: Annotated[Labels, doc("The mission's marking scheme.")] = Labels()
+    groups: Annotated[dict[Id, list[Id]], doc(
+        "Named sets of partners (`UN`, `AU`, `NATO`) a release may name.")] = {}
+    releases: Annotated[list[Release], doc(
+        "Each contributing nation's releases; the first that matches a (sensor, partner) "
+        "pair applies.")] = []
 
     def sensor_index(self) -> dict[str, int]:
         """Map each sensor id to its position in ``sensors``."""

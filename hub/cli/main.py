@@ -138,6 +138,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_docs(args: argparse.Namespace) -> int:
+    from hub.cli.config_docs import reference
+
+    sys.stdout.write(reference())
+    return 0
+
+
 def cmd_broker_config(args: argparse.Namespace) -> int:
     from hub.broker.files import CONF, describe_generated, write_broker_config
 
@@ -248,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a config file without starting")
     check.add_argument("file")
     check.set_defaults(handler=cmd_config_check)
+    docs = config_sub.add_parser("docs", help="print the configuration reference (Markdown): "
+                                 "every key's path, type, default, bounds and description")
+    docs.set_defaults(handler=cmd_config_docs)
 
     frames = sub.add_parser("frames", help="camera frame tools")
     frames_sub = frames.add_subparsers(dest="frames_command", required=True)
