@@ -237,12 +237,17 @@ class Picture(Struct, frozen=True, kw_only=True):
 
 
 class DeadLetter(Struct, frozen=True, kw_only=True):
-    """Report of one rejected inbound message (``hub/deadletter``)."""
+    """Report of one rejected inbound message (``hub/deadletter``).
+
+    ``code`` is the refusal's stable reason code (``hub.errors.REFUSAL_CODES``),
+    ``reason`` the explanation for people.
+    """
 
     ts: float
     topic: str
     reason: str
     size: int
+    code: str = ""
 
 
 class HubStatus(Struct, frozen=True, kw_only=True):
@@ -270,13 +275,14 @@ _encoder = msgspec.msgpack.Encoder()
 def decode(payload: bytes, kind: type[T], max_bytes: int) -> T:
     """Decode ``payload`` as ``kind`` or raise PayloadError with the reason."""
     if len(payload) > max_bytes:
-        raise PayloadError(f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte limit")
+        raise PayloadError("too_large",
+                           f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte limit")
     try:
         result: T = _decoders[kind].decode(payload)
     except msgspec.ValidationError as exc:
-        raise PayloadError(f"invalid {kind.__name__}: {exc}") from exc
+        raise PayloadError("schema", f"invalid {kind.__name__}: {exc}") from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"undecodable {kind.__name__}: {exc}") from exc
+        raise PayloadError("undecodable", f"undecodable {kind.__name__}: {exc}") from exc
     return result
 
 

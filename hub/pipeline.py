@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 
+from hub import faults
 from hub.config import HubConfig
-from hub.errors import PayloadError
+from hub.errors import PayloadError, RefusalCode
 from hub.fusion.measurements import Scan
 from hub.fusion.platforms import PlatformTable
 from hub.fusion.tracker import Tracker
 from hub.geo import EnuFrame
-from hub.ingest.frame_pool import FrameOutcome, FramePool
+from hub.ingest.frame_pool import WORKER_DIED, FrameOutcome, FramePool
 from hub.ingest.reorder import ReorderBuffer
 from hub.ingest.router import FrameJob, InboundItem, PlatformFix, Router
 from hub.messages import DeadLetter
@@ -93,11 +94,13 @@ class Pipeline:
         try:
             item = self.router.route(topic, payload, t_received)
         except PayloadError as exc:
-            self.reject(topic, len(payload), exc.reason, t_received)
+            self.reject(topic, len(payload), exc.code, exc.reason, t_received)
             return False
         except Exception as exc:  # a bug must cost one message, never the hub
             log.exception("unexpected error on %s", topic[:120])
-            self.reject(topic, len(payload), f"internal error: {type(exc).__name__}", t_received)
+            faults.survived(f"pipeline: {topic[:120]}", exc)
+            self.reject(topic, len(payload), "internal",
+                        f"internal error: {type(exc).__name__}", t_received)
             return False
         if isinstance(item, FrameJob):
             self._count_frame("received", item.sensor)
@@ -123,23 +126,29 @@ class Pipeline:
         if outcome.dropped:
             self._count_frame("dropped", outcome.sensor)
         elif outcome.scan is None:
+            refusal = outcome.refusal or WORKER_DIED
+            if refusal.code == "internal":
+                faults.survived(f"frame worker: {outcome.topic[:120]}",
+                                RuntimeError(refusal.reason))
             self._count_frame("rejected", outcome.sensor)
-            self.reject(outcome.topic, outcome.size, outcome.reason or "refused", t_received)
+            self.reject(outcome.topic, outcome.size, refusal.code, refusal.reason, t_received)
         else:
             self._count_frame("processed", outcome.sensor)
             self.counters["frame_detections"] += len(outcome.scan)
             # Pushed at the time the result is seen: the watermark moves with the clock.
             self._push(outcome.scan, max(t_received, outcome.t_received))
 
-    def reject(self, topic: str, size: int, reason: str, t_received: float) -> None:
-        """Count a rejected message and queue its dead letter."""
+    def reject(self, topic: str, size: int, code: RefusalCode, reason: str,
+               t_received: float) -> None:
+        """Count a rejected message (in all and by reason code) and queue its dead letter."""
         self.counters["rejected"] += 1
+        self.counters[f"rejected.{code}"] += 1
         self._rejections.error("rejected %s (%d bytes): %s", topic[:120], size, reason[:300])
         if len(self.dead_letters) == self.dead_letters.maxlen:
             # The backlog is full (a flood between two sends): the oldest letter goes unsent.
             self.counters["dead_letters_dropped"] += 1
         self.dead_letters.append(DeadLetter(ts=t_received, topic=topic[:256], reason=reason[:300],
-                                            size=size))
+                                            size=size, code=code))
 
     def flush(self, t_received: float) -> int:
         """Fuse everything the reorder window has released; return how many items."""

@@ -49,5 +49,6 @@ def read_recording(path: str | Path) -> Iterator[Record]:
         for index, item in enumerate(unpacker):
             if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[1], str)
                     or not isinstance(item[2], bytes) or not isinstance(item[0], int | float)):
-                raise PayloadError(f"{path}: record {index} is not [t_received, topic, payload]")
+                raise PayloadError("schema",
+                                   f"{path}: record {index} is not [t_received, topic, payload]")
             yield float(item[0]), item[1], item[2]

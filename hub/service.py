@@ -14,9 +14,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from hub import __version__, topics
+from hub import __version__, faults, topics
 from hub.config import HubConfig, load_config
-from hub.errors import ConfigError
+from hub.errors import REFUSAL_CODES, ConfigError
 from hub.ingest.frame_pool import FramePool
 from hub.messages import HubStatus, encode
 from hub.metrics import Rates
@@ -40,7 +40,8 @@ MIN_FLUSH_TICK_S = 0.002
 FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
 RATED = ("received", "rejected", "detections", "fused", *FRAME_COUNTERS)
 ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "reloads", "reload_failures",
-                   "release_unlabelled", "release_refused")
+                   "release_unlabelled", "release_refused",
+                   *(f"rejected.{code}" for code in REFUSAL_CODES))
 
 
 class HubService:
@@ -191,5 +192,7 @@ class HubService:
                 result = action()
                 if asyncio.iscoroutine(result):
                     await result
-            except Exception:
-                log.exception("periodic task %s failed", getattr(action, "__name__", action))
+            except Exception as exc:
+                name = getattr(action, "__name__", repr(action))
+                log.exception("periodic task %s failed", name)
+                faults.survived(f"periodic task {name}", exc)

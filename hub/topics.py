@@ -26,7 +26,8 @@ DEADLETTER = "hub/deadletter"
 def check_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it is a valid sensor or partner id, else raise PayloadError."""
     if not ID_PATTERN.fullmatch(value):
-        raise PayloadError(f"invalid {what} {value[:80]!r}: must match [A-Za-z0-9_.-]{{1,64}}")
+        raise PayloadError("topic",
+                           f"invalid {what} {value[:80]!r}: must match [A-Za-z0-9_.-]{{1,64}}")
     return value
 
 
@@ -59,8 +60,8 @@ def parse_sensor_topic(topic: str) -> tuple[str, InboundKind]:
     """Split ``sensors/{id}/{kind}`` into its id and kind, or raise PayloadError."""
     parts = topic.split("/")
     if len(parts) != 3 or parts[0] != "sensors":
-        raise PayloadError(f"not a sensor topic: {topic[:120]!r}")
+        raise PayloadError("topic", f"not a sensor topic: {topic[:120]!r}")
     sensor_id, kind = check_id(parts[1], "sensor id"), parts[2]
     if kind not in INBOUND_KINDS:
-        raise PayloadError(f"unknown message kind {kind[:40]!r}")
+        raise PayloadError("topic", f"unknown message kind {kind[:40]!r}")
     return sensor_id, kind

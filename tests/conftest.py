@@ -1,8 +1,13 @@
-"""Shared fixtures: a real Mosquitto per test module, and MQTT 3.1.1 / 5 parametrisation.
+"""Shared fixtures: a real Mosquitto per test module, MQTT 3.1.1 / 5, no silent failures.
 
 Broker tests ask for ``broker_settings`` (or ``mqtt_protocol``) and run once
 per protocol version. A missing ``mosquitto`` binary fails those tests with the
 install command; it never skips them silently.
+
+Every test fails when the hub survived an exception it only logged (a bus
+handler raised, a periodic task failed, the pipeline or a frame worker took its
+internal-error path: ``hub.faults``), unless the test asks for
+``internal_errors`` and so takes them on (and asserts on them).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from hub import faults
 from hub.broker.launcher import BrokerHandle, find_mosquitto, start_broker
 from hub.config import Broker
 
@@ -79,3 +85,24 @@ def broker_settings_for() -> SettingsFor:
 def broker_settings(mosquitto: BrokerHandle, mqtt_protocol: str) -> Broker:
     """Settings for the module's Mosquitto under the protocol being tested."""
     return settings_for(mosquitto, mqtt_protocol)
+
+
+Survived = list[tuple[str, BaseException]]
+
+
+@pytest.fixture(autouse=True)
+def _survived(request: pytest.FixtureRequest) -> Iterator[Survived]:
+    """Fail the test if the hub survived an exception it only logged."""
+    caught: Survived = []
+    with faults.listening(lambda where, exc: caught.append((where, exc))):
+        yield caught
+    if caught and "internal_errors" not in request.fixturenames:
+        where, exc = caught[0]
+        pytest.fail(f"the hub survived {len(caught)} exception(s) it only logged; the first, "
+                    f"in {where}: {exc!r}", pytrace=False)
+
+
+@pytest.fixture
+def internal_errors(_survived: Survived) -> Survived:
+    """The exceptions the hub survived during this test, for a test that provokes them."""
+    return _survived

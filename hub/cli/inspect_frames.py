@@ -120,7 +120,7 @@ def _decode(payload: bytes, where: str) -> Frame:
     try:
         return decode(payload, Frame, MAX_FRAME_BYTES)
     except PayloadError as exc:
-        raise PayloadError(f"frame not decodable ({where}): {exc.reason}") from exc
+        raise PayloadError("image", f"frame not decodable ({where}): {exc.reason}") from exc
 
 
 def inspect(found: FoundFrame, enu: EnuFrame, *, terrain_alt: float | None = None,
@@ -147,7 +147,7 @@ def draw(inspection: Inspection) -> NDArray[np.uint8]:
     frame = inspection.found.frame
     grey = cv2.imdecode(np.frombuffer(frame.data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if grey is None:
-        raise PayloadError(f"frame data does not decode as {frame.format}")
+        raise PayloadError("image", f"frame data does not decode as {frame.format}")
     image = np.asarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     b = inspection.ground.blobs
     for i in range(len(inspection.lat)):

@@ -213,7 +213,7 @@ def read_tracks(path: str | Path, picture: str | None = None) -> tuple[str, Trac
             try:
                 lines.append(decoder.decode(line))
             except msgspec.DecodeError as exc:
-                raise PayloadError(f"{path}:{number}: {exc}") from exc
+                raise PayloadError("schema", f"{path}:{number}: {exc}") from exc
     chosen = _choose_picture(path, {line.picture for line in lines}, picture)
     lines = [line for line in lines if line.picture == chosen]
     return chosen, _track_series(lines)
@@ -222,14 +222,15 @@ def read_tracks(path: str | Path, picture: str | None = None) -> tuple[str, Trac
 def _choose_picture(path: str | Path, present: set[str], picture: str | None) -> str:
     if picture is not None:
         if present and picture not in present:
-            raise PayloadError(f"{path}: no picture {picture!r}; present: {sorted(present)}")
+            raise PayloadError("schema",
+                               f"{path}: no picture {picture!r}; present: {sorted(present)}")
         return picture
     if MISSION_PICTURE in present or not present:
         return MISSION_PICTURE
     if len(present) == 1:
         return next(iter(present))
-    raise PayloadError(f"{path}: several pictures and no {MISSION_PICTURE!r}; choose one of "
-                       f"{sorted(present)}")
+    raise PayloadError("schema", f"{path}: several pictures and no {MISSION_PICTURE!r}; "
+                                 f"choose one of {sorted(present)}")
 
 
 def _track_series(lines: Iterable[TrackLine]) -> TrackSeries:
@@ -277,7 +278,7 @@ def score_series(truth: TruthSeries, tracks: TrackSeries, *, picture: str,
                  exclude_affiliations: tuple[str, ...] = ("friend",)) -> ScoreReport:
     """Score already-read truth and track series (see score)."""
     if len(truth.times) == 0:
-        raise PayloadError("the recording holds no sim/truth message to score against")
+        raise PayloadError("schema", "the recording holds no sim/truth message to score against")
     frame = _frame(truth, tracks)
     truth_e, truth_n, _ = frame.to_enu(truth.lat, truth.lon)
     track_e, track_n, _ = frame.to_enu(tracks.lat, tracks.lon)

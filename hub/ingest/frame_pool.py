@@ -36,14 +36,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import cv2
 import msgspec
 import numpy as np
 
 from hub.config import HubConfig
-from hub.errors import PayloadError
+from hub.errors import PayloadError, RefusalCode
 from hub.fusion.measurements import Scan
 from hub.geo import EnuFrame
 from hub.ingest.camera import LevelTerrain, PoseNoise
@@ -58,6 +58,16 @@ JOBS_PER_WORKER = 2
 Dispatch = Callable[..., object]
 """``loop.call_soon_threadsafe``-like: call ``fn(*args)`` on the owner's thread."""
 T = TypeVar("T")
+
+
+class Refusal(NamedTuple):
+    """Why a worker refused a frame: a reason code and the text for people."""
+
+    code: RefusalCode
+    reason: str
+
+
+WORKER_DIED = Refusal("internal", "internal error: worker died")
 
 
 class FrameWorker:
@@ -77,7 +87,7 @@ class FrameWorker:
         self.reduce = imagery.reduce
         self.max_range = imagery.max_range_m
 
-    def process(self, payload: bytes, sensor: int) -> Scan | str:
+    def process(self, payload: bytes, sensor: int) -> Scan | Refusal:
         """Return the frame's detections as a scan, or why the frame was refused."""
         try:
             frame = decode(payload, Frame, self.max_frame_bytes)
@@ -85,7 +95,7 @@ class FrameWorker:
                                       self.enu, max_pixels=self.max_pixels, reduce=self.reduce,
                                       max_range=self.max_range)
         except PayloadError as exc:
-            return exc.reason
+            return Refusal(exc.code, exc.reason)
         n = len(ground.blobs)
         return Scan(t=frame.ts, sensor=sensor, z=np.ascontiguousarray(ground.enu[:, :2]),
                     R=ground.cov, cls=np.full(n, UNKNOWN, np.int16),
@@ -102,7 +112,7 @@ def _init_worker(config: HubConfig) -> None:
     _worker = FrameWorker(config)
 
 
-def _process(payload: bytes, sensor: int) -> Scan | str:
+def _process(payload: bytes, sensor: int) -> Scan | Refusal:
     """Run in a worker process: the job's outcome."""
     assert _worker is not None, "the pool initializer did not run"
     return _worker.process(payload, sensor)
@@ -139,7 +149,7 @@ class FrameOutcome:
     size: int
     t_received: float
     scan: Scan | None = None
-    reason: str | None = None
+    refusal: Refusal | None = None
     dropped: bool = False
 
 
@@ -227,7 +237,7 @@ class FramePool:
         self.in_flight += 1
         future.add_done_callback(lambda f: _call_on_owner(dispatch, self._finished, job, f))
 
-    def _submit(self, job: FrameJob) -> Future[Scan | str] | None:
+    def _submit(self, job: FrameJob) -> Future[Scan | Refusal] | None:
         """Send ``job`` to a worker; a broken pool (a worker died) is replaced, the job lost."""
         try:
             return self.executor().submit(_process, job.payload, job.sensor)
@@ -237,10 +247,10 @@ class FramePool:
                       "`if __name__ == '__main__':` guard (forkserver workers import it)")
             self._executor = None
             self._done.append(FrameOutcome(job.sensor, job.topic, len(job.payload),
-                                           job.t_received, reason="internal error: worker died"))
+                                           job.t_received, refusal=WORKER_DIED))
             return None
 
-    def _finished(self, job: FrameJob, future: Future[Scan | str]) -> None:
+    def _finished(self, job: FrameJob, future: Future[Scan | Refusal]) -> None:
         """On the owner's thread: record the outcome and give the worker the next job."""
         self.in_flight -= 1
         self._done.append(_outcome(job, future))
@@ -268,7 +278,7 @@ def _call_on_owner(dispatch: Dispatch, fn: Callable[..., object], *args: object)
         log.debug("frame result after the event loop closed: discarded")
 
 
-def _outcome(job: FrameJob, future: Future[Scan | str]) -> FrameOutcome:
+def _outcome(job: FrameJob, future: Future[Scan | Refusal]) -> FrameOutcome:
     """The outcome of a finished job; a crashed worker costs this frame, not the hub."""
     base = (job.sensor, job.topic, len(job.payload), job.t_received)
     if future.cancelled():  # the pool was closed under it
@@ -277,9 +287,10 @@ def _outcome(job: FrameJob, future: Future[Scan | str]) -> FrameOutcome:
         result = future.result()
     except Exception as exc:
         log.exception("frame worker failed on %s", job.topic)
-        return FrameOutcome(*base, reason=f"internal error: {type(exc).__name__}")
-    if isinstance(result, str):
-        return FrameOutcome(*base, reason=result)
+        return FrameOutcome(*base, refusal=Refusal("internal",
+                                                   f"internal error: {type(exc).__name__}"))
+    if isinstance(result, Refusal):
+        return FrameOutcome(*base, refusal=result)
     return FrameOutcome(*base, scan=result)
 
 

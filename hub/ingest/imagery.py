@@ -220,15 +220,15 @@ def encoded_size(data: bytes, fmt: str) -> tuple[int, int]:
     """Read ``(width, height)`` from a JPEG or PNG header without decoding pixels."""
     if fmt == "png":
         if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 24:
-            raise PayloadError("frame data is not a PNG")
+            raise PayloadError("image", "frame data is not a PNG")
         width, height = struct.unpack(">II", data[16:24])
         return int(width), int(height)
     if data[:2] != b"\xff\xd8":
-        raise PayloadError("frame data is not a JPEG")
+        raise PayloadError("image", "frame data is not a JPEG")
     i = 2
     while i + 9 <= len(data):
         if data[i] != 0xFF:
-            raise PayloadError("frame data is a corrupt JPEG")
+            raise PayloadError("image", "frame data is a corrupt JPEG")
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -237,7 +237,7 @@ def encoded_size(data: bytes, fmt: str) -> tuple[int, int]:
             height, width = struct.unpack(">HH", data[i + 5:i + 9])
             return int(width), int(height)
         i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    raise PayloadError("frame data is a JPEG without a frame header")
+    raise PayloadError("image", "frame data is a JPEG without a frame header")
 
 
 def decode_frame(frame: Frame, *, max_pixels: int, reduce: int = 2) -> Gray:
@@ -249,20 +249,21 @@ def decode_frame(frame: Frame, *, max_pixels: int, reduce: int = 2) -> Gray:
     if reduce not in _READ_FLAGS:
         raise ValueError(f"reduce must be one of {sorted(_READ_FLAGS)}, not {reduce}")
     if frame.width * frame.height > max_pixels:
-        raise PayloadError(f"frame of {frame.width}x{frame.height} exceeds {max_pixels} pixels")
+        raise PayloadError("image",
+                           f"frame of {frame.width}x{frame.height} exceeds {max_pixels} pixels")
     size = encoded_size(frame.data, frame.format)
     if size != (frame.width, frame.height):
-        raise PayloadError(f"frame declares {frame.width}x{frame.height} "
+        raise PayloadError("image", f"frame declares {frame.width}x{frame.height} "
                            f"but its {frame.format} is {size[0]}x{size[1]}")
     try:
         image = cv2.imdecode(np.frombuffer(frame.data, np.uint8), _READ_FLAGS[reduce])
     except cv2.error as exc:
-        raise PayloadError(f"frame data does not decode: {exc.msg}") from exc
+        raise PayloadError("image", f"frame data does not decode: {exc.msg}") from exc
     if image is None:
-        raise PayloadError(f"frame data does not decode as {frame.format}")
+        raise PayloadError("image", f"frame data does not decode as {frame.format}")
     expected = (-(-frame.height // reduce), -(-frame.width // reduce))
     if image.shape != expected:
-        raise PayloadError(f"frame decoded to {image.shape[1]}x{image.shape[0]}, "
+        raise PayloadError("image", f"frame decoded to {image.shape[1]}x{image.shape[0]}, "
                            f"expected {expected[1]}x{expected[0]}")
     return np.asarray(image, dtype=np.uint8)
 
@@ -299,7 +300,7 @@ def frame_detections(frame: Frame, detector: Detector, terrain: Terrain, noise: 
     probe = georeference(intrinsics, pose, np.array([0.0, w, 0.0, w, w / 2]),
                          np.array([0.0, 0.0, h, h, h / 2]), terrain, max_range)
     if not probe.valid.any():
-        raise PayloadError("frame pose sees no ground: camera looks above the horizon")
+        raise PayloadError("pose", "frame pose sees no ground: camera looks above the horizon")
     blobs = detect_frame(frame, detector, max_pixels=max_pixels, reduce=reduce)
     if len(blobs) == 0:
         return GroundDetections(np.empty((0, 3)), np.empty((0, 2, 2)), blobs)

@@ -63,12 +63,13 @@ class Router:
         sensor_id, kind = topics.parse_sensor_topic(topic)
         sensor = self.sensor_index.get(sensor_id)
         if sensor is None:
-            raise PayloadError(f"unknown sensor id {sensor_id!r}")
+            raise PayloadError("unknown_sensor", f"unknown sensor id {sensor_id!r}")
         if kind == "status":
             status = decode(payload, SensorStatus, self.limits.max_payload_bytes)
             # Only the future bound: a retained status may rightly be days old.
             if status.ts is not None and status.ts > t_received + self.limits.max_future_s:
-                raise PayloadError(f"timestamp {status.ts - t_received:.1f} s in the future")
+                raise PayloadError("future",
+                                   f"timestamp {status.ts - t_received:.1f} s in the future")
             self.online[sensor_id] = status.online
             self.counters["status"] += 1
             return None
@@ -96,9 +97,9 @@ class Router:
 
     def _check_time(self, ts: float, t_received: float) -> None:
         if ts > t_received + self.limits.max_future_s:
-            raise PayloadError(f"timestamp {ts - t_received:.1f} s in the future")
+            raise PayloadError("future", f"timestamp {ts - t_received:.1f} s in the future")
         if ts < t_received - self.limits.max_age_s:
-            raise PayloadError(f"timestamp {t_received - ts:.0f} s in the past")
+            raise PayloadError("stale", f"timestamp {t_received - ts:.0f} s in the past")
 
     def _fresh(self, sensor: int, kind: str, ts: float, seq: int, t_received: float) -> bool:
         """Check the time; drop duplicates by ``seq`` and count gaps."""

@@ -36,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub import faults
 from hub.config import Broker
 from hub.errors import BrokerUnavailable
 from hub.lifecycle import first_of
@@ -352,10 +353,11 @@ class Bus:
                 payload = bytes(payload)
             try:
                 handler(msg.topic, payload)
-            except Exception:
+            except Exception as exc:
                 stats.handler_errors += 1
                 self._errors.error("bus %s: handler failed on %r", self.client_id,
                                    msg.topic[:120], exc_info=True)
+                faults.survived(f"bus {self.client_id} handler", exc)
         if msg.qos:
             client.ack(msg.mid, msg.qos)
             stats.acked += 1

@@ -143,7 +143,8 @@ async def test_persistent_session_delivers_what_came_while_away(
 
 
 async def test_failing_handler_is_counted_and_its_message_acked(
-        broker_settings: Broker, mosquitto: BrokerHandle, peer_factory: PeerFactory) -> None:
+        broker_settings: Broker, mosquitto: BrokerHandle, peer_factory: PeerFactory,
+        internal_errors: list[tuple[str, BaseException]]) -> None:
     topic = f"{unique('ack')}/t"
     peer = peer_factory(mosquitto, broker_settings.protocol, unique("peer"))
     first = Recorder()
@@ -154,6 +155,7 @@ async def test_failing_handler_is_counted_and_its_message_acked(
         await until(lambda: len(first.messages) == 2, "both messages")
         assert bus.stats.handler_errors == 1
         assert bus.stats.acked == 2
+        assert [str(exc) for _, exc in internal_errors] == ["cannot process this payload"]
     # Had the bad message not been acked, the broker would resend it before the marker.
     second = Recorder()
     async with make_bus(broker_settings, second, topic) as bus:
@@ -181,7 +183,9 @@ async def test_will_is_published_when_the_connection_dies(
 
 
 async def test_amqtt_fallback_over_mqtt311(peer_factory: PeerFactory,
-                                           broker_settings_for: SettingsFor) -> None:
+                                           broker_settings_for: SettingsFor,
+                                           internal_errors: list[tuple[str, BaseException]]
+                                           ) -> None:
     with start_broker(prefer="amqtt") as handle:
         assert handle.kind == "amqtt" and handle.protocol == "3.1.1"
         settings = broker_settings_for(handle, handle.protocol)
@@ -194,6 +198,7 @@ async def test_amqtt_fallback_over_mqtt311(peer_factory: PeerFactory,
             peer.publish("fallback/in", b"to hub", qos=1)
             await until(lambda: len(recorder.messages) == 2, "two messages")
             assert bus.stats.acked == 2 and bus.stats.handler_errors == 1
+            assert len(internal_errors) == 1
             bus.publish("fallback/out", b"from hub", qos=1)
             assert await peer.receive(1) == [("fallback/out", b"from hub", False)]
 
