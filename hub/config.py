@@ -170,6 +170,9 @@ class BrokerServer(Base, frozen=True, kw_only=True):
         "Identity of `hub record`: reads `sensors/#` and `sim/truth`.")] = "hub-recorder"
     monitor_identity: Annotated[Id, doc(
         "Identity of dashboards: reads `hub/#` only.")] = "hub-monitor"
+    operator_identity: Annotated[Id, doc(
+        "Identity of the mission's operators: the web console's mission picture, built from "
+        "every source; reads `hub/#` on the broker.")] = "hub-operator"
     passwords: Annotated[dict[str, SecretSource], doc(
         "Passwords of chosen identities, by identity; the others are generated into "
         "`credentials.toml`.")] = {}
@@ -323,6 +326,47 @@ class Imagery(Base, frozen=True, kw_only=True):
         return noise if sensor.camera is None else sensor.camera.over(noise)
 
 
+class WebTls(Base, frozen=True, kw_only=True):
+    """HTTPS for the console and its API."""
+
+    certfile: Annotated[str, doc("The server's certificate chain (PEM).")]
+    keyfile: Annotated[str, doc("The certificate's private key (PEM).")]
+
+
+class Web(Base, frozen=True, kw_only=True):
+    """The partner console and its API (docs/PROTOCOL.md, *Web*)."""
+
+    host: Annotated[str, doc("Address the console listens on.")] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535), doc("TCP port of the console.")] = 8080
+    passwd_file: Annotated[str, doc(
+        "The Mosquitto password file `hub broker-config` wrote: partners and the operator log "
+        "in with their broker credentials.")]
+    session_secret_file: Annotated[str | None, doc(
+        "File holding the key that signs session cookies (created, mode 0600, if missing); "
+        "none: a new key per start, so sessions end with the process.")] = None
+    session_ttl_s: Annotated[float, Meta(ge=60.0, le=2_592_000.0), doc(
+        "How long a login lasts, seconds.")] = 28_800.0
+    login_attempts: Annotated[int, Meta(ge=1, le=1_000), doc(
+        "Failed logins a minute allowed from one address or for one identity; then 429.")] = 5
+    max_clients: Annotated[int, Meta(ge=1, le=100_000), doc(
+        "Live streams (WebSocket and SSE) served at once; beyond it, 503.")] = 256
+    client_queue: Annotated[int, Meta(ge=2, le=100_000), doc(
+        "Messages a stream may fall behind before it gets a fresh snapshot instead.")] = 64
+    send_timeout_s: Annotated[Positive, doc(
+        "A stream that does not take a message within this long is closed, seconds.")] = 10.0
+    trail_s: Annotated[NonNegative, doc(
+        "Seconds of each track's past positions kept for trails and history.")] = 300.0
+    stale_after_s: Annotated[Positive, doc(
+        "A track not updated for this long (beyond the audience's delay) is shown stale, "
+        "seconds.")] = 10.0
+    basemap: Annotated[str | None, doc(
+        "A raster MBTiles or PMTiles file served as the basemap; none: the vendored country "
+        "outlines and a graticule.")] = None
+    metrics_identities: Annotated[list[Id], doc(
+        "Identities besides the operator that may read `/metrics` (e.g. the monitor).")] = []
+    tls: Annotated[WebTls | None, doc("Serve HTTPS with this certificate; none: HTTP.")] = None
+
+
 class Sensor(Base, frozen=True, kw_only=True):
     """A registered field unit and the partners its data is released to."""
 
@@ -406,6 +450,9 @@ class HubConfig(Base, frozen=True, kw_only=True):
     labels: Annotated[Labels, doc("The mission's marking scheme.")] = Labels()
     groups: Annotated[dict[Id, list[Id]], doc(
         "Named sets of partners (`UN`, `AU`, `NATO`) a release may name.")] = {}
+    web: Annotated[Web | None, doc(
+        "Serve the partner console and its API; none: no web server (`hub demo` always "
+        "serves one).")] = None
     releases: Annotated[list[Release], doc(
         "Each contributing nation's releases; the first that matches a (sensor, partner) "
         "pair applies.")] = []

@@ -221,6 +221,7 @@ class Track(Struct, frozen=True, kw_only=True, omit_defaults=True):
     nations: list[str]
     first_seen: float
     updates: int
+    last_update: float | None = None
     alt: float | None = None
     label: Label | None = None
 

@@ -11,10 +11,13 @@ pattern allows, so "nobody else reads ``sensors/#``" needs no rule of its own:
 | the simulator truth | nothing               | ``sim/truth``            |
 | the recorder        | ``sensors/#``, ``sim/truth`` | nothing           |
 | the monitor         | ``hub/#``             | nothing                  |
+| the operator        | ``hub/#``             | nothing                  |
 
 The broker takes each user name as the client id (``use_username_as_clientid``), so
 every process needs its own identity: ``hub record`` logs in as the recorder, a
-dashboard as the monitor, and neither can disconnect the hub.
+dashboard as the monitor, and neither can disconnect the hub. The operator's broker
+rights are the monitor's; its password is what matters: it logs in to the web console
+and sees the mission picture.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from hub.config import HubConfig
 from hub.errors import ConfigError
 
 Access = Literal["read", "write", "readwrite"]
-Role = Literal["hub", "sensor", "partner", "truth", "recorder", "monitor"]
+Role = Literal["hub", "sensor", "partner", "truth", "recorder", "monitor", "operator"]
 DEFAULT_HUB_IDENTITY = "hub"
 
 
@@ -66,7 +69,8 @@ def identities(config: HubConfig) -> list[Identity]:
     found += [Identity(server.truth_identity, "truth", (Rule("write", topics.TRUTH),)),
               Identity(server.recorder_identity, "recorder",
                        (Rule("read", topics.SENSORS_TREE), Rule("read", topics.TRUTH))),
-              Identity(server.monitor_identity, "monitor", (Rule("read", topics.HUB_TREE),))]
+              Identity(server.monitor_identity, "monitor", (Rule("read", topics.HUB_TREE),)),
+              Identity(server.operator_identity, "operator", (Rule("read", topics.HUB_TREE),))]
     seen: dict[str, Role] = {}
     for identity in found:
         topics.check_id(identity.name, f"{identity.role} identity")

@@ -24,6 +24,7 @@ class MqttPictureSink:
     """Partner pictures as MessagePack on each partner's own topics."""
 
     name = "mqtt"
+    serves_mission = False  # the mission picture is for the operators' console only
 
     def __init__(self, send: Send) -> None:
         self.send = send

@@ -84,15 +84,15 @@ class TrackEncoder:
             x[:, 3].tolist(), p[:, 0, 0].tolist(), p[:, 0, 1].tolist(), p[:, 1, 1].tolist(),
             _STATUS_NAMES[table.status[rows]].tolist(), classes, reported, sidcs,
             self._provenances(table.sources[rows]), table.first_seen[rows].tolist(),
-            table.updates[rows].tolist(), [None] * rows.shape[0] if labels is None else labels,
-            strict=True)
+            table.updates[rows].tolist(), table.last_update[rows].tolist(),
+            [None] * rows.shape[0] if labels is None else labels, strict=True)
         return [
             Track(id=f"{prefix}{i}", ts=ts, lat=la, lon=lo, ve=ve, vn=vn, cov=(ee, en, nn),
                   status=status, cls=cls, cls_probs=cls_probs,
                   affiliation=affiliation, sidc=code, sources=sources, nations=nations,
-                  first_seen=first, updates=updates, label=label)
+                  first_seen=first, updates=updates, last_update=last, label=label)
             for (i, la, lo, ve, vn, ee, en, nn, status, cls, cls_probs, code,
-                 (sources, nations), first, updates, label) in columns
+                 (sources, nations), first, updates, last, label) in columns
         ]
 
     def _provenances(self, sources: NDArray[np.bool_]) -> list[tuple[list[str], list[str]]]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from hub.messages import Picture
 from hub.publish.pictures import GroupPicture, PartnerFeed, TrackEncoder, partner_picture
 from hub.publish.sink import PartnerSink, released_only
+from hub.release.policy import MISSION
 from hub.release.view import ReleaseView
 
 
@@ -27,7 +28,10 @@ class PicturePublisher:
         config = view.state.config
         self.settings = config.publish
         self.encoder = TrackEncoder(config, config.mission.origin.frame())
-        self.feeds = {p: PartnerFeed(p) for p in view.partners}
+        self.mission = any(sink.serves_mission for sink in self.sinks)
+        """Whether the mission picture is built too (some sink serves the operators)."""
+        audiences = [*view.partners, *([MISSION] if self.mission else [])]
+        self.feeds = {a: PartnerFeed(a) for a in audiences}
         self.counters: Counter[str] = Counter()
         self.published = 0
 
@@ -39,6 +43,9 @@ class PicturePublisher:
             picture = partner_picture(self.encoder, released)
             for partner in partners:
                 sent += self._send(self.feeds[partner], picture, now, t)
+        if self.mission:
+            mission = partner_picture(self.encoder, self.view.mission_picture())
+            sent += self._send(self.feeds[MISSION], mission, now, t)
         self.published += sent
         return sent
 
@@ -50,14 +57,15 @@ class PicturePublisher:
         self.deliver(feed.partner, picture)
         return 1
 
-    def deliver(self, partner: str, picture: Picture) -> None:
-        """Hand ``picture`` to every sink, with only what is labelled releasable to ``partner``."""
-        checked, refused = released_only(partner, picture, self.feeds)
+    def deliver(self, audience: str, picture: Picture) -> None:
+        """Hand ``picture`` to every sink, with only what is labelled releasable to ``audience``."""
+        checked, refused = released_only(audience, picture, self.feeds)
         self.counters["release_refused"] += refused
         if checked is None:
             return
         for sink in self.sinks:
-            sink.picture(partner, checked)
+            if audience != MISSION or sink.serves_mission:
+                sink.picture(audience, checked)
 
     def rules_changed(self, partners: Sequence[str]) -> None:
         """Adopt the view's new rules: withdraw each partner's old view, then send it anew."""

@@ -17,6 +17,7 @@ from typing import Protocol
 import msgspec
 
 from hub.messages import Picture
+from hub.release.policy import MISSION
 
 
 @dataclass(slots=True)
@@ -34,6 +35,8 @@ class PartnerSink(Protocol):
 
     name: str
     """Short name for counters and logs: ``mqtt``, ``web``, ``tak``."""
+    serves_mission: bool
+    """Whether it also serves the mission picture (audience ``mission``, the operators)."""
     stats: SinkStats
 
     def picture(self, partner: str, picture: Picture) -> None:
@@ -49,18 +52,20 @@ class PartnerSink(Protocol):
         ...
 
 
-def released_only(partner: str, picture: Picture, partners: Collection[str]
+def released_only(audience: str, picture: Picture, audiences: Collection[str]
                   ) -> tuple[Picture | None, int]:
-    """``picture`` with only the tracks labelled releasable to ``partner``; and how many were not.
+    """``picture`` with only the tracks labelled releasable to ``audience``; and how many were not.
 
-    Fail closed at the last step before any sink: an unknown partner gets
+    Fail closed at the last step before any sink: an unknown audience gets
     nothing, a track without a label or whose label does not name the partner
-    is dropped. The release view never produces either, so the count is a
-    tripwire, not a filter anyone relies on.
+    is dropped (the mission's operators see every labelled track). The release
+    view never produces either, so the count is a tripwire, not a filter anyone
+    relies on.
     """
-    if partner not in partners or picture.partner != partner:
+    if audience not in audiences or picture.partner != audience:
         return None, len(picture.tracks)
-    kept = [t for t in picture.tracks if t.label is not None and partner in t.label.releasable_to]
+    kept = [t for t in picture.tracks if t.label is not None
+            and (audience == MISSION or audience in t.label.releasable_to)]
     refused = len(picture.tracks) - len(kept)
     if refused:
         picture = msgspec.structs.replace(picture, tracks=kept)

@@ -17,11 +17,7 @@ from numpy.typing import NDArray
 
 from hub.config import HubConfig
 from hub.fusion.tracks import TrackTable
-from hub.release.policy import ReleasePolicy, visible_sensors
-
-MISSION = "mission"
-"""The picture built from every source, for the mission's own operators, replay and scoring."""
-
+from hub.release.policy import MISSION, ReleasePolicy, visible_sensors
 
 __all__ = ["MISSION", "GroupTables", "ReleaseGroup", "group_of", "release_groups",
            "visible_sensors"]

@@ -23,6 +23,9 @@ from hub.messages import CLASSES
 
 LatLonRing = tuple[tuple[float, float], ...]
 
+MISSION = "mission"
+"""The audience of the picture built from every source: the mission's own operators."""
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -155,6 +158,9 @@ class ReleasePolicy:
         self.partners = {
             p.id: compile_rules(p.id, tuple(grant(config, s, p) for s in config.sensors), frame)
             for p in config.partners}
+        self.mission = compile_rules(MISSION, tuple(UNRESTRICTED for _ in config.sensors),
+                                     frame)
+        """The mission picture's rules: every source, as it is (labels still computed)."""
         self.audience = np.stack([self.partners[p].visible for p in self.partner_ids], axis=1
                                  ) if self.partner_ids else np.zeros((len(config.sensors), 0),
                                                                      dtype=bool)

@@ -141,9 +141,16 @@ class ReleaseView:
 
     def mission(self) -> GroupTables:
         """The mission picture's tables now: every source, no partner's rules."""
+        return self._mission_group().tables(self.state.fusion_time)
+
+    def mission_picture(self) -> ReleasedPicture:
+        """The mission picture, labelled, for the mission's own operators."""
+        return released_picture(self.mission(), self.state.policy.mission, self._labeller)
+
+    def _mission_group(self) -> FusedGroup:
         for fused in self.state.groups:
             if fused.group.key == MISSION:
-                return fused.tables(self.state.fusion_time)
+                return fused
         raise KeyError(MISSION)
 
     def reload(self) -> None:

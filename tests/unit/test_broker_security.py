@@ -75,15 +75,16 @@ def test_acl_confines_every_identity(config: HubConfig) -> None:
     assert blocks["sim-truth"] == ["topic write sim/truth"]
     assert blocks["hub-recorder"] == ["topic read sensors/#", "topic read sim/truth"]
     assert blocks["hub-monitor"] == ["topic read hub/#"]
-    assert len(blocks) == 4 + len(config.sensors) + len(config.partners)
+    assert blocks["hub-operator"] == ["topic read hub/#"]  # the console's identity
+    assert len(blocks) == 5 + len(config.sensors) + len(config.partners)
     readers = [user for user, lines in blocks.items()
                if any(ln.startswith(("topic read sensors", "topic readwrite sensors"))
                       for ln in lines)]
     assert readers == ["hub", "hub-recorder"]
     writers = [user for user, lines in blocks.items()
                if any(ln.startswith("topic write") or ln.startswith("topic readwrite")
-                      for ln in lines) and user in ("hub-recorder", "hub-monitor")]
-    assert writers == [], "the recorder and the monitor only read"
+                      for ln in lines) and user in ("hub-recorder", "hub-monitor", "hub-operator")]
+    assert writers == [], "the recorder, the monitor and the operator only read"
 
 
 def test_passwd_holds_every_identity_and_credentials_are_private_and_kept(

@@ -61,7 +61,8 @@ def reference_track(table: TrackTable, i: int, affiliation: str, prefix: str) ->
         affiliation=affiliation, sidc=sidc(affiliation, cls),
         sources=[CONFIG.sensors[s].id for s in used],
         nations=sorted({CONFIG.sensors[s].nation for s in used}),
-        first_seen=float(table.first_seen[i]), updates=int(table.updates[i]))
+        first_seen=float(table.first_seen[i]), updates=int(table.updates[i]),
+        last_update=float(table.last_update[i]))
 
 
 def group_of(*tables: TrackTable) -> GroupPicture:
