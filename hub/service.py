@@ -24,8 +24,13 @@ from hub.mqtt.bus import Bus
 from hub.pipeline import Pipeline
 from hub.publish.mqtt import MqttPictureSink
 from hub.publish.publisher import PicturePublisher
+from hub.publish.sink import PartnerSink
+from hub.publish.web import WebSink
+from hub.release.policy import MISSION, describe_audience
 from hub.release.reload import restart_needed
 from hub.release.view import ReleaseView
+from hub.web.metrics import HubMetrics
+from hub.web.server import WebServer, web_context
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +58,22 @@ class HubService:
         # Live: frames go to worker processes, latest wins per sensor when they are busy.
         self.pipeline = Pipeline(config, frames=FramePool(config, wait=False))
         self.bus: Bus | None = None
-        self.publisher = PicturePublisher(ReleaseView(self.pipeline), [MqttPictureSink(self._send)])
+        view = ReleaseView(self.pipeline)
+        self.web_sink = (None if config.web is None else
+                         WebSink(config.web, [*view.partners, MISSION], self._delay_of))
+        sinks: list[PartnerSink] = [MqttPictureSink(self._send)]
+        if self.web_sink is not None:
+            sinks.append(self.web_sink)
+        self.publisher = PicturePublisher(view, sinks)
+        self.metrics = HubMetrics()
+        self.publisher.on_delivered = self.metrics.picture_delivered
+        self.web: WebServer | None = None
         self.started = time.time()
         self._flush_pending = False
         self._status_rates = Rates()
         self._event_driven = config.publish.interval_s == 0
         self.reloads: Counter[str] = Counter()
+        self.metrics.watch(self.status, self._web_clients)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         self.pipeline.handle(topic, payload, time.time())
@@ -69,9 +84,30 @@ class HubService:
     def _flush_and_publish(self) -> None:
         self._flush_pending = False
         now = time.time()
-        if self.pipeline.flush(now):
+        if self._fuse(now):
             self.publisher.publish(now)
         self._send_dead_letters()
+
+    def _fuse(self, now: float) -> int:
+        """Fuse what the reorder window released; time the step when it did anything."""
+        started = time.perf_counter()
+        fused = self.pipeline.flush(now)
+        if fused:
+            self.metrics.fusion_step.observe(time.perf_counter() - started)
+        return fused
+
+    def _delay_of(self, audience: str) -> float:
+        """How late ``audience``'s picture runs (its rules' delay; the mission's is 0)."""
+        if audience == MISSION:
+            return 0.0
+        return self.pipeline.policy.partners[audience].delay_s
+
+    def _web_clients(self) -> dict[str, int]:
+        return {} if self.web_sink is None else self.web_sink.clients()
+
+    def rules_of(self, audience: str) -> list[str]:
+        """What ``audience`` sees and under which rules, as ``hub config check`` says it."""
+        return [describe_audience(self.config, audience)]
 
     def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         return self.bus is not None and self.bus.publish(topic, payload, qos=qos, retain=retain)
@@ -90,6 +126,8 @@ class HubService:
         counters.update(self.publisher.view.counters)
         counters.update(self.publisher.counters)
         counters.update(self.publisher.sink_counters())
+        if self.web_sink is not None:
+            counters.update(self.web_sink.counters)
         frames = self.pipeline.frames
         queues = {"reorder": len(self.pipeline.reorder), "frames_pending": frames.pending,
                   "frames_in_flight": frames.in_flight,
@@ -137,9 +175,22 @@ class HubService:
         # Workers boot (import numpy, OpenCV) before the first frame can arrive.
         await asyncio.to_thread(self.pipeline.frames.warm_up)
         try:
+            await self._start_web()
             await self._serve(stop, on_tick)
         finally:
+            if self.web is not None:
+                await self.web.stop()
             self.pipeline.close()
+
+    async def _start_web(self) -> None:
+        """Serve the console when the config has a ``[web]`` section."""
+        if self.config.web is None or self.web_sink is None:
+            return
+        context = web_context(self.config, self.config.web, self.web_sink, self.status,
+                              self.rules_of, self.metrics)
+        self.web = WebServer(context)
+        await self.web.start()
+        log.info("console: %s", self.web.url)
 
     async def _serve(self, stop: asyncio.Event,
                      on_tick: Callable[[HubService], Awaitable[None] | None] | None) -> None:
@@ -174,7 +225,7 @@ class HubService:
         return min(FLUSH_TICK_S, max(MIN_FLUSH_TICK_S, window / 4))
 
     def _flush(self) -> None:
-        self.pipeline.flush(time.time())
+        self._fuse(time.time())
         self._send_dead_letters()
 
     def _publish(self) -> None:

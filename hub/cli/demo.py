@@ -21,10 +21,15 @@ from pathlib import Path
 import msgspec
 
 from hub.broker.acl import hub_identity
-from hub.broker.files import describe_generated, max_packet_size, write_auth_files
-from hub.broker.launcher import Prefer, start_broker
+from hub.broker.files import (
+    BrokerFiles,
+    describe_generated,
+    max_packet_size,
+    write_auth_files,
+)
+from hub.broker.launcher import Prefer, free_port, start_broker
 from hub.cli.console import LiveTable
-from hub.config import HubConfig
+from hub.config import HubConfig, Web
 from hub.lifecycle import stop_event
 from hub.service import HubService
 
@@ -70,6 +75,18 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None
             process.wait()
 
 
+def with_console(config: HubConfig, files: BrokerFiles, directory: Path) -> HubConfig:
+    """``config`` serving the console on a free port, logins checked against ``files``."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base = config.web or Web(passwd_file=str(files.auth.password_file))
+    host = base.host if config.web is not None else "127.0.0.1"
+    web = msgspec.structs.replace(
+        base, host=host, port=base.port if config.web is not None else free_port(host),
+        passwd_file=str(files.auth.password_file),
+        session_secret_file=str(directory / "session.key"))
+    return msgspec.structs.replace(config, web=web)
+
+
 async def _serve(service: HubService, tick: Callable[[HubService], None],
                  duration: float | None) -> None:
     stop = stop_event(duration)
@@ -81,6 +98,7 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
     """Run the whole demo until ``duration`` passes or Ctrl-C; return an exit code."""
     workdir.mkdir(parents=True, exist_ok=True)
     files = write_auth_files(config, workdir / "broker")
+    config = with_console(config, files, workdir / "web")
     with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth,
                       max_packet_size=max_packet_size(config)) as broker:
         secure = broker.kind == "mosquitto"
@@ -90,12 +108,17 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
         address = f"mqtt://{broker.host}:{broker.port}"
         print(f"broker: {address} (MQTT {broker.protocol}); scenario {scenario.name}; "
               f"simulator log {workdir / 'simulators.log'}", flush=True)
+        assert config.web is not None
+        print(f"console: http://{config.web.host}:{config.web.port}/ (log in as a partner, "
+              f"or as {config.broker_server.operator_identity} for the mission picture)",
+              flush=True)
         if secure:
-            print("access: a password and an ACL per identity, anonymous off\n"
-                  + describe_generated(files, roles=("partner",)), flush=True)
+            print("access: a password and an ACL per identity, anonymous off", flush=True)
         else:
             print("access: ANONYMOUS: the embedded amqtt broker runs without passwords or ACL; "
-                  "install Mosquitto for the secure demo", flush=True)
+                  "install Mosquitto for the secure demo (the console still asks for them)",
+                  flush=True)
+        print(describe_generated(files, roles=("partner", "operator")), flush=True)
         sims = Simulators(scenario, broker.host, broker.port, broker.protocol, speed,
                           workdir / "simulators.log", files.credentials if secure else None)
         service = HubService(config, password=files.password(hub_identity(config))

@@ -10,7 +10,7 @@ partner's old view first, and its next picture is full.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hub.messages import Picture
 from hub.publish.pictures import GroupPicture, PartnerFeed, TrackEncoder, partner_picture
@@ -34,6 +34,8 @@ class PicturePublisher:
         self.feeds = {a: PartnerFeed(a) for a in audiences}
         self.counters: Counter[str] = Counter()
         self.published = 0
+        self.on_delivered: Callable[[str, Picture], None] | None = None
+        """Called with each picture handed to the sinks (the latency histogram)."""
 
     def publish(self, now: float) -> int:
         """Send every partner's next picture; ``now`` paces the full pictures."""
@@ -66,6 +68,8 @@ class PicturePublisher:
         for sink in self.sinks:
             if audience != MISSION or sink.serves_mission:
                 sink.picture(audience, checked)
+        if self.on_delivered is not None:
+            self.on_delivered(audience, checked)
 
     def rules_changed(self, partners: Sequence[str]) -> None:
         """Adopt the view's new rules: withdraw each partner's old view, then send it anew."""

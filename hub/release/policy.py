@@ -186,9 +186,15 @@ def describe_grant(sensor_id: str, grant: Grant) -> str:
 
 def describe(config: HubConfig) -> list[str]:
     """Per partner, the sources it sees and under which rules (for ``hub config check``)."""
-    lines = []
-    for partner in config.partners:
-        seen = [describe_grant(s.id, g) for s in config.sensors
-                if (g := grant(config, s, partner)) is not None]
-        lines.append(f"  {partner.id} sees {', '.join(seen) if seen else 'nothing'}")
-    return lines
+    return [f"  {describe_audience(config, partner.id)}" for partner in config.partners]
+
+
+def describe_audience(config: HubConfig, audience: str) -> str:
+    """What ``audience`` sees: ``gha sees ken-radar-1, nld-uav-1 (100 m, no attribution)``."""
+    if audience == MISSION:
+        return (f"{MISSION} sees {', '.join(s.id for s in config.sensors) or 'nothing'} "
+                "(every source, no release rules)")
+    partner = next(p for p in config.partners if p.id == audience)
+    seen = [describe_grant(s.id, g) for s in config.sensors
+            if (g := grant(config, s, partner)) is not None]
+    return f"{partner.id} sees {', '.join(seen) if seen else 'nothing'}"

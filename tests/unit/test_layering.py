@@ -27,7 +27,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "hub.release": ("hub.ingest", "hub.pipeline", *OUTPUTS),
     # Outputs turn released pictures into messages; the transport is handed to them.
     "hub.publish": ("hub.mqtt", "hub.ingest", "hub.pipeline", "hub.service", "hub.cli",
-                    "hub.broker"),
+                    "hub.broker", "hub.web"),
+    # The web app serves what the web sink holds; the service hands it everything else.
+    "hub.web": ("hub.mqtt", "hub.ingest", "hub.pipeline", "hub.fusion", "hub.service",
+                "hub.cli"),
     "hub.ingest": ("hub.release", "hub.pipeline", *OUTPUTS),
     "hub.pipeline": OUTPUTS,
     "hub.config": ("hub.fusion", "hub.ingest", "hub.release", "hub.pipeline", *OUTPUTS),
@@ -96,6 +99,8 @@ def test_no_import_runs_against_the_layers() -> None:
     ("hub.messages", "from hub.config import HubConfig"),
     ("hub.pipeline", "import simulators.engine"),
     ("hub.service", "from hub.cli.console import LiveTable"),
+    ("hub.web.app", "from hub.pipeline import Pipeline"),
+    ("hub.publish.web", "from hub.web.app import build_app"),
 ])
 def test_each_rule_catches_a_forbidden_import(tmp_path: Path, module: str,
                                               bad_import: str) -> None:
