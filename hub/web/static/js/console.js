@@ -19,6 +19,7 @@ import { TrailLayer } from "./trails.js";
 const L = window.L;
 const APPLY_TIMES_KEPT = 1000;
 const TICK_MS = 500;
+const ICON_BUDGET_MS = 8; // symbol redraws per applied message; the rest wait (tracks.js)
 const DEFAULT_LEVELS = ["UNCLASSIFIED"];
 
 const $ = (id) => document.getElementById(id);
@@ -310,6 +311,7 @@ export class ConsoleApp {
     const ref = Number.isFinite(this.pictureTs) ? Math.max(this.pictureTs, this.clock.now()) : this.clock.now();
     this.trails.prune(ref - this.trailS);
     this.trails.flush();
+    this.trackLayer.flushIcons(ICON_BUDGET_MS);
     this._updateBanner();
     $("seq-value").textContent = this.link.lastSeq >= 0 ? String(this.link.lastSeq) : "–";
     this._updateCount();

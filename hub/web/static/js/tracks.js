@@ -41,10 +41,11 @@ export class TrackLayer {
     this.onClick = onClick;
     this.markers = new Map(); // id -> TrackMarker (on the map or not)
     this.group = L.layerGroup().addTo(map);
-    // Course-leader changes wait here and are redrawn within a time budget per frame, so a
-    // delta that turns hundreds of tracks does not stall the page (SIDC changes are immediate).
+    // Course-leader changes wait here and are redrawn within a time budget after each applied
+    // message (flushIcons) and when the page is idle, so a delta that turns hundreds of tracks
+    // does not stall the page. SIDC changes and new tracks are drawn at once.
     this.pendingIcons = new Set();
-    this.iconFrame = null;
+    this.idleHandle = null;
   }
 
   /** Create or update the marker of a track; `visible` puts it on or off the map. */
@@ -96,15 +97,9 @@ export class TrackLayer {
 
   _queueIcon(id) {
     this.pendingIcons.add(id);
-    if (this.iconFrame === null) {
-      this.iconFrame = requestAnimationFrame(() => {
-        this.iconFrame = null;
-        this.flushIcons(6);
-      });
-    }
   }
 
-  /** Redraw queued symbols, oldest first, for at most budgetMs; the rest in later frames. */
+  /** Redraw queued symbols, oldest first, for at most budgetMs; the rest later. */
   flushIcons(budgetMs) {
     const end = performance.now() + budgetMs;
     for (const id of this.pendingIcons) {
@@ -113,10 +108,10 @@ export class TrackLayer {
       else this.pendingIcons.delete(id);
       if (performance.now() > end) break;
     }
-    if (this.pendingIcons.size && this.iconFrame === null) {
-      this.iconFrame = requestAnimationFrame(() => {
-        this.iconFrame = null;
-        this.flushIcons(6);
+    if (this.pendingIcons.size && this.idleHandle === null && window.requestIdleCallback) {
+      this.idleHandle = window.requestIdleCallback((deadline) => {
+        this.idleHandle = null;
+        this.flushIcons(Math.min(8, deadline.timeRemaining()));
       });
     }
   }
