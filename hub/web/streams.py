@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -32,6 +33,10 @@ HEARTBEAT_S = 2.0
 MAX_CLIENT_MESSAGE = 4096
 CLOSE_UNSUPPORTED = 1003
 CLOSE_TOO_LARGE = 1009
+WRITER_LIMIT = 64 * 1024
+"""Bytes aiohttp may hold unsent for a client before its writer waits (and its queue fills)."""
+SOCKET_SEND_BUFFER = 64 * 1024
+"""The kernel's send buffer for a stream's socket (Linux doubles it)."""
 
 
 class Hello(Struct, frozen=True, kw_only=True, tag="hello", tag_field="type"):
@@ -108,6 +113,18 @@ def open_stream(context: WebContext, who: Principal, kind: str, since: int | Non
     return stream, [hello(context, who), *snapshot_or_resume(state, since)]
 
 
+def bound_socket_buffer(request: web.Request) -> None:
+    """Cap what the kernel holds unsent for this client, so a stalled one fills its own queue.
+
+    Linux otherwise grows a socket's send buffer up to megabytes (tcp_wmem), and
+    a client that stopped reading would hold that much before the hub noticed.
+    """
+    transport = request.transport
+    sock = None if transport is None else transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
+
+
 def too_many(context: WebContext) -> bool:
     """Whether ``web.max_clients`` streams are already served."""
     return sum(context.sink.clients().values()) >= context.settings.max_clients
@@ -119,7 +136,9 @@ async def websocket(request: web.Request, who: Principal) -> web.StreamResponse:
     if too_many(context):
         context.sink.counters["web_refused.max_clients"] += 1
         raise web.HTTPServiceUnavailable(text="too many console clients")
-    ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_CLIENT_MESSAGE)
+    ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_CLIENT_MESSAGE,
+                               writer_limit=WRITER_LIMIT)
+    bound_socket_buffer(request)
     await ws.prepare(request)
     stream, first = open_stream(context, who, "ws", _int(request.query.get("resume_from")))
 
@@ -172,6 +191,7 @@ async def events(request: web.Request, who: Principal) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
+    bound_socket_buffer(request)
     await response.prepare(request)
     stream, first = open_stream(context, who, "sse", since)
 

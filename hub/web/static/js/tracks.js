@@ -18,8 +18,9 @@ const TrackMarker = L.Marker.extend({
     el.classList.toggle("coasting", this.isCoasting);
     el.classList.toggle("selected", this.isSelected);
   },
+  // A 2D translate instead of Leaflet's translate3d: a thousand markers then share one
+  // compositor layer instead of being a layer each (measured: about half the frame time).
   _setPos(pos) {
-    if (!window.__pos2d) return L.Marker.prototype._setPos.call(this, pos);
     if (this._icon) {
       this._icon._leaflet_pos = pos;
       this._icon.style.transform = `translate(${pos.x}px,${pos.y}px)`;

@@ -1,0 +1,178 @@
+"""The web sink held to the shared sink contract: the real console server, real WebSockets.
+
+Each partner's consumer is a browser-like client that logs in with its broker
+credential and reads ``/api/v1/stream``. It connects through a TCP relay the
+test can pause, so "a consumer that cannot keep up" is a socket that stops
+reading, and everything between (kernel buffers, aiohttp's writer) fills for
+real before the sink has to drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sink_contract import Delivery, SinkContract, contract_config
+
+from hub.broker.files import write_auth_files
+from hub.broker.launcher import free_port
+from hub.config import Web
+from hub.messages import HubStatus, Label, Picture, Track
+from hub.publish.web import WebSink
+from hub.release.policy import MISSION
+from hub.web.metrics import HubMetrics
+from hub.web.server import WebServer, web_context
+
+QUEUE_BOUND = 4
+WAIT_S = 15.0
+
+
+class Relay:
+    """A TCP relay between a client and the console that can stop reading the console."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.paused = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _serve(self, client_in: asyncio.StreamReader,
+                     client_out: asyncio.StreamWriter) -> None:
+        upstream = socket.socket()
+        upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        upstream.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(upstream, ("127.0.0.1", self.target))
+        hub_in, hub_out = await asyncio.open_connection(sock=upstream, limit=4096)
+        for source, sink, pausable in ((client_in, hub_out, False), (hub_in, client_out, True)):
+            task = asyncio.create_task(self._pipe(source, sink, pausable))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter,
+                    pausable: bool) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await source.read(4096):
+                while pausable and self.paused.is_set():
+                    await asyncio.sleep(3600)
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def track_of(feature: dict[str, Any]) -> Track:
+    """The Track a feature stands for (what the contract compares)."""
+    p = feature["properties"]
+    lon, lat = feature["geometry"]["coordinates"]
+    return Track(id=feature["id"], ts=p["ts"], lat=lat, lon=lon, vn=p["vn"], ve=p["ve"],
+                 cov=tuple(p["cov"]), status=p["status"], cls=p["cls"],  # type: ignore[arg-type]
+                 cls_probs=p["cls_probs"], affiliation=p["affiliation"], sidc=p["sidc"],
+                 sources=p["sources"], nations=p["nations"], first_seen=p["first_seen"],
+                 updates=p["updates"], last_update=p.get("last_update"),
+                 label=Label(**p["label"]) if p.get("label") else None)
+
+
+def delivery_of(message: dict[str, Any], partner: str) -> Delivery | None:
+    """A stream message as the contract's Delivery; None for what is not one."""
+    kind = message["type"]
+    if kind == "withdraw":
+        return Delivery(None)
+    if kind == "snapshot" and message["seq"] > 0:
+        tracks = [track_of(f) for f in message["data"]["features"]]
+        return Delivery(Picture(ts=message["ts"], seq=message["seq"], partner=partner,
+                                full=True, tracks=tracks, removed=[]))
+    if kind == "delta":
+        data = message["data"]
+        return Delivery(Picture(ts=message["ts"], seq=message["seq"], partner=partner,
+                                full=False, tracks=[track_of(f) for f in data["upserts"]],
+                                removed=data["deletes"]))
+    return None  # hello, the empty snapshot at connect, status, heartbeat
+
+
+class WebHarness:
+    """The console server with the sink, and one logged-in stream per partner."""
+
+    def __init__(self, sink: WebSink, relay: Relay) -> None:
+        self.sink = sink
+        self.bound = QUEUE_BOUND
+        self.relay = relay
+        self.received: dict[str, list[Delivery]] = {}
+
+    async def read(self, partner: str, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            delivery = delivery_of(json.loads(msg.data), partner)
+            if delivery is not None:
+                self.received.setdefault(partner, []).append(delivery)
+
+    async def deliveries(self, partner: str, count: int) -> list[Delivery]:
+        deadline = time.monotonic() + WAIT_S
+        while len(self.received.get(partner, [])) < count:
+            assert time.monotonic() < deadline, (partner, self.received.get(partner), count)
+            await asyncio.sleep(0.01)
+        return list(self.received.get(partner, []))
+
+    async def starve(self) -> None:
+        self.relay.paused.set()
+
+    def backlog(self) -> int:
+        return self.sink.backlog()
+
+
+class TestWebSink(SinkContract):
+    @pytest.fixture(autouse=True)
+    def _files(self, tmp_path: Path) -> None:
+        self.directory = tmp_path
+        self.files = write_auth_files(contract_config(), tmp_path / "auth")
+
+    @contextlib.asynccontextmanager
+    async def harness(self) -> AsyncIterator[WebHarness]:
+        config = contract_config()
+        settings = Web(port=free_port(), passwd_file=str(self.files.auth.password_file),
+                       client_queue=QUEUE_BOUND, send_timeout_s=60.0)
+        sink = WebSink(settings, ["a", "b", "c", MISSION], lambda audience: 0.0)
+        context = web_context(config, settings, sink, lambda: HubStatus(
+            ts=time.time(), online=True, version="test", broker="connected"),
+            lambda audience: [audience], HubMetrics())
+        server = WebServer(context)
+        await server.start()
+        relay = Relay(settings.port)
+        port = await relay.start()
+        harness = WebHarness(sink, relay)
+        sessions, readers = [], []
+        try:
+            for partner in ("a", "b", "c"):
+                session = aiohttp.ClientSession(f"http://127.0.0.1:{port}",
+                                                cookie_jar=aiohttp.CookieJar(unsafe=True))
+                sessions.append(session)
+                login = await session.post("/api/v1/login", json={
+                    "identity": partner, "password": self.files.password(partner)})
+                assert login.status == 200
+                ws = await session.ws_connect("/api/v1/stream")
+                readers.append(asyncio.create_task(harness.read(partner, ws)))
+            await asyncio.sleep(0.1)  # hello and the empty snapshot are in before pictures
+            yield harness
+        finally:
+            for task in readers:
+                task.cancel()
+            for session in sessions:
+                await session.close()
+            await relay.close()
+            await server.stop()
