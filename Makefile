@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench mosquitto clean
+.PHONY: demo test lint bench mosquitto system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,21 +15,28 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hub demo $(ARGS)
 
-# The tests run a real Mosquitto; install it from Debian's packages when missing.
-mosquitto:
-	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients; \
-	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto mosquitto-clients; \
-	  else echo "the tests need the mosquitto broker: apt-get install mosquitto" >&2; exit 1; fi; }
+# The tests run a real Mosquitto and a real headless Chromium (Playwright drives Debian's
+# build: no browser download); install them from Debian's packages when missing.
+APT_INSTALL = apt-get install -y -qq --no-install-recommends
+system-deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto mosquitto-clients"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && $(APT_INSTALL) $$missing; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo $(APT_INSTALL) $$missing; \
+	  else echo "the tests need:$$missing (apt-get install$$missing)" >&2; exit 1; fi; fi
 
-test: $(STAMP) mosquitto
+mosquitto: system-deps
+
+test: $(STAMP) system-deps
 	$(BIN)/pytest $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub simulators tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP) mosquitto
+bench: $(STAMP) system-deps
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/run_all.py $(ARGS)
 

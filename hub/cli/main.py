@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -74,7 +73,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    # A process of its own: the simulators are a field unit's code, not the hub's.
+    # The simulators are a field unit's code, not the hub's: `hub sim` runs them as they are.
     argv = [sys.executable, "-m", "simulators", "-s", args.scenario, "-c", args.config,
             "--speed", str(args.speed)]
     for option, value in (("--host", args.host), ("--port", args.port),
@@ -84,11 +83,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
             argv += [option, str(value)]
     if args.no_progress:
         argv.append("--no-progress")
-    process = subprocess.Popen(argv)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:  # the child had the same Ctrl-C: let it finish its summary
-        return process.wait()
+    # Become that process, so signals, the exit status and the terminal are its own.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def cmd_record(args: argparse.Namespace) -> int:

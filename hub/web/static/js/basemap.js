@@ -63,7 +63,7 @@ const Graticule = L.Layer.extend({
       const lon = k * step;
       lines.push([[Math.max(south - padLat, -85), lon], [Math.min(north + padLat, 85), lon]]);
       const x = map.latLngToContainerPoint([north, lon]).x;
-      if (x > 30 && x < size.x - 30) {
+      if (x > 70 && x < size.x - 70) {
         labels.push(L.marker(map.containerPointToLatLng([x, 4]), {
           pane: "graticuleLabelPane", interactive: false, keyboard: false,
           icon: L.divIcon({ className: "graticule-label lon", html: lonLabel(lon, d), iconSize: [80, 14], iconAnchor: [40, 0] }),

@@ -2,7 +2,7 @@
 // Everything from the server goes in as text (textContent), never as HTML.
 
 import {
-  courseOf, covarianceEllipse, ellipseRing, formatAge, formatDistance, formatLatLon, formatUtc,
+  courseOf, covarianceEllipse, ellipseRing, formatAge, formatDistance, formatLatLon, formatUtcShort,
   speedOf, toMgrs,
 } from "./geo.js";
 import { labelMarking, levelColours, markingText } from "./labels.js";
@@ -16,25 +16,24 @@ function el(tag, cls, text) {
   return e;
 }
 
+// [key, label]; a null label makes a full-width row.
 const FIELDS = [
   ["status", "Status"],
   ["age", "Age"],
   ["cls", "Class"],
-  ["probs", "Fused class probabilities"],
+  ["probs", null],
   ["speed", "Speed"],
   ["course", "Course"],
   ["position", "Lat, lon"],
   ["mgrs", "MGRS"],
-  ["ellipse", "Uncertainty (1σ)"],
+  ["ellipse", "1σ ellipse"],
   ["sources", "Sources"],
   ["nations", "Nations"],
   ["classification", "Classification"],
   ["relTo", "REL TO"],
   ["caveats", "Caveats"],
   ["policy", "Policy"],
-  ["seen", "First seen"],
-  ["updates", "Updates"],
-  ["picture", "State time"],
+  ["seen", "Track"],
 ];
 
 export class DetailsPanel {
@@ -75,10 +74,11 @@ export class DetailsPanel {
     const dl = el("dl", "details-fields");
     this.f = {};
     for (const [key, name] of FIELDS) {
-      const dt = el("dt", null, name);
       const dd = el("dd", `f-${key}`, "–");
       dd.dataset.field = key;
-      dl.append(dt, dd);
+      if (name === null) dd.classList.add("wide");
+      else dl.append(el("dt", null, name));
+      dl.append(dd);
       this.f[key] = dd;
     }
 
@@ -170,9 +170,9 @@ export class DetailsPanel {
     f.relTo.textContent = label ? listOrNone(label.releasable_to) : "–";
     f.caveats.textContent = label && Array.isArray(label.caveats) && label.caveats.length ? label.caveats.join(", ") : "none";
     f.policy.textContent = label && label.policy ? String(label.policy) : "–";
-    f.seen.textContent = formatUtc(p.first_seen);
-    f.updates.textContent = Number.isFinite(p.updates) ? String(p.updates) : "–";
-    f.picture.textContent = formatUtc(p.ts);
+    const now = this.now();
+    const updates = Number.isFinite(p.updates) ? `${p.updates} updates` : "updates –";
+    f.seen.textContent = `${updates}, first seen ${formatUtcShort(p.first_seen, now)}, state of ${formatUtcShort(p.ts, now)}`;
     this.tick();
     this._drawEllipse(rec);
   }
@@ -182,7 +182,7 @@ export class DetailsPanel {
     if (!this.rec) return;
     const p = this.rec.props;
     const age = formatAge(this.now() - p.last_update);
-    const text = `${age} (last update ${formatUtc(p.last_update)})`;
+    const text = `${age} (last update ${formatUtcShort(p.last_update, this.now())})`;
     if (this.f.age.textContent !== text) this.f.age.textContent = text;
     const status = `${p.status || "–"}${this.rec.stale ? " · STALE" : ""}`;
     if (this.f.status.textContent !== status) this.f.status.textContent = status;

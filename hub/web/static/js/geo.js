@@ -151,6 +151,16 @@ export function formatAge(s) {
   return `${Math.floor(t / 86400)} d ${Math.floor((t % 86400) / 3600)} h`;
 }
 
+/** Compact age for the track list: "12s", "2m05s", "1h02m". */
+export function formatAgeShort(s) {
+  if (!Number.isFinite(s)) return "–";
+  const t = Math.max(0, Math.floor(s));
+  if (t < 60) return `${t}s`;
+  if (t < 3600) return `${Math.floor(t / 60)}m${String(t % 60).padStart(2, "0")}s`;
+  if (t < 86400) return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, "0")}m`;
+  return `${Math.floor(t / 86400)}d`;
+}
+
 export function formatDuration(s) {
   if (!Number.isFinite(s)) return "–";
   const t = Math.max(0, Math.floor(s));
@@ -164,4 +174,11 @@ export function formatDuration(s) {
 export function formatUtc(epochS) {
   if (!Number.isFinite(epochS)) return "–";
   return new Date(epochS * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z";
+}
+
+/** Time of day (UTC) when within the last day, else the full date and time. */
+export function formatUtcShort(epochS, nowS = Date.now() / 1000) {
+  if (!Number.isFinite(epochS)) return "–";
+  if (Math.abs(nowS - epochS) < 86400) return new Date(epochS * 1000).toISOString().slice(11, 19) + "Z";
+  return formatUtc(epochS);
 }

@@ -24,6 +24,7 @@ window.hubConsole = {
   get applyTimes() { return app ? app.applyTimes : []; },
   get applySyncTimes() { return app ? app.applySyncTimes : []; },
   get testMode() { return testMode; },
+  get map() { return app ? app.map : null; }, // the Leaflet map, for automation (view changes)
   trackIds() { return app ? app.trackIds() : []; },
   allTrackIds() { return app ? app.allTrackIds() : []; },
   select(id) { return app ? app.select(id) : false; },

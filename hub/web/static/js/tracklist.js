@@ -3,7 +3,7 @@
 // tick, and only text that changed is written.
 
 import { CONTROL_IDS, FIELDS, NO_NATION } from "./filters.js";
-import { formatAge, speedOf } from "./geo.js";
+import { formatAgeShort, speedOf } from "./geo.js";
 
 const RENDER_INTERVAL_MS = 500;
 const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
@@ -208,7 +208,7 @@ export class TrackList {
     setText(row, "status", p.status || "–");
     const v = speedOf(p);
     setText(row, "speed", Number.isFinite(v) ? v.toFixed(1) : "–");
-    setText(row, "age", formatAge(this.now() - p.last_update));
+    setText(row, "age", formatAgeShort(this.now() - p.last_update));
     row.el.hidden = !rec.visible;
     row.el.classList.toggle("stale", rec.stale);
   }
@@ -252,7 +252,7 @@ export class TrackList {
     for (const row of this.rows.values()) {
       const rec = this.recOf(row.text.id);
       if (!rec) continue;
-      setText(row, "age", formatAge(now - rec.props.last_update));
+      setText(row, "age", formatAgeShort(now - rec.props.last_update));
     }
   }
 }
