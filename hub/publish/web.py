@@ -12,6 +12,7 @@ instead, counted; it never slows the hub or another client.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class Snapshot(Struct, frozen=True, kw_only=True, tag="snapshot", tag_field="typ
     v: int = 1
     seq: int
     ts: float
+    sent_at: float
+    """Wall clock when the hub handed it on: a client's latency is its receive time minus this."""
     data: FeatureCollection
 
 
@@ -55,6 +58,7 @@ class Delta(Struct, frozen=True, kw_only=True, tag="delta", tag_field="type"):
     v: int = 1
     seq: int
     ts: float
+    sent_at: float
     data: Changes
 
 
@@ -157,14 +161,15 @@ class Audience:
             message = self.snapshot()
         else:
             message = Message("delta", picture.seq, encode_json(Delta(
-                seq=picture.seq, ts=picture.ts, data=Changes(features, picture.removed))))
+                seq=picture.seq, ts=picture.ts, sent_at=time.time(),
+                data=Changes(features, picture.removed))))
         self.recent.append(message)
         return message
 
     def snapshot(self) -> Message:
         """The whole picture now, as a stream message."""
-        return Message("snapshot", self.seq,
-                       encode_json(Snapshot(seq=self.seq, ts=self.ts, data=self.collection())))
+        return Message("snapshot", self.seq, encode_json(Snapshot(
+            seq=self.seq, ts=self.ts, sent_at=time.time(), data=self.collection())))
 
     def collection(self) -> FeatureCollection:
         """The whole picture now, as a FeatureCollection."""
