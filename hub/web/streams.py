@@ -136,8 +136,10 @@ async def websocket(request: web.Request, who: Principal) -> web.StreamResponse:
     if too_many(context):
         context.sink.counters["web_refused.max_clients"] += 1
         raise web.HTTPServiceUnavailable(text="too many console clients")
+    # No permessage-deflate: it would compress every message once per client (the same
+    # picture goes to each), which costs more of the hub than the bytes it saves on a LAN.
     ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_CLIENT_MESSAGE,
-                               writer_limit=WRITER_LIMIT)
+                               writer_limit=WRITER_LIMIT, compress=False)
     bound_socket_buffer(request)
     await ws.prepare(request)
     stream, first = open_stream(context, who, "ws", _int(request.query.get("resume_from")))
