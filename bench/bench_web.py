@@ -56,6 +56,15 @@ def write_hub_config(directory: Path, mqtt_port: int, web_port: int, passwd: Pat
     return path
 
 
+def long_targets300(directory: Path) -> Path:
+    """targets300 lasting 15 minutes (it plays 2), so every phase runs on a live picture."""
+    text = (ROOT / "config" / "scenarios" / "targets300.toml").read_text()
+    assert "duration_s = 120.0" in text
+    path = directory / "targets300-long.toml"
+    path.write_text(text.replace("duration_s = 120.0", "duration_s = 900.0"))
+    return path
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -158,8 +167,8 @@ def main() -> int:
     with start_broker(prefer="mosquitto", workdir=directory / "mosquitto") as broker:
         cfg = write_hub_config(directory, broker.port, web_port, files.auth.password_file)
         hub = subprocess.Popen([*HUB, "run", "-c", str(cfg), "--quiet"])
-        sim = subprocess.Popen([*HUB, "sim", "-c", str(cfg), "-s",
-                                str(ROOT / "config" / "scenarios" / "targets300.toml"),
+        scenario = long_targets300(directory)
+        sim = subprocess.Popen([*HUB, "sim", "-c", str(cfg), "-s", str(scenario),
                                 "--speed", "1", "--no-progress"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
