@@ -27,9 +27,8 @@ COOKIE = "hub_session"
 MAX_LOGIN_BODY = 4096
 MAX_ZOOM = 30
 GEOJSON = "application/geo+json"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'; form-action 'self'")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 """Nothing the console loads may come from anywhere but the hub."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

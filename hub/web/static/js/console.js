@@ -128,7 +128,6 @@ export class ConsoleApp {
       inertia: animate,
       minZoom: 2,
       maxZoom: 19,
-      zoomSnap: 0.5,
       worldCopyJump: false,
     }).setView([0, 20], 3);
     this.map = map;

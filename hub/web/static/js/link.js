@@ -154,11 +154,13 @@ export class LiveLink {
         this.h.onHello(msg);
         this._setState("up");
         break;
-      case "snapshot":
-        this.lastSeq = Number(msg.seq);
+      case "snapshot": {
+        const seq = Number(msg.seq);
+        this.lastSeq = Number.isFinite(seq) ? seq : -1;
         this.gapStreak = 0;
         this.h.onSnapshot(msg, t0);
         break;
+      }
       case "delta": {
         const seq = Number(msg.seq);
         if (this.lastSeq < 0 || seq !== this.lastSeq + 1) {
