@@ -1,4 +1,5 @@
-// The hub status panel (#status-panel): health, rates, web clients and the audience's rules,
+// The hub status panel (#status-panel): health, rates (the operator's) or the partner's own
+// picture, web clients and the audience's rules,
 // from GET /api/v1/status and the stream's `status` messages. Rules lines are shown verbatim.
 
 import { formatDuration } from "./geo.js";
@@ -61,11 +62,18 @@ export class StatusPanel {
     );
     parts.push(health);
 
-    const rates = hub.rates || {};
+    // The operator gets the hub's rates; a partner gets its own picture (the hub-wide
+    // counters count traffic of sources not released to it, so the hub does not send them).
+    const rates = hub.rates;
+    const picture = status.picture || {};
+    const cells = rates
+      ? MAIN_RATES.map(([key, name]) => [rate(Number(rates[key])), name])
+      : [[picture.tracks ?? "–", "tracks"], [picture.seq ?? "–", "seq"],
+         [Number.isFinite(picture.ts) ? formatDuration(receivedAt - picture.ts) : "–", "picture age"]];
     const rateBox = el("div", "rates");
-    for (const [key, name] of MAIN_RATES) {
-      const cell = el("div", `rate rate-${key}`);
-      cell.append(el("span", "rate-val", rate(Number(rates[key]))), el("span", "rate-name", name));
+    for (const [value, name] of cells) {
+      const cell = el("div", `rate rate-${name.replace(/\s/g, "-")}`);
+      cell.append(el("span", "rate-val", String(value)), el("span", "rate-name", name));
       rateBox.append(cell);
     }
     parts.push(rateBox);
@@ -76,14 +84,16 @@ export class StatusPanel {
     if (!rules.children.length) rules.append(el("li", "muted", "no rules reported"));
     parts.push(rules);
 
-    const more = el("details", "more");
-    more.dataset.key = "more";
-    more.open = this.openSections.has("more");
-    more.append(el("summary", null, "all rates, counters and queues"));
-    more.append(el("h4", null, "rates"), kvTable(rates, rate));
-    more.append(el("h4", null, "queues"), kvTable(hub.queues, (v) => String(v)));
-    more.append(el("h4", null, "counters"), kvTable(hub.counters, (v) => String(v)));
-    parts.push(more);
+    if (rates) {
+      const more = el("details", "more");
+      more.dataset.key = "more";
+      more.open = this.openSections.has("more");
+      more.append(el("summary", null, "all rates, counters and queues"));
+      more.append(el("h4", null, "rates"), kvTable(rates, rate));
+      more.append(el("h4", null, "queues"), kvTable(hub.queues, (v) => String(v)));
+      more.append(el("h4", null, "counters"), kvTable(hub.counters, (v) => String(v)));
+      parts.push(more);
+    }
 
     const stamp = new Date(receivedAt * 1000).toISOString().slice(11, 19);
     parts.push(el("p", "muted stamp", `updated ${stamp}Z`));
