@@ -23,6 +23,8 @@ BENCHES = {
     "publish": ["bench_publish.py"],
     "frames": ["bench_frames.py"],
     "frames_live": ["bench_frames_live.py"],
+    "web": ["bench_web.py", "--clients", "200"],
+    "console": ["bench_console.py", "--tracks", "1000"],
 }
 
 
