@@ -152,7 +152,9 @@ async def websocket(request: web.Request, who: Principal) -> web.StreamResponse:
     try:
         reason = await _read_client(ws, stream)
     finally:
-        if writer.done():
+        # Why it ended is the reader's to say (a bad message, too large), unless the
+        # client merely went away: then the writer may know better (a send timed out).
+        if writer.done() and not writer.cancelled() and reason in ("client_closed", "closed"):
             reason = writer.result()
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
