@@ -24,7 +24,7 @@ from hub.topics import ID_PATTERN
 Id = Annotated[str, Meta(pattern=f"^{ID_PATTERN.pattern}$")]
 Nation = Annotated[str, Meta(pattern="^[A-Z]{2,3}$")]
 Marking = Annotated[str, Meta(pattern="^[A-Z0-9][A-Z0-9 _/-]{0,63}$")]
-SensorKind = Literal["radar", "uav", "camera", "acoustic", "ground"]
+SensorKind = Literal["radar", "uav", "camera", "acoustic", "ground", "team"]
 Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
 Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
 LatLon = tuple[Latitude, Longitude]
@@ -367,6 +367,55 @@ class Web(Base, frozen=True, kw_only=True):
     tls: Annotated[WebTls | None, doc("Serve HTTPS with this certificate; none: HTTP.")] = None
 
 
+class TakServer(Base, frozen=True, kw_only=True):
+    """A partner's own TAK Server the hub pushes that partner's picture into."""
+
+    host: Annotated[str, doc("The TAK Server's host name or address.")]
+    port: Annotated[int, Meta(ge=1, le=65535), doc(
+        "Its streaming port (8089 TLS, 8087 plain).")] = 8089
+    partner: Annotated[Id, doc("Whose picture is pushed (a partner id, or `mission`).")]
+    cafile: Annotated[str | None, doc(
+        "CA certificate (PEM) its certificate must chain to; none: plain TCP.")] = None
+    certfile: Annotated[str | None, doc("The hub's client certificate (PEM) for it.")] = None
+    keyfile: Annotated[str | None, doc("The client certificate's private key (PEM).")] = None
+
+
+class Tak(Base, frozen=True, kw_only=True):
+    """TAK clients (ATAK, WinTAK, iTAK) over Cursor-on-Target (docs/PROTOCOL.md, *TAK*)."""
+
+    host: Annotated[str, doc("Address the TAK listeners bind.")] = "127.0.0.1"
+    tls_port: Annotated[int | None, doc(
+        "TLS listener with client certificates (CN = a partner, the operator or a unit); "
+        "none: off.")] = 8089
+    cafile: Annotated[str | None, doc(
+        "CA certificate (PEM) clients' certificates must chain to (TLS listener).")] = None
+    certfile: Annotated[str | None, doc("The hub's server certificate (PEM).")] = None
+    keyfile: Annotated[str | None, doc("The server certificate's private key (PEM).")] = None
+    tcp_port: Annotated[int | None, doc(
+        "Plain TCP listener for loopback and labs; none (the default): off.")] = None
+    tcp_partner: Annotated[Id | None, doc(
+        "Whose picture the plain listener streams (it has no certificates to tell).")] = None
+    stale_s: Annotated[Positive, doc(
+        "A track's CoT `stale` is its last update plus this many seconds (at least three "
+        "publish intervals).")] = 15.0
+    max_clients: Annotated[int, Meta(ge=1, le=100_000), doc(
+        "TAK connections served at once; beyond it new ones are closed.")] = 256
+    client_queue: Annotated[int, Meta(ge=2, le=100_000), doc(
+        "Pictures a client may fall behind before it gets the whole picture again.")] = 32
+    send_timeout_s: Annotated[Positive, doc(
+        "A client that takes nothing for this long is closed, seconds.")] = 10.0
+    max_event_bytes: Annotated[int, Meta(ge=1024, le=16_777_216), doc(
+        "Largest inbound CoT event; a larger one is refused and its connection closed.")
+    ] = 65_536
+    events_per_s: Annotated[Positive, doc(
+        "Inbound events a connection may send per second (bursts of twice that); "
+        "beyond it refused, counted.")] = 20.0
+    spot_sigma_m: Annotated[Positive, doc(
+        "One-sigma position error of a spot report that gives no `ce`, metres.")] = 30.0
+    servers: Annotated[list[TakServer], doc(
+        "TAK Servers to push a partner's picture into, reconnecting with backoff.")] = []
+
+
 class Sensor(Base, frozen=True, kw_only=True):
     """A registered field unit and the partners its data is released to."""
 
@@ -381,11 +430,14 @@ class Sensor(Base, frozen=True, kw_only=True):
         "Whether its telemetry makes a friend track; none: UAVs do.")] = None
     camera: Annotated[CameraNoise | None, doc(
         "This unit's camera pose noise, over `imagery.pose_noise`.")] = None
+    cot_uid: Annotated[str | None, doc(
+        "The CoT `uid` the unit's TAK device reports under on the plain TCP listener; none: "
+        "its id. (On TLS the certificate names the unit.)")] = None
 
     @property
     def is_platform(self) -> bool:
-        """Whether this unit's telemetry makes a friend track (UAVs by default)."""
-        return self.kind == "uav" if self.platform is None else self.platform
+        """Whether this unit's telemetry makes a friend track (UAVs and teams by default)."""
+        return self.kind in ("uav", "team") if self.platform is None else self.platform
 
 
 class Partner(Base, frozen=True, kw_only=True):
@@ -450,6 +502,8 @@ class HubConfig(Base, frozen=True, kw_only=True):
     labels: Annotated[Labels, doc("The mission's marking scheme.")] = Labels()
     groups: Annotated[dict[Id, list[Id]], doc(
         "Named sets of partners (`UN`, `AU`, `NATO`) a release may name.")] = {}
+    tak: Annotated[Tak | None, doc(
+        "Serve TAK clients and push to TAK Servers; none: no TAK.")] = None
     web: Annotated[Web | None, doc(
         "Serve the partner console and its API; none: no web server (`hub demo` always "
         "serves one).")] = None
@@ -474,7 +528,32 @@ def _registry_problems(config: HubConfig) -> list[str]:
             seen.add(item_id)
     if "mission" in partner_ids:
         problems.append("$.partners: 'mission' is reserved for the mission picture")
-    return problems + _label_problems(config) + _release_problems(config)
+    return (problems + _label_problems(config) + _release_problems(config)
+            + _tak_problems(config))
+
+
+def _tak_problems(config: HubConfig) -> list[str]:
+    """A TAK listener needs its certificates; a picture named must be a partner's or mission."""
+    tak = config.tak
+    if tak is None:
+        return []
+    audiences = {p.id for p in config.partners} | {"mission"}
+    problems = []
+    if tak.tls_port is not None:
+        problems += [f"$.tak.{key}: required with tls_port (or set tls_port to none)"
+                     for key in ("cafile", "certfile", "keyfile") if getattr(tak, key) is None]
+    if tak.tcp_port is not None and tak.tcp_partner is None:
+        problems.append("$.tak.tcp_partner: required with tcp_port: whose picture it streams")
+    if tak.tcp_partner is not None and tak.tcp_partner not in audiences:
+        problems.append(f"$.tak.tcp_partner: unknown partner {tak.tcp_partner!r}")
+    for i, server in enumerate(tak.servers):
+        if server.partner not in audiences:
+            problems.append(f"$.tak.servers[{i}].partner: unknown partner {server.partner!r}")
+        if (server.certfile is None) != (server.keyfile is None):
+            problems.append(f"$.tak.servers[{i}]: give both certfile and keyfile, or neither")
+    if tak.tls_port is None and tak.tcp_port is None and not tak.servers:
+        problems.append("$.tak: no tls_port, tcp_port or servers: nothing to serve")
+    return problems
 
 
 def _audience_problems(where: str, names: list[str], config: HubConfig) -> list[str]:

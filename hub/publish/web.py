@@ -11,7 +11,6 @@ instead, counted; it never slows the hub or another client.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from hub.publish.geojson import Feature, FeatureCollection, TrailFeature, collec
 from hub.publish.geojson import encode as encode_json
 from hub.publish.geojson import trail as trail_feature
 from hub.publish.sink import SinkStats
+from hub.publish.stream import Stream
 
 RESUME_DEPTH = 60
 """Messages kept per audience so a client that reconnects gets what it missed."""
@@ -83,54 +83,6 @@ class Message:
 WITHDRAW = Message("withdraw", None, encode_json(Withdraw()))
 
 
-class Stream:
-    """One connected client (WebSocket or SSE): a bounded queue of encoded messages."""
-
-    def __init__(self, audience: str, limit: int, kind: Literal["ws", "sse"]) -> None:
-        self.audience = audience
-        self.kind = kind
-        self.limit = limit
-        self.behind = False
-        """It fell behind: its backlog was dropped; the next message it takes is a snapshot."""
-        self.closed = False
-        self._queue: deque[Message] = deque()
-        self._ready = asyncio.Event()
-
-    def offer(self, message: Message) -> bool:
-        """Queue ``message``; False when it was dropped (the client is behind or gone)."""
-        if self.closed or self.behind:
-            return False
-        if len(self._queue) >= self.limit:
-            self._queue.clear()
-            self.behind = True
-            self._ready.set()
-            return False
-        self._queue.append(message)
-        self._ready.set()
-        return True
-
-    async def take(self) -> Message | None:
-        """The next message to send; None when it fell behind (send a snapshot); raises
-        ConnectionResetError once closed."""
-        while not (self._queue or self.behind or self.closed):
-            self._ready.clear()
-            await self._ready.wait()
-        if self.closed:
-            raise ConnectionResetError("stream closed")
-        if self.behind:
-            self.behind = False
-            return None
-        return self._queue.popleft()
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def close(self) -> None:
-        """Stop: the writer's next ``take`` raises."""
-        self.closed = True
-        self._ready.set()
-
-
 class Audience:
     """What one audience sees now: features, recent messages, trails, and its streams."""
 
@@ -144,7 +96,7 @@ class Audience:
         self.features: dict[str, Feature] = {}
         self.trails: dict[str, deque[TrailPoint]] = {}
         self.recent: deque[Message] = deque(maxlen=RESUME_DEPTH)
-        self.streams: set[Stream] = set()
+        self.streams: set[Stream[Message]] = set()
 
     def apply(self, picture: Picture) -> Message:
         """Take ``picture`` (full or delta); return its stream message, encoded."""
@@ -259,14 +211,14 @@ class WebSink:
         for stream in fresh.streams:
             stream.offer(WITHDRAW)
 
-    def connect(self, audience: str, kind: Literal["ws", "sse"]) -> Stream:
+    def connect(self, audience: str, kind: Literal["ws", "sse"]) -> Stream[Message]:
         """A new stream of ``audience``'s messages."""
-        stream = Stream(audience, self.settings.client_queue, kind)
+        stream: Stream[Message] = Stream(audience, self.settings.client_queue, kind)
         self.audiences[audience].streams.add(stream)
         self.counters[f"web_connects.{kind}"] += 1
         return stream
 
-    def disconnect(self, stream: Stream, reason: str) -> None:
+    def disconnect(self, stream: Stream[Message], reason: str) -> None:
         """Forget ``stream`` (closed by either side); ``reason`` is counted."""
         stream.close()
         self.audiences[stream.audience].streams.discard(stream)

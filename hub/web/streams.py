@@ -23,7 +23,8 @@ from aiohttp import WSMsgType, web
 from msgspec import Struct
 
 from hub.publish.geojson import encode as encode_json
-from hub.publish.web import Message, Stream, snapshot_or_resume
+from hub.publish.stream import Stream
+from hub.publish.web import Message, snapshot_or_resume
 from hub.web.auth import Principal
 from hub.web.context import CONTEXT, WebContext
 
@@ -82,7 +83,8 @@ def status_message(context: WebContext, audience: str) -> Message:
 Sender = Callable[[Message], Awaitable[None]]
 
 
-async def pump(context: WebContext, stream: Stream, first: list[Message], send: Sender) -> str:
+async def pump(context: WebContext, stream: Stream[Message], first: list[Message],
+               send: Sender) -> str:
     """Send ``first``, then the stream's messages until it ends; return why it ended."""
     timeout = context.settings.send_timeout_s
     audience = context.sink.audiences
@@ -102,7 +104,7 @@ async def pump(context: WebContext, stream: Stream, first: list[Message], send: 
 
 
 def open_stream(context: WebContext, who: Principal, kind: str, since: int | None
-                ) -> tuple[Stream, list[Message]]:
+                ) -> tuple[Stream[Message], list[Message]]:
     """Join ``who``'s audience; the first messages to send (hello, snapshot or what it missed).
 
     Joining and taking the snapshot happen with no await between them, so no
@@ -164,7 +166,7 @@ async def websocket(request: web.Request, who: Principal) -> web.StreamResponse:
     return ws
 
 
-async def _read_client(ws: web.WebSocketResponse, stream: Stream) -> str:
+async def _read_client(ws: web.WebSocketResponse, stream: Stream[Message]) -> str:
     """Read what the client sends until it goes; anything but a small JSON object closes it."""
     async for msg in ws:
         if msg.type is WSMsgType.ERROR:  # aiohttp has closed it already (1009: too large)

@@ -17,7 +17,8 @@ from hub.config import Web
 from hub.errors import ConfigError
 from hub.messages import Label, Picture, Track
 from hub.publish.geojson import encode, feature, major_sigma
-from hub.publish.web import RESUME_DEPTH, Audience, Stream, WebSink
+from hub.publish.stream import Stream
+from hub.publish.web import RESUME_DEPTH, Audience, Message, WebSink
 from hub.web.auth import Credentials, LoginLimiter, Sessions, basic_credentials, session_key
 
 LABEL = Label(policy="P", classification="UNCLASSIFIED", releasable_to=["a"])
@@ -56,7 +57,7 @@ def test_major_sigma_is_the_largest_eigenvalues_root() -> None:
 
 async def test_a_stream_is_bounded_and_a_client_behind_gets_a_snapshot_instead() -> None:
     audience = Audience("a", 10.0, 300.0)
-    stream = Stream("a", limit=3, kind="ws")
+    stream: Stream[Message] = Stream("a", limit=3, kind="ws")
     for seq in range(1, 4):
         assert stream.offer(audience.apply(picture(seq, T0 + seq, [track("T1", T0 + seq)])))
     assert not stream.offer(audience.apply(picture(4, T0 + 4, [track("T1", T0 + 4)])))
@@ -72,7 +73,7 @@ async def test_a_stream_is_bounded_and_a_client_behind_gets_a_snapshot_instead()
 
 
 async def test_take_waits_for_a_message() -> None:
-    stream = Stream("a", limit=3, kind="sse")
+    stream: Stream[Message] = Stream("a", limit=3, kind="sse")
     waiter = asyncio.create_task(stream.take())
     await asyncio.sleep(0.01)
     assert not waiter.done()
