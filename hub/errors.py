@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Final, Literal
 
 RefusalCode = Literal["topic", "unknown_sensor", "too_large", "undecodable", "schema", "future",
-                      "stale", "image", "pose", "internal"]
+                      "stale", "image", "pose", "unsupported", "identity", "rate", "internal"]
 """Why an inbound message was refused, as a stable code (docs/PROTOCOL.md lists them)."""
 REFUSAL_CODES: Final[tuple[RefusalCode, ...]] = (
     "topic", "unknown_sensor", "too_large", "undecodable", "schema", "future", "stale", "image",
-    "pose", "internal")
+    "pose", "unsupported", "identity", "rate", "internal")
 
 
 class HubError(Exception):

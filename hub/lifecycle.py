@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 from collections.abc import Awaitable
 
@@ -27,3 +28,11 @@ async def first_of(*awaitables: Awaitable[object]) -> None:
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
+    """Return the delay before reconnect ``attempt`` (0-based): exponential, capped, jittered."""
+    ceiling = min(cap_s, base_s * 2.0 ** min(attempt, 30))
+    # "Equal jitter": never less than half the ceiling, so a storm of clients spreads out
+    # without any of them retrying immediately.
+    return ceiling / 2.0 + random.uniform(0.0, ceiling / 2.0)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from hub import __version__, faults, topics
 from hub.config import HubConfig, load_config
-from hub.errors import REFUSAL_CODES, ConfigError
+from hub.errors import REFUSAL_CODES, ConfigError, RefusalCode
 from hub.ingest.frame_pool import FramePool
 from hub.messages import HubStatus, encode
 from hub.metrics import Rates
@@ -25,10 +25,13 @@ from hub.pipeline import Pipeline
 from hub.publish.mqtt import MqttPictureSink
 from hub.publish.publisher import PicturePublisher
 from hub.publish.sink import PartnerSink
+from hub.publish.tak import TakSink
 from hub.publish.web import WebSink
 from hub.release.policy import MISSION, describe_audience
 from hub.release.reload import restart_needed
 from hub.release.view import ReleaseView
+from hub.tak.push import push_forever
+from hub.tak.server import TakServer
 from hub.web.metrics import HubMetrics
 from hub.web.server import WebServer, web_context
 
@@ -61,13 +64,17 @@ class HubService:
         view = ReleaseView(self.pipeline)
         self.web_sink = (None if config.web is None else
                          WebSink(config.web, [*view.partners, MISSION], self._delay_of))
+        self.tak_sink = (None if config.tak is None else TakSink(
+            [*view.partners, MISSION], max(config.tak.stale_s, 3 * config.publish.interval_s),
+            config.tak.client_queue))
         sinks: list[PartnerSink] = [MqttPictureSink(self._send)]
-        if self.web_sink is not None:
-            sinks.append(self.web_sink)
+        sinks += [s for s in (self.web_sink, self.tak_sink) if s is not None]
         self.publisher = PicturePublisher(view, sinks)
         self.metrics = HubMetrics()
         self.publisher.on_delivered = self.metrics.picture_delivered
         self.web: WebServer | None = None
+        self.tak: TakServer | None = None
+        self._pushes: list[asyncio.Task[None]] = []
         self.started = time.time()
         self._flush_pending = False
         self._status_rates = Rates()
@@ -126,8 +133,9 @@ class HubService:
         counters.update(self.publisher.view.counters)
         counters.update(self.publisher.counters)
         counters.update(self.publisher.sink_counters())
-        if self.web_sink is not None:
-            counters.update(self.web_sink.counters)
+        for extra in (self.web_sink, self.tak_sink, self.tak):
+            if extra is not None:
+                counters.update(extra.counters)
         frames = self.pipeline.frames
         queues = {"reorder": len(self.pipeline.reorder), "frames_pending": frames.pending,
                   "frames_in_flight": frames.in_flight,
@@ -176,11 +184,34 @@ class HubService:
         await asyncio.to_thread(self.pipeline.frames.warm_up)
         try:
             await self._start_web()
+            await self._start_tak()
             await self._serve(stop, on_tick)
         finally:
-            if self.web is not None:
-                await self.web.stop()
+            await self._stop_outputs()
             self.pipeline.close()
+
+    async def _start_tak(self) -> None:
+        """Listen for TAK clients and push to TAK Servers, when the config has ``[tak]``."""
+        if self.config.tak is None or self.tak_sink is None:
+            return
+        self.tak = TakServer(self.config, self.config.tak, self.tak_sink, self._on_message,
+                             self._refuse_cot)
+        await self.tak.start()
+        self._pushes = [asyncio.create_task(push_forever(server, self.tak_sink,
+                                                         self.config.tak.send_timeout_s))
+                        for server in self.config.tak.servers]
+
+    def _refuse_cot(self, where: str, size: int, code: RefusalCode, reason: str) -> None:
+        self.pipeline.reject(where, size, code, reason, time.time())
+
+    async def _stop_outputs(self) -> None:
+        for task in self._pushes:
+            task.cancel()
+        await asyncio.gather(*self._pushes, return_exceptions=True)
+        if self.tak is not None:
+            await self.tak.stop()
+        if self.web is not None:
+            await self.web.stop()
 
     async def _start_web(self) -> None:
         """Serve the console when the config has a ``[web]`` section."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from paho.mqtt.properties import Properties
 from hub import faults
 from hub.config import Broker
 from hub.errors import BrokerUnavailable
-from hub.lifecycle import first_of
+from hub.lifecycle import backoff_delay, first_of
 from hub.metrics import RateLimitedLog
 from hub.mqtt.tls import tls_context
 
@@ -70,14 +69,6 @@ class BusStats:
     def as_dict(self) -> dict[str, int]:
         """Return the counters as a plain dict."""
         return asdict(self)
-
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
-    """Return the delay before reconnect ``attempt`` (0-based): exponential, capped, jittered."""
-    ceiling = min(cap_s, base_s * 2.0 ** min(attempt, 30))
-    # "Equal jitter": never less than half the ceiling, so a storm of clients spreads out
-    # without any of them retrying immediately.
-    return ceiling / 2.0 + random.uniform(0.0, ceiling / 2.0)
 
 
 class Bus:

@@ -117,3 +117,10 @@ def delete_event(audience: str, track_id: str, now: float | None = None) -> str:
             f'<point lat="0.0" lon="0.0" hae="{UNKNOWN:.1f}" ce="{UNKNOWN:.1f}" '
             f'le="{UNKNOWN:.1f}"/><detail><link uid={quoteattr(uid)} relation="none" '
             f'type="none"/><__forcedelete/></detail></event>')
+
+
+def to_frame(xml_event: str) -> bytes:
+    """One XML event as a TAK Protocol v1 stream frame (via takproto)."""
+    from takproto import TAKProtoVer, xml2proto  # protobuf loads only once a client switches
+
+    return bytes(xml2proto(xml_event, TAKProtoVer.STREAM))

@@ -1,6 +1,6 @@
-"""The reconnect delay of hub.mqtt.bus: exponential, bounded, jittered."""
+"""The reconnect delay (hub.lifecycle.backoff_delay): exponential, bounded, jittered."""
 
-from hub.mqtt.bus import backoff_delay
+from hub.lifecycle import backoff_delay
 
 
 def test_delay_grows_exponentially_within_half_to_full_ceiling() -> None:

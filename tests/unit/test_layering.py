@@ -27,10 +27,13 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "hub.release": ("hub.ingest", "hub.pipeline", *OUTPUTS),
     # Outputs turn released pictures into messages; the transport is handed to them.
     "hub.publish": ("hub.mqtt", "hub.ingest", "hub.pipeline", "hub.service", "hub.cli",
-                    "hub.broker", "hub.web"),
+                    "hub.broker", "hub.web", "hub.tak"),
     # The web app serves what the web sink holds; the service hands it everything else.
     "hub.web": ("hub.mqtt", "hub.ingest", "hub.pipeline", "hub.fusion", "hub.service",
-                "hub.cli"),
+                "hub.cli", "hub.tak"),
+    # TAK hands inbound reports to the hub through a callback, as MQTT messages would come.
+    "hub.tak": ("hub.mqtt", "hub.ingest", "hub.pipeline", "hub.fusion", "hub.service",
+                "hub.cli", "hub.web"),
     "hub.ingest": ("hub.release", "hub.pipeline", *OUTPUTS),
     "hub.pipeline": OUTPUTS,
     "hub.config": ("hub.fusion", "hub.ingest", "hub.release", "hub.pipeline", *OUTPUTS),
@@ -101,6 +104,7 @@ def test_no_import_runs_against_the_layers() -> None:
     ("hub.service", "from hub.cli.console import LiveTable"),
     ("hub.web.app", "from hub.pipeline import Pipeline"),
     ("hub.publish.web", "from hub.web.app import build_app"),
+    ("hub.tak.server", "from hub.pipeline import Pipeline"),
 ])
 def test_each_rule_catches_a_forbidden_import(tmp_path: Path, module: str,
                                               bad_import: str) -> None:

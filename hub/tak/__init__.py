@@ -1,0 +1,1 @@
+"""TAK interoperability: ATAK, WinTAK and iTAK devices over Cursor-on-Target."""
