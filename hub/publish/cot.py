@@ -5,8 +5,8 @@ One ``<event>`` per track (MITRE CoT 2.0, the TAK dialect):
 - ``uid`` ``hub.{audience}.{track id}``: stable for the track's life, apart per picture;
 - ``type`` from the track's MIL-STD-2525C SIDC (``SHGPUCI--------`` → ``a-h-G-U-C-I``);
 - ``how`` ``m-f`` (fused) for tracks, ``m-g`` (GPS) for friend platforms;
-- ``time`` now, ``start`` the last update, ``stale`` the last update plus ``stale_s``,
-  so a track that stops updating greys out on the device;
+- ``time`` now, ``start`` the time of the position (the picture's), ``stale`` the last
+  update plus ``stale_s``, so a track that stops updating greys out on the device;
 - ``point`` with ``ce`` the one-sigma error along the covariance's major axis, ``hae``
   when known, else 9999999 (CoT's "unknown"), ``le`` likewise;
 - ``detail``: ``track`` (course, speed), ``contact`` (callsign = track id), ``remarks``
@@ -68,7 +68,9 @@ def uid_of(audience: str, track_id: str) -> str:
 def track_event(track: Track, audience: str, stale_s: float, now: float | None = None) -> str:
     """The CoT event of one track, framed for a TAK stream."""
     now = time.time() if now is None else now
-    start = track.ts if track.last_update is None else track.last_update
+    start = track.ts  # the time the position is for (the picture's)
+    last = track.ts if track.last_update is None else track.last_update
+    stale = max(last + stale_s, start + 1.0)  # never at or before start: that means "drop"
     ee, en, nn = track.cov
     label = track.label
     access = f" access={quoteattr(label.classification)}" if label is not None else ""
@@ -79,7 +81,7 @@ def track_event(track: Track, audience: str, stale_s: float, now: float | None =
     return (
         f'{DECLARATION}<event version="2.0" uid={quoteattr(uid_of(audience, track.id))} '
         f'type="{cot_type(track.sidc)}" how="{how}" time="{cot_time(now)}" '
-        f'start="{cot_time(start)}" stale="{cot_time(start + stale_s)}"{access}>'
+        f'start="{cot_time(start)}" stale="{cot_time(stale)}"{access}>'
         f'<point lat="{track.lat:.7f}" lon="{track.lon:.7f}" hae="{hae:.1f}" '
         f'ce="{major_sigma(ee, en, nn):.1f}" le="{UNKNOWN:.1f}"/>'
         f'<detail><track course="{course:.1f}" speed="{speed:.2f}"/>'

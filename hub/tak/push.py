@@ -17,6 +17,7 @@ import ssl
 from hub.config import TakServer
 from hub.errors import ConfigError
 from hub.lifecycle import backoff_delay
+from hub.metrics import RateLimitedLog
 from hub.publish.stream import Stream
 from hub.publish.tak import TakBatch, TakSink
 
@@ -43,6 +44,7 @@ def client_context(server: TakServer) -> ssl.SSLContext | None:
 async def push_forever(server: TakServer, sink: TakSink, send_timeout_s: float) -> None:
     """Keep ``server.partner``'s picture flowing into the server until cancelled."""
     context = client_context(server)
+    failures = RateLimitedLog(log, interval_s=60.0, level=logging.WARNING)
     attempt = 0
     while True:
         try:
@@ -50,7 +52,7 @@ async def push_forever(server: TakServer, sink: TakSink, send_timeout_s: float) 
                 reader, writer = await asyncio.open_connection(server.host, server.port,
                                                                ssl=context)
         except (OSError, TimeoutError) as exc:
-            log.warning("TAK server %s:%s: %s", server.host, server.port, exc)
+            failures.error("TAK server %s:%s: %s", server.host, server.port, exc)
             await asyncio.sleep(backoff_delay(attempt, *BACKOFF_S))
             attempt += 1
             continue

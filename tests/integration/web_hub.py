@@ -103,11 +103,18 @@ class WebHub:
 
     def close(self) -> None:
         self.canary_stop.set()
-        for name in list(self.processes):
-            with contextlib.suppress(Exception):
-                self.processes[name].terminate()
-                self.processes.pop(name).wait(timeout=30)
+        slow = []
+        for name, process in list(self.processes.items()):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                slow.append(name)
+                process.kill()
+                process.wait()
+        self.processes.clear()
         self.secured.handle.stop()
+        assert not slow, f"{slow} did not stop within 20 s of SIGTERM:\n{self.hub_log()[-3000:]}"
 
 
 def wait_ready(url: str, process: subprocess.Popen[str], log: Callable[[], str],
@@ -147,11 +154,15 @@ def canary_loop(hub: WebHub) -> None:
 
 
 @contextlib.contextmanager
-def web_hub(directory: Path, **web: Any) -> Iterator[WebHub]:
-    """Start Mosquitto, ``hub run`` with a console, ``hub sim`` and the canary."""
+def web_hub(directory: Path, *, tak: dict[str, Any] | None = None,
+            units: tuple[dict[str, Any], ...] = (), **web: Any) -> Iterator[WebHub]:
+    """Start Mosquitto, ``hub run`` with a console (and ``tak``), ``hub sim`` and the canary.
+
+    ``units`` are registered besides the scenario's sensors and the canaries (TAK devices).
+    """
     port = free_port()
     directory.mkdir(parents=True, exist_ok=True)
-    base = registry(*CANARIES, broker_server={"persistence": False})
+    base = registry(*CANARIES, *units, broker_server={"persistence": False})
     secured = start_secured(base, directory / "broker")
     password_file = directory / "hub.password"
     password_file.write_text(secured.password("hub"))
@@ -164,6 +175,7 @@ def web_hub(directory: Path, **web: Any) -> Iterator[WebHub]:
         "web": {"host": "127.0.0.1", "port": port,
                 "passwd_file": str(secured.files.auth.password_file),
                 "session_secret_file": str(directory / "session.key"), **web},
+        **({} if tak is None else {"tak": tak}),
     }, HubConfig)
     hub = WebHub(secured, config, config_file(config, directory / "hub.toml"), directory, port)
     try:

@@ -44,7 +44,7 @@ def test_a_track_event_carries_everything_a_tak_client_shows() -> None:
     event = ET.fromstring(raw.split("\n", 1)[1])
     assert event.attrib | {} == {
         "version": "2.0", "uid": "hub.ken.T7", "type": "a-u-G", "how": "m-f",
-        "time": "2026-12-01T16:00:00.000Z", "start": "2026-12-01T15:59:58.000Z",
+        "time": "2026-12-01T16:00:00.000Z", "start": "2026-12-01T16:00:00.000Z",
         "stale": "2026-12-01T16:00:13.000Z", "access": "RESTRICTED"}
     point = event.find("point")
     assert point is not None and point.get("ce") == "20.0" and point.get("hae") == "9999999.0"
@@ -74,7 +74,7 @@ def test_the_label_survives_tak_protobuf() -> None:
     assert event.detail.contact.callsign == "T7"
     assert '<__cop_label policy="UN-SECTOR-EAST" classification="RESTRICTED" ' \
            'releasable_to="gha ken" caveats="UN MISSION"' in event.detail.xmlDetail
-    assert event.staleTime - event.startTime == 15_000
+    assert event.staleTime - event.startTime == 13_000  # last update 2 s before the picture
 
 
 def test_a_track_that_leaves_is_force_deleted() -> None:
