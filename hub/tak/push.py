@@ -74,7 +74,8 @@ async def _stream_to(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                 batch = sink.whole(stream.audience)
             if len(batch):
                 writer.write(batch.xml())
-                await asyncio.wait_for(writer.drain(), timeout)
+                async with asyncio.timeout(timeout):
+                    await writer.drain()
             if drain.done():
                 return "server_closed"
             batch = await _next(stream, drain)

@@ -127,7 +127,8 @@ class TakServer:
         await self.sink.close()
         for server in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await server.wait_closed()
         self._servers.clear()
 
     def clients(self) -> int:
@@ -182,13 +183,15 @@ class TakServer:
         """The picture to the device: the whole of it first, then each batch."""
         timeout = self.settings.send_timeout_s
         try:
-            await asyncio.wait_for(self._write(writer, peer, first), timeout)
+            async with asyncio.timeout(timeout):
+                await self._write(writer, peer, first)
             while stream is not None:
                 batch = await stream.take()
                 if batch is None:  # it fell behind: the whole picture instead of the backlog
                     self.sink.counters["tak_resyncs"] += 1
                     batch = self.sink.whole(stream.audience)
-                await asyncio.wait_for(self._write(writer, peer, batch), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._write(writer, peer, batch)
             await asyncio.Event().wait()  # input only: nothing to send, ever
         except TimeoutError:
             writer.close()

@@ -89,14 +89,18 @@ async def pump(context: WebContext, stream: Stream[Message], first: list[Message
     timeout = context.settings.send_timeout_s
     audience = context.sink.audiences
     try:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that
+        # arrives as the send completes, and the writer then waits forever.
         for message in first:
-            await asyncio.wait_for(send(message), timeout)
+            async with asyncio.timeout(timeout):
+                await send(message)
         while True:
             taken = await stream.take()
             if taken is None:  # it fell behind: the backlog is gone, the picture is not
                 context.sink.counters["web_resyncs"] += 1
                 taken = audience[stream.audience].snapshot()
-            await asyncio.wait_for(send(taken), timeout)
+            async with asyncio.timeout(timeout):
+                await send(taken)
     except TimeoutError:
         return "send_timeout"
     except (ConnectionResetError, ConnectionError):
