@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections import Counter
@@ -40,6 +41,8 @@ from hub.tak.protocol import ProtoFrames, XmlEvents, offer, response
 log = logging.getLogger(__name__)
 
 READ_BYTES = 65_536
+SOCKET_SEND_BUFFER = 64 * 1024
+"""The kernel's send buffer for a client's socket (Linux doubles it)."""
 Ingest = Callable[[str, bytes], None]
 """Hand an inbound message to the hub, as if it had come on ``topic`` over MQTT."""
 Refuse = Callable[[str, int, RefusalCode, str], None]
@@ -137,6 +140,7 @@ class TakServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      tls: bool) -> None:
+        bound_send_buffer(writer)
         peer = self._identify(writer, tls)
         if peer is None or self.clients() >= self.settings.max_clients:
             self.counters["tak_refused." + ("identity" if peer is None else "max_clients")] += 1
@@ -257,6 +261,17 @@ class TakServer:
         self.counters[f"tak_events.{kind}"] += 1
         self.ingest(topics.sensor(peer.unit, stream_kind), payload)
         return False
+
+
+def bound_send_buffer(writer: asyncio.StreamWriter) -> None:
+    """Cap what the kernel holds unsent for this client, so a stalled one fills its own queue.
+
+    Linux otherwise grows a socket's send buffer up to megabytes, and a device that
+    stopped reading would hold that much of the picture before the hub noticed.
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
 
 
 def common_name(certificate: object) -> str | None:

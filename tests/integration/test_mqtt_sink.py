@@ -29,6 +29,7 @@ class MqttHarness:
     def __init__(self, bus: Bus, peer: Peer, broker: BrokerHandle) -> None:
         self.sink = MqttPictureSink(bus.publish)
         self.bound = QUEUE_BOUND
+        self.sequenced = True
         self.bus, self.peer, self.broker = bus, peer, broker
         self.received: dict[str, list[Delivery]] = {}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from relay import Relay
 from sink_contract import Delivery, SinkContract, contract_config
 
 from hub.broker.files import write_auth_files
@@ -33,49 +33,6 @@ from hub.web.server import WebServer, web_context
 
 QUEUE_BOUND = 4
 WAIT_S = 15.0
-
-
-class Relay:
-    """A TCP relay between a client and the console that can stop reading the console."""
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-        self.paused = asyncio.Event()
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def _serve(self, client_in: asyncio.StreamReader,
-                     client_out: asyncio.StreamWriter) -> None:
-        upstream = socket.socket()
-        upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        upstream.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(upstream, ("127.0.0.1", self.target))
-        hub_in, hub_out = await asyncio.open_connection(sock=upstream, limit=4096)
-        for source, sink, pausable in ((client_in, hub_out, False), (hub_in, client_out, True)):
-            task = asyncio.create_task(self._pipe(source, sink, pausable))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter,
-                    pausable: bool) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            while data := await source.read(4096):
-                while pausable and self.paused.is_set():
-                    await asyncio.sleep(3600)
-                sink.write(data)
-                await sink.drain()
-        sink.close()
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
 
 def track_of(feature: dict[str, Any]) -> Track:
@@ -113,6 +70,7 @@ class WebHarness:
     def __init__(self, sink: WebSink, relay: Relay) -> None:
         self.sink = sink
         self.bound = QUEUE_BOUND
+        self.sequenced = True
         self.relay = relay
         self.received: dict[str, list[Delivery]] = {}
 
