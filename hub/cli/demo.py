@@ -29,7 +29,7 @@ from hub.broker.files import (
 )
 from hub.broker.launcher import Prefer, free_port, start_broker
 from hub.cli.console import LiveTable
-from hub.config import HubConfig, Web
+from hub.config import HubConfig, Tak, Web
 from hub.lifecycle import stop_event
 from hub.service import HubService
 
@@ -87,6 +87,19 @@ def with_console(config: HubConfig, files: BrokerFiles, directory: Path) -> HubC
     return msgspec.structs.replace(config, web=web)
 
 
+def with_tak(config: HubConfig) -> HubConfig:
+    """``config`` serving TAK clients: its own ``[tak]``, else a plain loopback listener.
+
+    The plain listener streams the first partner's picture, for an ATAK or WinTAK on
+    this machine; certificates for the TLS listener are the operator's to issue.
+    """
+    if config.tak is not None or not config.partners:
+        return config
+    tak = Tak(tls_port=None, tcp_port=free_port("127.0.0.1"),
+              tcp_partner=config.partners[0].id)
+    return msgspec.structs.replace(config, tak=tak)
+
+
 async def _serve(service: HubService, tick: Callable[[HubService], None],
                  duration: float | None) -> None:
     stop = stop_event(duration)
@@ -98,7 +111,7 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
     """Run the whole demo until ``duration`` passes or Ctrl-C; return an exit code."""
     workdir.mkdir(parents=True, exist_ok=True)
     files = write_auth_files(config, workdir / "broker")
-    config = with_console(config, files, workdir / "web")
+    config = with_tak(with_console(config, files, workdir / "web"))
     with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth,
                       max_packet_size=max_packet_size(config)) as broker:
         secure = broker.kind == "mosquitto"
@@ -112,6 +125,9 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
         print(f"console: http://{config.web.host}:{config.web.port}/ (log in as a partner, "
               f"or as {config.broker_server.operator_identity} for the mission picture)",
               flush=True)
+        if config.tak is not None and config.tak.tcp_port is not None:
+            print(f"TAK: tcp://{config.tak.host}:{config.tak.tcp_port} streams "
+                  f"{config.tak.tcp_partner}'s picture as CoT (plain TCP, loopback)", flush=True)
         if secure:
             print("access: a password and an ACL per identity, anonymous off", flush=True)
         else:
