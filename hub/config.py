@@ -384,9 +384,9 @@ class Tak(Base, frozen=True, kw_only=True):
     """TAK clients (ATAK, WinTAK, iTAK) over Cursor-on-Target (docs/PROTOCOL.md, *TAK*)."""
 
     host: Annotated[str, doc("Address the TAK listeners bind.")] = "127.0.0.1"
-    tls_port: Annotated[int | None, doc(
+    tls_port: Annotated[int, Meta(ge=0, le=65535), doc(
         "TLS listener with client certificates (CN = a partner, the operator or a unit); "
-        "none: off.")] = 8089
+        "0: off.")] = 8089
     cafile: Annotated[str | None, doc(
         "CA certificate (PEM) clients' certificates must chain to (TLS listener).")] = None
     certfile: Annotated[str | None, doc("The hub's server certificate (PEM).")] = None
@@ -539,8 +539,8 @@ def _tak_problems(config: HubConfig) -> list[str]:
         return []
     audiences = {p.id for p in config.partners} | {"mission"}
     problems = []
-    if tak.tls_port is not None:
-        problems += [f"$.tak.{key}: required with tls_port (or set tls_port to none)"
+    if tak.tls_port:
+        problems += [f"$.tak.{key}: required with tls_port (or set tls_port = 0: off)"
                      for key in ("cafile", "certfile", "keyfile") if getattr(tak, key) is None]
     if tak.tcp_port is not None and tak.tcp_partner is None:
         problems.append("$.tak.tcp_partner: required with tcp_port: whose picture it streams")
@@ -551,7 +551,7 @@ def _tak_problems(config: HubConfig) -> list[str]:
             problems.append(f"$.tak.servers[{i}].partner: unknown partner {server.partner!r}")
         if (server.certfile is None) != (server.keyfile is None):
             problems.append(f"$.tak.servers[{i}]: give both certfile and keyfile, or neither")
-    if tak.tls_port is None and tak.tcp_port is None and not tak.servers:
+    if not tak.tls_port and tak.tcp_port is None and not tak.servers:
         problems.append("$.tak: no tls_port, tcp_port or servers: nothing to serve")
     return problems
 

@@ -95,7 +95,7 @@ def with_tak(config: HubConfig) -> HubConfig:
     """
     if config.tak is not None or not config.partners:
         return config
-    tak = Tak(tls_port=None, tcp_port=free_port("127.0.0.1"),
+    tak = Tak(tls_port=0, tcp_port=free_port("127.0.0.1"),
               tcp_partner=config.partners[0].id)
     return msgspec.structs.replace(config, tak=tak)
 

@@ -108,7 +108,7 @@ class TakServer:
     async def start(self) -> None:
         """Listen on the configured ports; a port in use is a ConfigError naming its key."""
         settings = self.settings
-        if settings.tls_port is not None:
+        if settings.tls_port:
             await self._listen(settings.tls_port, server_context(settings), "tls_port")
         if settings.tcp_port is not None:
             await self._listen(settings.tcp_port, None, "tcp_port")

@@ -37,7 +37,7 @@ def config() -> HubConfig:
     data = msgspec.to_builtins(base)
     data["sensors"].append({"id": UNIT, "nation": "KEN", "kind": "team", "release_to": ["ken"]})
     data["fusion"]["reorder_window_s"] = 0.0
-    data["tak"] = {"host": "127.0.0.1", "tls_port": None, "tcp_port": free_port(),
+    data["tak"] = {"host": "127.0.0.1", "tls_port": 0, "tcp_port": free_port(),
                    "tcp_partner": "ken", "events_per_s": 1e6, "max_event_bytes": 65_536}
     return msgspec.convert(data, HubConfig)
 
