@@ -6,13 +6,15 @@ install command; it never skips them silently.
 
 Every test fails when the hub survived an exception it only logged (a bus
 handler raised, a periodic task failed, the pipeline or a frame worker took its
-internal-error path: ``hub.faults``), unless the test asks for
-``internal_errors`` and so takes them on (and asserts on them).
+internal-error path: ``hub.faults``) or asyncio logged one (a connection
+handler that raised, a task exception never retrieved), unless the test asks
+for ``internal_errors`` and so takes them on (and asserts on them).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,12 +92,32 @@ def broker_settings(mosquitto: BrokerHandle, mqtt_protocol: str) -> Broker:
 Survived = list[tuple[str, BaseException]]
 
 
+class _AsyncioErrors(logging.Handler):
+    """Errors asyncio logged: an exception nobody awaited, a connection callback that raised."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture(autouse=True)
 def _survived(request: pytest.FixtureRequest) -> Iterator[Survived]:
-    """Fail the test if the hub survived an exception it only logged."""
+    """Fail the test if the hub survived an exception it only logged, or asyncio logged one."""
     caught: Survived = []
-    with faults.listening(lambda where, exc: caught.append((where, exc))):
-        yield caught
+    asyncio_errors = _AsyncioErrors()
+    logging.getLogger("asyncio").addHandler(asyncio_errors)
+    try:
+        with faults.listening(lambda where, exc: caught.append((where, exc))):
+            yield caught
+    finally:
+        logging.getLogger("asyncio").removeHandler(asyncio_errors)
+    for record in asyncio_errors.records:
+        exc = record.exc_info[1] if record.exc_info else None
+        caught.append((f"asyncio: {record.getMessage()[:200]}",
+                       exc if isinstance(exc, BaseException) else RuntimeError(record.msg)))
     if caught and "internal_errors" not in request.fixturenames:
         where, exc = caught[0]
         pytest.fail(f"the hub survived {len(caught)} exception(s) it only logged; the first, "

@@ -224,6 +224,7 @@ class Bus:
         if self._connecting is not None:
             # The connect thread cannot be cancelled; let it finish so its socket is closed here.
             await asyncio.wait([self._connecting])
+            self._connecting.exception()  # retrieved: its failure is of no interest now
             await asyncio.sleep(0)  # run the socket callbacks the thread queued
             self._connecting = None
         self._force_close_socket()

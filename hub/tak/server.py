@@ -97,6 +97,8 @@ class TakServer:
         self.counters: Counter[str] = Counter()
         self.budget = Budget(settings.events_per_s)
         self._servers: list[asyncio.Server] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.StreamWriter] = set()
         self._seq: Counter[tuple[str, str]] = Counter()
         self._units = {s.id: s for s in config.sensors}
         self._uids = {(s.cot_uid or s.id): s.id for s in config.sensors}
@@ -124,14 +126,14 @@ class TakServer:
         self._servers.append(server)
 
     async def stop(self) -> None:
-        """Stop listening and close every client."""
+        """Stop listening, close every client connection and wait for its handler to end."""
         for server in self._servers:
             server.close()
         await self.sink.close()
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await server.wait_closed()
+        for writer in list(self._connections):
+            writer.transport.abort()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=5.0)
         self._servers.clear()
 
     def clients(self) -> int:
@@ -140,6 +142,18 @@ class TakServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      tls: bool) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        self._connections.add(writer)
+        try:
+            await self._serve_client(reader, writer, tls)
+        finally:
+            self._connections.discard(writer)
+            self._handlers.discard(handler)
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            tls: bool) -> None:
         bound_send_buffer(writer)
         peer = self._identify(writer, tls)
         if peer is None or self.clients() >= self.settings.max_clients:
@@ -215,7 +229,13 @@ class TakServer:
         """Read and handle the device's events until it goes; why the connection ended."""
         max_bytes = self.settings.max_event_bytes
         splitter: XmlEvents | ProtoFrames = XmlEvents(max_bytes)
-        while data := await reader.read(READ_BYTES):
+        while True:
+            try:
+                data = await reader.read(READ_BYTES)
+            except (ConnectionError, ssl.SSLError):
+                return "reset"
+            if not data:
+                return "client_closed"
             try:
                 events = splitter.feed(data)
             except PayloadError as exc:  # the stream cannot be followed past this
@@ -225,7 +245,6 @@ class TakServer:
                 if self._handle(event, peer, writer) and not peer.proto:
                     peer.proto = True  # the response went out as XML; both sides now frame
                     splitter = ProtoFrames(max_bytes)
-        return "client_closed"
 
     def _handle(self, event: bytes, peer: Peer, writer: asyncio.StreamWriter) -> bool:
         """Handle one inbound event; True when it switched the connection to protobuf."""
