@@ -72,13 +72,18 @@ def long_targets300(directory: Path) -> Path:
     return path
 
 
-def web_counters(url: str, operator: str) -> dict[str, int]:
-    """The hub's web counters so far (resyncs, disconnects by reason), read as the operator."""
+def hub_counters(url: str, operator: str) -> dict[str, int]:
+    """Every counter of the hub so far, read as the operator over the web API."""
     request = urllib.request.Request(f"{url}/api/v1/status", headers={"Authorization": operator})
     with urllib.request.urlopen(request, timeout=10) as answer:
-        counters = json.loads(answer.read())["hub"]["counters"]
-    return {k: v for k, v in counters.items()
-            if k.startswith(("web_resyncs", "web_disconnects", "sink_dropped.web"))}
+        counters: dict[str, int] = json.loads(answer.read())["hub"]["counters"]
+    return counters
+
+
+def web_counters(url: str, operator: str, sink: str = "web") -> dict[str, int]:
+    """A sink's counters so far (resyncs, disconnects by reason, drops), read as the operator."""
+    return {k: v for k, v in hub_counters(url, operator).items()
+            if k.startswith((f"{sink}_resyncs", f"{sink}_disconnects", f"sink_dropped.{sink}"))}
 
 
 def rss_mib(pid: int) -> float:

@@ -25,6 +25,7 @@ BENCHES = {
     "frames_live": ["bench_frames_live.py"],
     "web": ["bench_web.py", "--clients", "200"],
     "console": ["bench_console.py", "--tracks", "1000"],
+    "tak": ["bench_tak.py", "--rounds", "4"],
 }
 
 
