@@ -422,7 +422,9 @@ class Sensor(Base, frozen=True, kw_only=True):
     id: Annotated[Id, doc("The unit's id, as in its topics `sensors/{id}/...`.")]
     nation: Annotated[Nation, doc(
         "Contributing nation (2-3 capital letters); only it may release the unit's data.")]
-    kind: Annotated[SensorKind, doc("What the unit is; releases may select by kind.")]
+    kind: Annotated[SensorKind, doc(
+        "What the unit is; releases may select by kind. A team's detections are spot "
+        "reports: each counts for the track it hits, never as a miss for the others.")]
     release_to: Annotated[list[Id], doc(
         "Shorthand for an unrestricted release by the sensor's nation (partners or groups).")] = []
     label: Annotated[SourceLabel, doc("The marking of this source's data.")] = SourceLabel()

@@ -37,7 +37,8 @@ class GroupFusion:
 
     def __init__(self, group: ReleaseGroup, config: HubConfig, frame: EnuFrame) -> None:
         self.group = group
-        self.tracker = Tracker(config.fusion, len(config.sensors))
+        self.tracker = Tracker(config.fusion, len(config.sensors), reporters=frozenset(
+            i for i, sensor in enumerate(config.sensors) if sensor.kind == "team"))
         self.platforms = PlatformTable(config, frame)
         self.fused = 0
 

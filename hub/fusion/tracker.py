@@ -41,6 +41,9 @@ its position sigma (square root of the largest eigenvalue of its position
 covariance) exceeds ``max_position_sigma``, or, while tentative, after
 ``tentative_max_misses`` consecutive misses (hub.fusion.initiation says what
 counts as a miss). Dead ids go to ``pop_removed``; ids are never reused.
+A *reporter* (a team's spot reports: a person marks one thing at a time)
+gives no misses: its report about one object is no evidence against
+another it reported before, so its scans count only for the tracks they hit.
 """
 
 from __future__ import annotations
@@ -81,10 +84,12 @@ _NO_ROWS = np.zeros(0, dtype=np.intp)
 class Tracker:
     """Track many targets from position scans of ``n_sensors`` sensors."""
 
-    def __init__(self, params: Fusion, n_sensors: int, coast_after_s: float = COAST_AFTER_S
-                 ) -> None:
+    def __init__(self, params: Fusion, n_sensors: int, coast_after_s: float = COAST_AFTER_S,
+                 reporters: frozenset[int] = frozenset()) -> None:
         self.params = params
         self.n_sensors = n_sensors
+        self.reporters = reporters
+        """Sensors whose scans are reports of what they point at, not sweeps of an area."""
         self.coast_after_s = coast_after_s
         self.q = params.process_noise**2
         # IMM models: quiet (going straight), manoeuvre (the last, used for gating).
@@ -261,9 +266,15 @@ class Tracker:
         """Record hits and misses of this scan, confirm by M-of-N, drop failed tentatives."""
         n = self.n
         # This scan counts for the tracks it hit and for those its sensor has
-        # seen before: after marking the hits as seen, that is the sensor's column.
-        counted = self._sources[:n, sensor]
-        counted[ti] = True
+        # seen before: after marking the hits as seen (through this view of the
+        # sensor's column), that is the column itself. A reporter's scan (a spot
+        # report about one thing) says nothing of the rest: only its hits count.
+        seen = self._sources[:n, sensor]
+        seen[ti] = True
+        counted = seen
+        if sensor in self.reporters:
+            counted = np.zeros(n, dtype=np.bool_)
+            counted[ti] = True
         if not counted.any():
             # No history moves, so no track is confirmed or fails (both are
             # settled after every change): skip the bookkeeping.

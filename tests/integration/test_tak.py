@@ -346,20 +346,23 @@ async def test_a_units_position_becomes_a_friend_track_for_the_partners_released
 
 
 async def test_repeated_spot_reports_confirm_a_track(tak_hub: TakHub) -> None:
-    lat, lon = -1.3400, 36.7700
+    # Three markers placed in turn: a report on one is no miss for the others.
+    spots = [(-1.3400, 36.7700), (-1.3400, 36.7900), (-1.3600, 36.7700)]
     async with device(tak_hub, UNIT) as writer:
-        for k in range(5):
-            writer.write(cot(f"marker-{k % 2}", "a-h-G-U-C-I", lat, lon, ce=8.0))
+        for k in range(9):
+            lat, lon = spots[k % 3]
+            writer.write(cot(f"marker-{k % 3}", "a-h-G-U-C-I", lat, lon, ce=8.0))
             await writer.drain()
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(0.4)
         deadline = time.monotonic() + WAIT_S
-        while not features_near(tak_hub, "ken", lat, lon, 50.0):
-            assert time.monotonic() < deadline, "no track from the spot reports"
+        while not all(features_near(tak_hub, "ken", lat, lon, 50.0) for lat, lon in spots):
+            assert time.monotonic() < deadline, "not every spot report became a track"
             await asyncio.sleep(0.5)
-    (track,) = features_near(tak_hub, "ken", lat, lon, 50.0)
-    assert track["properties"]["cls"] == "person"
-    assert UNIT in track["properties"]["sources"]
-    assert not features_near(tak_hub, "nld", lat, lon, 500.0)
+    for lat, lon in spots:
+        (track,) = features_near(tak_hub, "ken", lat, lon, 50.0)
+        assert track["properties"]["cls"] == "person"
+        assert UNIT in track["properties"]["sources"]
+        assert not features_near(tak_hub, "nld", lat, lon, 500.0)
 
 
 def rejected(tak: TakHub) -> dict[str, int]:

@@ -48,6 +48,22 @@ def test_another_sensors_scans_do_not_count_as_misses_until_it_has_seen_the_trac
     assert first not in tracker.snapshot().id and first in tracker.pop_removed()
 
 
+@pytest.mark.parametrize("reporter", [True, False])
+def test_a_reporters_spot_report_on_one_object_is_no_miss_for_the_others(reporter: bool) -> None:
+    # A team marks three objects in turn, one report at a time.
+    tracker = Tracker(Fusion(confirm_m=3, confirm_n=5, tentative_max_misses=3), n_sensors=1,
+                      reporters=frozenset({0}) if reporter else frozenset())
+    objects = [[0.0, 0.0], [2000.0, 0.0], [0.0, 2000.0]]
+    for k in range(9):
+        tracker.process(_scan(0.5 * k, 0, [objects[k % 3]]))
+    table = tracker.snapshot()
+    if reporter:  # three reports each: three confirmed tracks, one per object
+        assert table.status.tolist() == [CONFIRMED] * 3
+        assert np.abs(table.x[:, :2] - np.array(objects)).max() < 1.0
+    else:  # as sweeps of an area, each report is a miss for the other two: never 3 of 5
+        assert CONFIRMED not in table.status.tolist()
+
+
 def test_late_scans_are_dropped_and_counted_and_stale_tracks_deleted() -> None:
     tracker = Tracker(Fusion(delete_after_s=5.0, confirm_m=1), n_sensors=1)
     tracker.process(_scan(10.0, 0, [[0.0, 0.0]]))
