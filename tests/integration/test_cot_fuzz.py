@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+from sockets import hang_up
 
 from hub.broker.launcher import free_port
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config
@@ -156,7 +157,7 @@ async def test_ten_thousand_hostile_events_are_refused_by_code_and_the_good_all_
     async with asyncio.timeout(10):
         while pipeline.counters["received"] < goods + 1:
             await asyncio.sleep(0.05)
-    writer.close()
+    await hang_up(writer)
 
 
 async def test_an_oversized_event_closes_only_its_connection(
@@ -176,4 +177,4 @@ async def test_an_oversized_event_closes_only_its_connection(
         while pipeline.counters["received"] < 2:
             await asyncio.sleep(0.05)
     steady.close()
-    writer.close()
+    await hang_up(writer)

@@ -31,6 +31,7 @@ import takproto
 import trustme
 from mqtt_peer import Peer
 from secured import CANARY
+from sockets import hang_up
 from web_hub import CANARY_ENU, WebHub, web_hub
 
 from hub import messages, topics
@@ -155,7 +156,7 @@ async def read_events(tak: TakHub, identity: str, seconds: float) -> list[ET.Ele
         async with asyncio.timeout(seconds):
             while True:
                 received += await reader.readuntil(b"</event>")
-    writer.close()
+    await hang_up(writer)
     return events_of(bytes(received))
 
 
@@ -247,7 +248,7 @@ async def test_a_client_that_asks_gets_tak_protocol_v1(tak_hub: TakHub) -> None:
     async with asyncio.timeout(WAIT_S):
         while frames.count(0xBF) < 10:
             frames += await reader.read(65536)
-    writer.close()
+    await hang_up(writer)
     message = takproto.parse_proto(frames)
     assert message is not None and message.cotEvent.uid.startswith("hub.ken.")
     assert "__cop_label" in message.cotEvent.detail.xmlDetail
@@ -309,7 +310,7 @@ async def device(tak: TakHub, identity: str) -> AsyncIterator[asyncio.StreamWrit
     try:
         yield writer
     finally:
-        writer.close()
+        await hang_up(writer)
         task.cancel()
 
 
@@ -400,13 +401,16 @@ async def test_unknown_or_missing_certificates_are_refused(tak_hub: TakHub,
         with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
             reader, writer = await asyncio.open_connection(
                 "127.0.0.1", tak_hub.tls_port, ssl=client, server_hostname="127.0.0.1")
-            await reader.readuntil(b"</event>")  # TLS 1.3 fails here, at the first read
-            pytest.fail(f"{name} got in")
+            try:
+                await reader.readuntil(b"</event>")  # TLS 1.3 fails here, at the first read
+                pytest.fail(f"{name} got in")
+            finally:
+                await hang_up(writer)
     nobody = tak_hub.pki.client("nobody")  # our CA, but no partner, operator or unit
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", tak_hub.tls_port, ssl=nobody, server_hostname="127.0.0.1")
     assert await reader.read(100) == b""
-    writer.close()
+    await hang_up(writer)
 
 
 async def test_the_plain_port_streams_its_partner_and_binds_a_unit_by_uid(
@@ -426,7 +430,7 @@ async def test_the_plain_port_streams_its_partner_and_binds_a_unit_by_uid(
     writer.write(cot("bra-uav-1", "a-f-A", -1.2, 36.8))  # then someone else's position
     await writer.drain()
     await asyncio.sleep(1.0)
-    writer.close()
+    await hang_up(writer)
     after = rejected(tak_hub)
     assert after.get("rejected.identity", 0) - before.get("rejected.identity", 0) == 2
 

@@ -21,6 +21,7 @@ import pytest
 import trustme
 from relay import Relay
 from sink_contract import Delivery, SinkContract, contract_config
+from sockets import hang_up
 
 from hub.broker.launcher import free_port
 from hub.config import Tak
@@ -162,6 +163,6 @@ class TestTakSink(SinkContract):
             for task in readers:
                 task.cancel()
             for writer in writers:
-                writer.close()
+                await hang_up(writer)
             await relay.close()
             await server.stop()
