@@ -20,6 +20,7 @@ class Relay:
         self.paused = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -32,6 +33,7 @@ class Relay:
         upstream.setblocking(False)
         await asyncio.get_running_loop().sock_connect(upstream, ("127.0.0.1", self.target))
         hub_in, hub_out = await asyncio.open_connection(sock=upstream, limit=4096)
+        self._writers += [client_out, hub_out]
         for source, sink, pausable in ((client_in, hub_out, False), (hub_in, client_out, True)):
             task = asyncio.create_task(self._pipe(source, sink, pausable))
             self._tasks.add(task)
@@ -50,6 +52,9 @@ class Relay:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:  # a paused pipe's peer may never take its buffer
+            writer.transport.abort()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 READ_BYTES = 65_536
 SOCKET_SEND_BUFFER = 64 * 1024
+# A client that stops reading keeps close() waiting on its send buffer for ever.
+HANG_UP_S = 1.0
 """The kernel's send buffer for a client's socket (Linux doubles it)."""
 Ingest = Callable[[str, bytes], None]
 """Hand an inbound message to the hub, as if it had come on ``topic`` over MQTT."""
@@ -149,6 +151,7 @@ class TakServer:
         try:
             await self._serve_client(reader, writer, tls)
         finally:
+            await _hang_up(writer)
             self._connections.discard(writer)
             self._handlers.discard(handler)
 
@@ -158,7 +161,6 @@ class TakServer:
         peer = self._identify(writer, tls)
         if peer is None or self.clients() >= self.settings.max_clients:
             self.counters["tak_refused." + ("identity" if peer is None else "max_clients")] += 1
-            writer.close()
             return
         stream, first = (self.sink.connect(peer.audience, "tls" if tls else "tcp")
                          if peer.audience is not None else (None, TakBatch([])))
@@ -177,7 +179,6 @@ class TakServer:
                 self.sink.disconnect(stream, reason)
             else:
                 self.sink.counters[f"tak_disconnects.{reason}"] += 1
-            writer.close()
 
     def _identify(self, writer: asyncio.StreamWriter, tls: bool) -> Peer | None:
         """The peer of a connection: by its certificate's CN on TLS; unbound on plain TCP."""
@@ -280,6 +281,16 @@ class TakServer:
         self.counters[f"tak_events.{kind}"] += 1
         self.ingest(topics.sensor(peer.unit, stream_kind), payload)
         return False
+
+
+async def _hang_up(writer: asyncio.StreamWriter) -> None:
+    """Close a client's connection, dropping what it never read after ``HANG_UP_S``."""
+    writer.close()
+    try:
+        async with asyncio.timeout(HANG_UP_S):
+            await writer.wait_closed()
+    except (ConnectionError, ssl.SSLError, TimeoutError):
+        writer.transport.abort()
 
 
 def bound_send_buffer(writer: asyncio.StreamWriter) -> None:
