@@ -55,7 +55,8 @@ class Router:
         self.limits = config.ingest
         self.counters: Counter[str] = Counter()
         self.online: dict[str, bool] = {}
-        self._last_seq: dict[tuple[int, str], int] = {}
+        self._last_seq: dict[tuple[int, str], tuple[int, float]] = {}
+        """(sensor, topic kind) → the last accepted (seq, ts)."""
 
     def route(self, topic: str, payload: bytes, t_received: float
               ) -> InboundItem | FrameJob | None:
@@ -102,17 +103,22 @@ class Router:
             raise PayloadError("stale", f"timestamp {t_received - ts:.0f} s in the past")
 
     def _fresh(self, sensor: int, kind: str, ts: float, seq: int, t_received: float) -> bool:
-        """Check the time; drop duplicates by ``seq`` and count gaps."""
+        """Check the time; drop repeats by ``seq`` and count gaps.
+
+        A lower ``seq`` is a sensor restart only when its time is newer than the
+        last accepted message's: an older one is a repeat (a broker resending
+        what it never saw acknowledged, after its own restart), and fusing it
+        again would count one measurement twice.
+        """
         self._check_time(ts, t_received)
         key = (sensor, kind)
         last = self._last_seq.get(key)
-        self._last_seq[key] = seq
-        if last is None or seq > last + 1:
-            self.counters["seq_gaps"] += last is not None
-            return True
-        if seq == last:
-            self.counters["duplicates"] += 1
-            return False
-        if seq < last:
+        if last is not None and seq <= last[0]:
+            if seq == last[0] or ts <= last[1]:
+                self.counters["duplicates"] += 1
+                return False
             self.counters["seq_restarts"] += 1
+        elif last is not None and seq > last[0] + 1:
+            self.counters["seq_gaps"] += 1
+        self._last_seq[key] = (seq, ts)
         return True

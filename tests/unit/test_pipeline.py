@@ -109,6 +109,21 @@ def test_bad_messages_are_dead_lettered_and_good_ones_still_fuse() -> None:
     assert (pipeline.groups[0].tracker.snapshot().status > 0).sum() == 2
 
 
+def test_a_broker_resending_older_messages_is_not_a_sensor_restart() -> None:
+    frame = EnuFrame(*ORIGIN)
+    batches = [(T0 + k, k, geo_batch(frame, T0 + k, k, [(0.0, 0.0)])) for k in range(10)]
+    records = [(t + 0.05, "sensors/shared/detections", payload) for t, _, payload in batches]
+    # The broker restarts and resends 5..9, which the hub had taken but not acknowledged.
+    records += [(T0 + 10, "sensors/shared/detections", payload) for *_, payload in batches[5:]]
+    # Then the sensor itself restarts: seq from 0 again, with newer times.
+    restarted = [(T0 + 20 + k, "sensors/shared/detections",
+                  geo_batch(frame, T0 + 20 + k, k, [(0.0, 0.0)])) for k in range(3)]
+    pipeline = run(two_partner_config(window=0.0), records + restarted)
+    counters = pipeline.router.counters
+    assert (counters["duplicates"], counters["seq_restarts"]) == (5, 1)
+    assert pipeline.counters["fused"] == 13
+
+
 def test_same_input_gives_the_same_tracks() -> None:
     config = two_partner_config(window=0.5)
     records = scenario(EnuFrame(*ORIGIN))
