@@ -49,7 +49,8 @@ class PlatformTable:
         self._first = np.zeros(k)
         self._updates = np.zeros(k, dtype=np.int64)
         self._x = np.zeros((k, 4))
-        self._removed: list[int] = []
+        self.timed_out = 0
+        """Platforms dropped for silence so far."""
 
     def update(self, sensor: int, telemetry: Telemetry,
                enu: tuple[float, float] | None = None) -> None:
@@ -89,7 +90,7 @@ class PlatformTable:
         """Move the table's time to ``t`` and drop platforms silent for the timeout."""
         self.t = max(self.t, t)
         gone = self._live & (self.t - self._t_fix > self.timeout_s)
-        self._removed.extend(np.flatnonzero(gone).tolist())
+        self.timed_out += int(gone.sum())
         self._live &= ~gone
 
     def snapshot(self) -> TrackTable:
@@ -110,8 +111,3 @@ class PlatformTable:
             status=np.full(k, CONFIRMED, dtype=np.int8), cls_probs=probs,
             first_seen=self._first[rows].copy(), last_update=self._t_fix[rows].copy(),
             updates=self._updates[rows].copy(), sources=sources)
-
-    def pop_removed(self) -> list[int]:
-        """Return and forget the ids of platforms that timed out since the last call."""
-        removed, self._removed = self._removed, []
-        return removed

@@ -40,7 +40,7 @@ Deletion. A track dies when it has had no update for ``delete_after_s``, when
 its position sigma (square root of the largest eigenvalue of its position
 covariance) exceeds ``max_position_sigma``, or, while tentative, after
 ``tentative_max_misses`` consecutive misses (hub.fusion.initiation says what
-counts as a miss). Dead ids go to ``pop_removed``; ids are never reused.
+counts as a miss). ``deleted`` counts the dead; ids are never reused.
 A *reporter* (a team's spot reports: a person marks one thing at a time)
 gives no misses: its report about one object is no evidence against
 another it reported before, so its scans count only for the tracks they hit.
@@ -99,7 +99,8 @@ class Tracker:
         self.n = 0
         self.late_scans = 0
         self._next_id = 1
-        self._removed: list[int] = []
+        self.deleted = 0
+        """Tracks deleted so far (a count: a list of their ids would grow for ever)."""
         self._steps: dict[float, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
         self._alloc(_INITIAL_CAPACITY)
 
@@ -194,11 +195,6 @@ class Tracker:
             P=p, status=status, cls_probs=self._cls[:n].copy(),
             first_seen=self._first[:n].copy(), last_update=self._last[:n].copy(),
             updates=self._updates[:n].copy(), sources=self._sources[:n].copy())
-
-    def pop_removed(self) -> list[int]:
-        """Return and forget the ids of tracks deleted since the last call."""
-        removed, self._removed = self._removed, []
-        return removed
 
     def _predict_to(self, t: float) -> None:
         n = self.n
@@ -315,8 +311,7 @@ class Tracker:
         """Remove the rows flagged in ``dead`` (over the live rows), keeping order."""
         if not dead.any():
             return
-        n = self.n
-        self._removed.extend(self._id[:n][dead].tolist())
+        self.deleted += int(dead.sum())
         keep = np.flatnonzero(~dead)
         for name in self._layout():
             arr = getattr(self, name)

@@ -43,6 +43,6 @@ def test_platform_times_out_and_is_reported_removed() -> None:
     table = PlatformTable(CONFIG, FRAME)
     table.update(UAV, _fix(0.0, 0.0, 0.0))
     table.advance(T0 + CONFIG.fusion.friend_timeout_s - 0.1)
-    assert len(table.snapshot()) == 1 and table.pop_removed() == []
+    assert len(table.snapshot()) == 1 and table.timed_out == 0
     table.advance(T0 + CONFIG.fusion.friend_timeout_s + 0.1)
-    assert len(table.snapshot()) == 0 and table.pop_removed() == [UAV]
+    assert table.snapshot().id.tolist() == [] and table.timed_out == 1

@@ -29,7 +29,7 @@ def test_confirmation_after_m_of_n_and_deletion_of_clutter() -> None:
         table = tracker.snapshot()
         assert len(table) == (2 if k < 2 else 1)
         assert table.status[0] == (CONFIRMED if k == 2 else TENTATIVE)
-    assert tracker.pop_removed() == [2]  # the clutter track, after 2 misses
+    assert tracker.deleted == 1  # the clutter track, after 2 misses
     table = tracker.snapshot()
     assert table.id.tolist() == [1] and table.updates.tolist() == [3]
     assert abs(table.x[0, 2] - 10.0) < 3.0
@@ -45,7 +45,7 @@ def test_another_sensors_scans_do_not_count_as_misses_until_it_has_seen_the_trac
     assert first in table.id and table.sources[0].tolist() == [True, False]
     tracker.process(_scan(1.0, 0, []))
     tracker.process(_scan(2.0, 0, []))
-    assert first not in tracker.snapshot().id and first in tracker.pop_removed()
+    assert first not in tracker.snapshot().id and tracker.deleted == 1
 
 
 @pytest.mark.parametrize("reporter", [True, False])
@@ -76,7 +76,7 @@ def test_late_scans_are_dropped_and_counted_and_stale_tracks_deleted() -> None:
     assert table.t == T0 + 14.0 and table.status.tolist() == [2]  # coasting
     assert table.P[0, 0, 0] > before.P[0, 0, 0]
     tracker.advance(T0 + 15.5)
-    assert len(tracker.snapshot()) == 0 and tracker.pop_removed() == [1]
+    assert len(tracker.snapshot()) == 0 and tracker.deleted == 1
 
 
 def test_many_tracks_grow_storage_and_ids_are_unique() -> None:
