@@ -93,25 +93,43 @@ class PushServer:
         self.connections = 0
         self.port = free_port()
         self._writers: list[asyncio.StreamWriter] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
 
     async def serve(self) -> asyncio.Server:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=self.pki.cafile)
         context.verify_mode = ssl.CERT_REQUIRED
         cert = self.pki.ca.issue_cert("127.0.0.1", common_name="tak-server")
         cert.configure_cert(context)
-        return await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=context)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
+                                                  ssl=context)
+        return self._server
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
         self.connections += 1
         self._writers.append(writer)
         with contextlib.suppress(ConnectionError, ssl.SSLError, asyncio.CancelledError):
             while data := await reader.read(65536):
                 self.received += data
+        self._handlers.discard(handler)
 
     def drop_all(self) -> None:
+        """Cut every connection at once, as a TAK Server that goes away."""
         for writer in self._writers:
-            writer.close()
+            writer.transport.abort()
         self._writers.clear()
+
+    async def close(self) -> None:
+        """Stop listening and wait until every connection (a late one too) is gone."""
+        if self._server is not None:
+            self._server.close()
+        self.drop_all()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
 
 @pytest.fixture(scope="module")
@@ -437,7 +455,7 @@ async def test_the_plain_port_streams_its_partner_and_binds_a_unit_by_uid(
 
 async def test_the_picture_is_pushed_to_a_partners_tak_server(tak_hub: TakHub) -> None:
     push = tak_hub.push
-    server = await push.serve()
+    await push.serve()
     try:
         deadline = time.monotonic() + WAIT_S
         while len(tracks_only(events_of(bytes(push.received)))) < 5:
@@ -453,6 +471,4 @@ async def test_the_picture_is_pushed_to_a_partners_tak_server(tak_hub: TakHub) -
             assert time.monotonic() < deadline + WAIT_S, "the push did not reconnect"
             await asyncio.sleep(0.3)
     finally:
-        push.drop_all()
-        server.close()
-        await server.wait_closed()
+        await push.close()
