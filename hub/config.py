@@ -236,6 +236,26 @@ class Publish(Base, frozen=True, kw_only=True):
     status_every_s: Annotated[Positive, doc("Seconds between `hub/status` reports.")] = 5.0
 
 
+class Recovery(Base, frozen=True, kw_only=True):
+    """Crash recovery: a journal of what the hub acknowledged, and checkpoints of its state.
+
+    Every accepted message is journalled before the broker gets its
+    acknowledgement; the trackers, reorder window and duplicate checks are
+    checkpointed every ``checkpoint_every_s`` and at shutdown. A hub that
+    starts loads the checkpoint and replays the journal after it, so a crash
+    loses nothing it acknowledged and a track keeps its id.
+    """
+
+    enabled: Annotated[bool, doc(
+        "Journal and checkpoint `hub run` (never `hub replay`); false: a restart starts "
+        "from nothing.")] = True
+    dir: Annotated[str, doc(
+        "Directory of the journal and checkpoints, one per hub; empty: "
+        "`$XDG_STATE_HOME/hub/<broker.client_id>` (`~/.local/state/hub/...`).")] = ""
+    checkpoint_every_s: Annotated[float, Meta(ge=0.5, le=3_600.0), doc(
+        "Seconds between checkpoints: a restart replays at most this much journal.")] = 5.0
+
+
 DEFAULT_LEVELS = ("UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET")
 
 
@@ -497,6 +517,8 @@ class HubConfig(Base, frozen=True, kw_only=True):
     fusion: Annotated[Fusion, doc("Tracker parameters.")] = Fusion()
     publish: Annotated[Publish, doc("When pictures and status go out.")] = Publish()
     imagery: Annotated[Imagery, doc("Camera frames to detections.")] = Imagery()
+    recovery: Annotated[Recovery, doc("Journal and checkpoints for crash recovery.")] = (
+        Recovery())
     sensors: Annotated[list[Sensor], doc(
         "The registry of field units; a message from an id not here is refused.")] = []
     partners: Annotated[list[Partner], doc(

@@ -3,13 +3,16 @@
 ``handle`` validates one message and queues what it carries; ``flush`` moves
 what the reorder window has passed into every release group's tracker whose
 sources include the message's sensor. No I/O happens here: the caller supplies
-the receive time, so a replay of a recording is deterministic.
+the receive time, so a replay of a recording is deterministic. What changes
+the state (each accepted message, each frame's scan, each fusion step) goes to
+``journal`` when one is set (hub.recovery), so a restart can replay it exactly.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from typing import Protocol
 
 from hub import faults
 from hub.config import HubConfig
@@ -30,6 +33,16 @@ from hub.release.reload import changed_partners, with_rules_of
 DEAD_LETTER_BACKLOG = 1_000
 
 log = logging.getLogger(__name__)
+
+
+class InputLog(Protocol):
+    """Where the pipeline writes every input that changes its state, in order."""
+
+    def message(self, t_received: float, topic: str, payload: bytes) -> None: ...
+
+    def scan(self, t_received: float, scan: Scan) -> None: ...
+
+    def fused(self, t_received: float) -> None: ...
 
 
 class GroupFusion:
@@ -63,6 +76,7 @@ class Pipeline:
         self.counters: Counter[str] = Counter()
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTER_BACKLOG)
         self.fusion_time = 0.0
+        self.journal: InputLog | None = None
         self._rejections = RateLimitedLog(log, level=logging.WARNING)
 
     def group_of(self, partner_id: str) -> GroupFusion:
@@ -106,11 +120,15 @@ class Pipeline:
         if isinstance(item, FrameJob):
             self._count_frame("received", item.sensor)
             self.frames.submit(item)
-        elif item is not None:
-            self._push(item, t_received)
+            return True
+        if self.journal is not None:
+            self.journal.message(t_received, topic, payload)
+        if item is not None:
+            self.queue(item, t_received)
         return True
 
-    def _push(self, item: InboundItem, t_received: float) -> None:
+    def queue(self, item: InboundItem, t_received: float) -> None:
+        """Put ``item`` in the reorder window; one older than what has left is counted late."""
         if not self.reorder.push(item.t, item, t_received):
             self.counters["late"] += 1
 
@@ -137,7 +155,10 @@ class Pipeline:
             self._count_frame("processed", outcome.sensor)
             self.counters["frame_detections"] += len(outcome.scan)
             # Pushed at the time the result is seen: the watermark moves with the clock.
-            self._push(outcome.scan, max(t_received, outcome.t_received))
+            t = max(t_received, outcome.t_received)
+            if self.journal is not None:
+                self.journal.scan(t, outcome.scan)
+            self.queue(outcome.scan, t)
 
     def reject(self, topic: str, size: int, code: RefusalCode, reason: str,
                t_received: float) -> None:
@@ -154,7 +175,14 @@ class Pipeline:
     def flush(self, t_received: float) -> int:
         """Fuse everything the reorder window has released; return how many items."""
         self.collect_frames(t_received)
-        return self._fuse(self.reorder.pop_ready(t_received))
+        return self.fuse_ready(t_received)
+
+    def fuse_ready(self, t_received: float) -> int:
+        """Fuse what the reorder window releases at ``t_received`` (no frames collected)."""
+        items = self.reorder.pop_ready(t_received)
+        if items and self.journal is not None:
+            self.journal.fused(t_received)
+        return self._fuse(items)
 
     def finish(self) -> int:
         """Fuse everything still queued (end of a replay)."""

@@ -27,6 +27,7 @@ from hub.publish.publisher import PicturePublisher
 from hub.publish.sink import PartnerSink
 from hub.publish.tak import TakSink
 from hub.publish.web import WebSink
+from hub.recovery.store import RecoveryStore
 from hub.release.policy import MISSION, describe_audience
 from hub.release.reload import restart_needed
 from hub.release.view import ReleaseView
@@ -61,6 +62,7 @@ class HubService:
         # Live: frames go to worker processes, latest wins per sensor when they are busy.
         self.pipeline = Pipeline(config, frames=FramePool(config, wait=False))
         self.bus: Bus | None = None
+        self.recovery = RecoveryStore(config) if config.recovery.enabled else None
         view = ReleaseView(self.pipeline)
         self.web_sink = (None if config.web is None else
                          WebSink(config.web, [*view.partners, MISSION], self._delay_of))
@@ -133,7 +135,7 @@ class HubService:
         counters.update(self.publisher.view.counters)
         counters.update(self.publisher.counters)
         counters.update(self.publisher.sink_counters())
-        for extra in (self.web_sink, self.tak_sink, self.tak):
+        for extra in (self.web_sink, self.tak_sink, self.tak, self.recovery):
             if extra is not None:
                 counters.update(extra.counters)
         frames = self.pipeline.frames
@@ -182,6 +184,7 @@ class HubService:
                        will=will, password=self.password)
         # Workers boot (import numpy, OpenCV) before the first frame can arrive.
         await asyncio.to_thread(self.pipeline.frames.warm_up)
+        self._recover()
         try:
             await self._start_web()
             await self._start_tak()
@@ -189,6 +192,25 @@ class HubService:
         finally:
             await self._stop_outputs()
             self.pipeline.close()
+            if self.recovery is not None:
+                self.recovery.close(self.pipeline, self.publisher)
+
+    def _recover(self) -> None:
+        """Bring the pipeline back to where the last run left it (before any message comes)."""
+        if self.recovery is None:
+            return
+        restored = self.recovery.start(self.pipeline, self.publisher)
+        if restored.checkpoint_age_s is None and not restored.replayed:
+            log.info("recovery: nothing to recover in %s", self.recovery.directory)
+            return
+        age = ("no checkpoint" if restored.checkpoint_age_s is None
+               else f"a checkpoint {restored.checkpoint_age_s:.1f} s old")
+        log.warning("recovered from %s and %d journal records in %.2f s (%s)", age,
+                    restored.replayed, restored.seconds, self.recovery.directory)
+
+    def _checkpoint(self) -> None:
+        if self.recovery is not None:
+            self.recovery.checkpoint(self.pipeline, self.publisher)
 
     async def _start_tak(self) -> None:
         """Listen for TAK clients and push to TAK Servers, when the config has ``[tak]``."""
@@ -232,6 +254,9 @@ class HubService:
                      self._every(self.config.publish.status_every_s, self._publish_status)]
             if not self._event_driven:
                 loops.append(self._every(self.config.publish.interval_s, self._publish))
+            if self.recovery is not None:
+                loops.append(self._every(self.config.recovery.checkpoint_every_s,
+                                         self._checkpoint))
             if on_tick is not None:
                 loops.append(self._every(1.0, lambda: on_tick(self)))
             tasks = [asyncio.create_task(loop) for loop in loops]

@@ -104,6 +104,13 @@ class _AsyncioErrors(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's hubs (in process or not) keep their recovery state apart from others'."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(autouse=True)
 def _survived(request: pytest.FixtureRequest) -> Iterator[Survived]:
     """Fail the test if the hub survived an exception it only logged, or asyncio logged one."""
     caught: Survived = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 
 from hub.config import HubConfig
 from hub.fusion import classify, models
@@ -92,6 +93,22 @@ class PlatformTable:
         gone = self._live & (self.t - self._t_fix > self.timeout_s)
         self.timed_out += int(gone.sum())
         self._live &= ~gone
+
+    def state(self) -> dict[str, NDArray[np.generic]]:
+        """The table's state as named arrays (a checkpoint; ``restore`` takes it back)."""
+        return {"live": self._live.copy(), "t_fix": self._t_fix.copy(),
+                "first": self._first.copy(), "updates": self._updates.copy(),
+                "x": self._x.copy(), "scalars": np.array([self.t, self.timed_out])}
+
+    def restore(self, arrays: dict[str, NDArray[np.generic]]) -> None:
+        """Take back a ``state``; a KeyError or ValueError when it does not fit this table."""
+        for name, target in (("live", self._live), ("t_fix", self._t_fix),
+                             ("first", self._first), ("updates", self._updates), ("x", self._x)):
+            if arrays[name].shape != target.shape:
+                raise ValueError(f"{name}: shape {arrays[name].shape}, needs {target.shape}")
+            target[...] = arrays[name]
+        t, timed_out = arrays["scalars"].tolist()
+        self.t, self.timed_out = t, int(timed_out)
 
     def snapshot(self) -> TrackTable:
         """Return the live platforms as confirmed tracks extrapolated to the table's time."""

@@ -196,6 +196,38 @@ class Tracker:
             first_seen=self._first[:n].copy(), last_update=self._last[:n].copy(),
             updates=self._updates[:n].copy(), sources=self._sources[:n].copy())
 
+    def state(self) -> dict[str, NDArray[np.generic]]:
+        """The tracker's whole state as named arrays (a checkpoint; ``restore`` takes it back)."""
+        n = self.n
+        arrays: dict[str, NDArray[np.generic]] = {
+            name: getattr(self, name)[:n].copy() for name in self._layout()}
+        arrays["scalars"] = np.array([self.t, self.late_scans, self._next_id, self.deleted])
+        return arrays
+
+    def restore(self, arrays: dict[str, NDArray[np.generic]]) -> None:
+        """Take back a ``state``; a KeyError or ValueError when it does not fit this tracker."""
+        n = int(arrays["_id"].shape[0])
+        self.n = 0
+        self._alloc(max(_INITIAL_CAPACITY, 1 << max(n - 1, 0).bit_length()))
+        for name, (shape, dtype) in self._layout().items():
+            value = arrays[name]
+            if value.shape != (n, *shape):
+                raise ValueError(f"{name}: shape {value.shape}, this tracker needs {(n, *shape)}")
+            getattr(self, name)[:n] = value.astype(dtype, copy=False)
+        self.n = n
+        t, late, next_id, deleted = arrays["scalars"].tolist()
+        self.t, self.late_scans, self.deleted = t, int(late), int(deleted)
+        self.reserve_ids(int(next_id))
+
+    def reserve_ids(self, next_id: int) -> None:
+        """Give new tracks ids from ``next_id`` up, never below what was given already."""
+        self._next_id = max(self._next_id, next_id)
+
+    @property
+    def next_id(self) -> int:
+        """The id the next new track gets."""
+        return self._next_id
+
     def _predict_to(self, t: float) -> None:
         n = self.n
         if n and t > self.t:

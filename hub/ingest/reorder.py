@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
+
+
+class Marks(NamedTuple):
+    """Where the window stands: the newest time seen, when it was seen, the last released."""
+
+    newest_t: float
+    newest_seen_at: float
+    released_t: float
 
 
 class ReorderBuffer(Generic[T]):
@@ -61,3 +69,14 @@ class ReorderBuffer(Generic[T]):
         if ready:
             self._released_t = ready[-1][0]
         return [item for _, _, item in ready]
+
+    def state(self) -> tuple[list[tuple[float, T]], Marks]:
+        """The queued (time, item) pairs in release order, and the window's marks."""
+        queued = [(t, item) for t, _, item in sorted(self._heap, key=lambda e: e[:2])]
+        return queued, Marks(self._newest_t, self._newest_seen_at, self._released_t)
+
+    def restore(self, queued: list[tuple[float, T]], marks: Marks) -> None:
+        """Take back a ``state``: the same items, released in the same order."""
+        self._heap = [(t, next(self._order), item) for t, item in queued]
+        heapq.heapify(self._heap)
+        self._newest_t, self._newest_seen_at, self._released_t = marks

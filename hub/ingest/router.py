@@ -58,6 +58,21 @@ class Router:
         self._last_seq: dict[tuple[int, str], tuple[int, float]] = {}
         """(sensor, topic kind) → the last accepted (seq, ts)."""
 
+    def state(self) -> dict[str, object]:
+        """The duplicate checks' state and who is online, as JSON-ready values."""
+        return {"last_seq": [[sensor, kind, seq, ts]
+                             for (sensor, kind), (seq, ts) in self._last_seq.items()],
+                "online": dict(self.online)}
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Take back a ``state``."""
+        rows = state["last_seq"]
+        online = state["online"]
+        assert isinstance(rows, list) and isinstance(online, dict)
+        self._last_seq = {(int(sensor), str(kind)): (int(seq), float(ts))
+                          for sensor, kind, seq, ts in rows}
+        self.online = {str(k): bool(v) for k, v in online.items()}
+
     def route(self, topic: str, payload: bytes, t_received: float
               ) -> InboundItem | FrameJob | None:
         """Return the fusion item ``payload`` carries, None if it carries none."""

@@ -35,7 +35,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "hub.tak": ("hub.mqtt", "hub.ingest", "hub.pipeline", "hub.fusion", "hub.service",
                 "hub.cli", "hub.web"),
     "hub.ingest": ("hub.release", "hub.pipeline", *OUTPUTS),
-    "hub.pipeline": OUTPUTS,
+    # The pipeline writes its journal through a protocol; it knows no file.
+    "hub.pipeline": (*OUTPUTS, "hub.recovery"),
+    # Recovery saves and replays the pipeline; the service drives it, never the reverse.
+    "hub.recovery": ("hub.mqtt", "hub.service", "hub.cli", "hub.broker", "hub.web", "hub.tak"),
     "hub.config": ("hub.fusion", "hub.ingest", "hub.release", "hub.pipeline", *OUTPUTS),
 }
 NEVER = ("simulators", "bench", "tests")
@@ -105,6 +108,8 @@ def test_no_import_runs_against_the_layers() -> None:
     ("hub.web.app", "from hub.pipeline import Pipeline"),
     ("hub.publish.web", "from hub.web.app import build_app"),
     ("hub.tak.server", "from hub.pipeline import Pipeline"),
+    ("hub.pipeline", "from hub.recovery.store import RecoveryStore"),
+    ("hub.recovery.store", "from hub.service import HubService"),
 ])
 def test_each_rule_catches_a_forbidden_import(tmp_path: Path, module: str,
                                               bad_import: str) -> None:
