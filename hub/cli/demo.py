@@ -112,6 +112,9 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
     workdir.mkdir(parents=True, exist_ok=True)
     files = write_auth_files(config, workdir / "broker")
     config = with_tak(with_console(config, files, workdir / "web"))
+    # The demo's broker is its own: so is its recovery state, next to it.
+    config = msgspec.structs.replace(config, recovery=msgspec.structs.replace(
+        config.recovery, dir=config.recovery.dir or str(workdir / "state")))
     with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth,
                       max_packet_size=max_packet_size(config)) as broker:
         secure = broker.kind == "mosquitto"
