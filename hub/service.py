@@ -260,6 +260,10 @@ class HubService:
             if on_tick is not None:
                 loops.append(self._every(1.0, lambda: on_tick(self)))
             tasks = [asyncio.create_task(loop) for loop in loops]
+            # At once, not a period later: a restarted hub's picture and status are due.
+            self._publish_status()
+            if not self._event_driven:
+                self._publish()
             try:
                 await stop.wait()
             finally:
