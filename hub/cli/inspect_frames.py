@@ -20,7 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub import topics
-from hub.errors import HubError, PayloadError
+from hub.cli.arguments import UsageError
+from hub.errors import PayloadError
 from hub.geo import EnuFrame
 from hub.ingest.camera import LevelTerrain, PoseNoise
 from hub.ingest.imagery import BandDetector, GroundDetections, frame_detections
@@ -81,19 +82,19 @@ def read_frame(path: str | Path, index: int = 0, sensor: str | None = None) -> F
         with open(path, "rb") as file:
             first = file.read(1)
     except OSError as exc:
-        raise HubError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
     if not first:
-        raise HubError(f"{path}: empty file, no frames")
+        raise UsageError(f"{path}: empty file, no frames")
     if first[0] in _MSGPACK_MAPS:  # one payload: a map; a recording starts with an array
         if index != 0 or sensor is not None:
-            raise HubError(f"{path}: a single frame payload has only frame 0, no sensor")
+            raise UsageError(f"{path}: a single frame payload has only frame 0, no sensor")
         return FoundFrame(_decode(path.read_bytes(), f"{path}"), 0, None)
     return _from_recording(path, index, sensor)
 
 
 def _from_recording(path: Path, index: int, sensor: str | None) -> FoundFrame:
     if index < 0:
-        raise HubError(f"frame index must be 0 or more, not {index}")
+        raise UsageError(f"frame index must be 0 or more, not {index}")
     seen, hit = 0, None
     try:
         for _, topic, payload in read_recording(path):
@@ -107,12 +108,12 @@ def _from_recording(path: Path, index: int, sensor: str | None) -> FoundFrame:
                 break
             seen += 1
     except ValueError as exc:  # PayloadError and msgpack's errors on a mangled file
-        raise HubError(f"{path}: neither a frames payload nor a recording: {exc}") from exc
+        raise UsageError(f"{path}: neither a frames payload nor a recording: {exc}") from exc
     whose = f" of sensor {sensor!r}" if sensor is not None else ""
     if hit is None and seen == 0:
-        raise HubError(f"{path}: no frames{whose} in the recording")
+        raise UsageError(f"{path}: no frames{whose} in the recording")
     if hit is None:
-        raise HubError(f"{path}: frame index {index} out of range: {seen} frames{whose}")
+        raise UsageError(f"{path}: frame index {index} out of range: {seen} frames{whose}")
     return FoundFrame(_decode(hit[1], f"{path}: frame {index}{whose}"), index, hit[0])
 
 
@@ -168,14 +169,14 @@ def draw(inspection: Inspection) -> NDArray[np.uint8]:
 
 
 def write_png(image: NDArray[np.uint8], path: str | Path) -> None:
-    """Write ``image`` as a PNG; a failure is a ``HubError`` naming the file."""
+    """Write ``image`` as a PNG; a failure is a ``UsageError`` naming the file."""
     ok, buffer = cv2.imencode(".png", image)
     if not ok:
-        raise HubError(f"{path}: OpenCV could not encode the PNG")
+        raise UsageError(f"{path}: OpenCV could not encode the PNG")
     try:
         Path(path).write_bytes(buffer.tobytes())
     except OSError as exc:
-        raise HubError(f"{path}: cannot write: {exc.strerror}") from exc
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from exc
 
 
 def default_output(source: str | Path, index: int, sensor: str | None) -> Path:

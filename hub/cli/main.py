@@ -14,8 +14,19 @@ from pathlib import Path
 
 import msgspec
 
+from hub.cli.arguments import (
+    Parser,
+    UsageError,
+    at_least_one,
+    input_file,
+    output_dir,
+    output_file,
+    port,
+    positive,
+    text_file,
+)
 from hub.config import DEFAULT_CONFIG, DEFAULT_SCENARIO, HubConfig, load_config
-from hub.errors import ConfigError, HubError
+from hub.errors import ConfigError, HubError, PayloadError
 from hub.lifecycle import stop_event
 
 Handler = Callable[[argparse.Namespace], int]
@@ -114,7 +125,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     summary = replay_file(args.recording, _config(args), args.tracks_out, args.picture,
                           progress if sys.stderr.isatty() else None)
     print(("\r" if sys.stderr.isatty() else "") + summary.describe())
-    return 0
+    if summary.damage is None:
+        return 0
+    if args.allow_truncated:
+        return _report(f"warning: {summary.damage}; replayed those only", 0)
+    return _report(f"error: {summary.damage}; replayed those only (--allow-truncated accepts "
+                 "this)", 2)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -177,13 +193,13 @@ def cmd_frames_inspect(args: argparse.Namespace) -> int:
 
 def _broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="broker host (overrides the config)")
-    parser.add_argument("--port", type=int, help="broker port (overrides the config)")
+    parser.add_argument("--port", type=port, help="broker port (overrides the config)")
     parser.add_argument("--protocol", choices=("5", "3.1.1"), help="MQTT version")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``hub`` subcommand."""
-    parser = argparse.ArgumentParser(prog="hub", description=__doc__)
+    parser = Parser(prog="hub", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -196,18 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("demo", cmd_demo, "broker, simulators and hub on this machine, no set-up")
     p.add_argument("-s", "--scenario", default=str(DEFAULT_SCENARIO))
-    p.add_argument("--duration", type=float, help="stop after S seconds (default: Ctrl-C)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulation speed factor")
+    p.add_argument("--duration", type=positive, help="stop after S seconds (default: Ctrl-C)")
+    p.add_argument("--speed", type=positive, default=1.0, help="simulation speed factor")
     p.add_argument("--workdir", help="where logs go (default: a new temp dir)")
     p.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto",
                    help="auto: Mosquitto when installed, else the embedded amqtt (MQTT 3.1.1)")
 
     p = command("run", cmd_run, "run the hub service against the configured broker")
     _broker_options(p)
-    p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument("--duration", type=positive, help="stop after S seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="no live table")
-    p.add_argument("--pid-file", help="where to write the pid (default: $TMPDIR/feedhub-"
-                   "<client id>.pid); SIGHUP reloads the release rules")
+    p.add_argument("--pid-file", type=output_file,
+                   help="where to write the pid (default: $TMPDIR/feedhub-<client id>.pid); "
+                        "SIGHUP reloads the release rules")
 
     p = command("reload", cmd_reload, "check the config, then make the running hub reload "
                 "its release rules (SIGHUP)")
@@ -216,36 +233,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sim", cmd_sim, "run the simulators of a scenario against a broker")
     p.add_argument("-s", "--scenario", default=str(DEFAULT_SCENARIO))
     _broker_options(p)
-    p.add_argument("--speed", type=float, default=1.0, help="10 runs ten times faster")
-    p.add_argument("--duration", type=float, help="stop after S simulated seconds")
+    p.add_argument("--speed", type=positive, default=1.0, help="10 runs ten times faster")
+    p.add_argument("--duration", type=positive, help="stop after S simulated seconds")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--credentials", metavar="FILE",
+    p.add_argument("--credentials", metavar="FILE", type=text_file,
                    help="credentials.toml from `hub broker-config`: each unit logs in as itself")
 
     p = command("record", cmd_record, "record inbound sensor topics and sim/truth to a file")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output", required=True, type=output_file)
     _broker_options(p)
-    p.add_argument("--duration", type=float, help="stop after S seconds")
-    p.add_argument("--credentials", metavar="FILE",
+    p.add_argument("--duration", type=positive, help="stop after S seconds")
+    p.add_argument("--credentials", metavar="FILE", type=text_file,
                    help="credentials.toml from `hub broker-config`: record as the recorder "
                         "identity (broker_server.recorder_identity), not as the hub")
 
     p = command("replay", cmd_replay, "replay a recording through ingest and fusion")
-    p.add_argument("recording")
-    p.add_argument("--tracks-out", help="write tracks as JSON Lines")
+    p.add_argument("recording", type=input_file)
+    p.add_argument("--tracks-out", type=output_file, help="write tracks as JSON Lines")
     p.add_argument("--picture", default="mission", help="'mission' or a partner id")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="exit 0 after replaying a damaged (cut short) recording up to the "
+                        "damage; without it that replay exits 2 (the warning says where)")
 
     p = command("score", cmd_score, "score tracks against ground truth (GOSPA)")
-    p.add_argument("--truth", required=True, help="recording holding sim/truth")
-    p.add_argument("--tracks", required=True, help="tracks JSON Lines from hub replay")
-    p.add_argument("--cutoff", type=float, default=100.0, help="GOSPA cutoff c, metres")
-    p.add_argument("--order", type=float, default=2.0, help="GOSPA order p")
+    p.add_argument("--truth", required=True, type=input_file,
+                   help="recording holding sim/truth")
+    p.add_argument("--tracks", required=True, type=input_file,
+                   help="tracks JSON Lines from hub replay")
+    p.add_argument("--cutoff", type=positive, default=100.0, help="GOSPA cutoff c, metres")
+    p.add_argument("--order", type=at_least_one, default=2.0, help="GOSPA order p")
     p.add_argument("--picture", default=None, help="score only this picture's lines")
 
     p = command("broker-config", cmd_broker_config,
                 "write a Mosquitto config, password file and ACL from the registry")
-    p.add_argument("-o", "--output", required=True, metavar="DIR",
+    p.add_argument("-o", "--output", required=True, metavar="DIR", type=output_dir,
                    help="directory for mosquitto.conf, passwd, acl, credentials.toml")
 
     config = sub.add_parser("config", help="configuration tools")
@@ -285,16 +307,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _report(f"config error: {exc}", 2)
+    except (UsageError, PayloadError) as exc:  # the command line, or a file it names, is bad
+        return _report(f"error: {exc}", 2)
+    except HubError as exc:  # the world is not as needed: no broker, no running hub
+        return _report(f"error: {exc}", 1)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `hub score ... | head`: the reader has gone, nothing to report
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's flush quiet
         return 0
+    except OSError as exc:  # a named file that passed its check but failed when used
+        if exc.filename is None:
+            raise
+        return _report(f"error: {exc.filename}: {exc.strerror}", 2)
+
+
+def _report(line: str, status: int) -> int:
+    """Print ``line`` on stderr; return the exit status ``status``."""
+    print(line, file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

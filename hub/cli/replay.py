@@ -7,6 +7,7 @@ file and config always give the same tracks. Pictures are taken every
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from hub.cli.arguments import UsageError
 from hub.config import HubConfig
 from hub.messages import Track
 from hub.pipeline import Pipeline
 from hub.publish.pictures import TrackEncoder, group_tracks, partner_picture
-from hub.recording import Record, read_recording
+from hub.recording import Damage, Record, RecordingReader
 from hub.release.groups import MISSION
 from hub.release.view import ReleaseView
 
@@ -34,6 +36,8 @@ class ReplaySummary:
     tracks_final: int
     confirmed_final: int
     seconds: float
+    damage: Damage | None = None
+    """Where the recording was damaged: the replay stopped there (None: it was whole)."""
 
     def describe(self) -> str:
         """One line a person can read."""
@@ -58,7 +62,7 @@ def picture_source(pipeline: Pipeline, picture: str) -> Callable[[], list[Track]
     if picture == MISSION:
         return lambda: group_tracks(encoder, view.mission())
     if picture not in view.partners:
-        raise SystemExit(f"--picture: no partner {picture!r} in the config")
+        raise UsageError(f"--picture: no partner {picture!r} in the config")
     return lambda: partner_picture(encoder, view.picture(picture)).tracks()
 
 
@@ -115,8 +119,11 @@ def _write_picture(tracks_now: Callable[[], list[Track]], t: float, picture: str
 def replay_file(path: str | Path, config: HubConfig, tracks_out: str | Path | None = None,
                 picture: str = MISSION, progress: Callable[[int], None] | None = None
                 ) -> ReplaySummary:
-    """Replay the recording at ``path``, writing tracks to ``tracks_out`` if given."""
+    """Replay the recording at ``path`` up to any damage, writing tracks to ``tracks_out``."""
+    reader = RecordingReader(path)
     if tracks_out is None:
-        return replay(read_recording(path), config, None, picture, progress)
-    with open(tracks_out, "w") as out:
-        return replay(read_recording(path), config, out, picture, progress)
+        summary = replay(reader, config, None, picture, progress)
+    else:
+        with open(tracks_out, "w") as out:
+            summary = replay(reader, config, out, picture, progress)
+    return dataclasses.replace(summary, damage=reader.damage)

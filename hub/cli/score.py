@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -55,10 +56,11 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
 from hub import topics
+from hub.cli.arguments import UsageError
 from hub.errors import PayloadError
 from hub.geo import EnuFrame
 from hub.messages import Truth, decode
-from hub.recording import read_recording
+from hub.recording import RecordingReader
 
 Array = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -182,15 +184,20 @@ class TrackSeries:
 
 
 def read_truth(path: str | Path) -> TruthSeries:
-    """Read every ``sim/truth`` message of a recording as flat arrays."""
+    """Read every ``sim/truth`` message of a whole recording as flat arrays."""
     rows: list[tuple[float, int, float, float]] = []
     times: set[float] = set()
-    for _, topic, payload in read_recording(path):
+    reader = RecordingReader(path)
+    for _, topic, payload in reader:
         if topic != topics.TRUTH:
             continue
         truth = decode(payload, Truth, _MAX_TRUTH_BYTES)
         times.add(truth.ts)
         rows.extend((truth.ts, target.id, target.lat, target.lon) for target in truth.targets)
+    if reader.damage is not None:  # the missing end would go unscored, unseen
+        raise UsageError(f"{reader.damage}; refusing to score a cut-short truth")
+    if not times:
+        raise UsageError(f"{path}: no sim/truth message to score against")
     table = np.array(rows, dtype=np.float64).reshape(-1, 4)
     order = np.argsort(table[:, 0], kind="stable")
     table = table[order]
@@ -214,6 +221,8 @@ def read_tracks(path: str | Path, picture: str | None = None) -> tuple[str, Trac
                 lines.append(decoder.decode(line))
             except msgspec.DecodeError as exc:
                 raise PayloadError("schema", f"{path}:{number}: {exc}") from exc
+    if not lines:  # a replay writes a line per track per picture: this is no replay's output
+        raise UsageError(f"{path}: no track lines to score")
     chosen = _choose_picture(path, {line.picture for line in lines}, picture)
     lines = [line for line in lines if line.picture == chosen]
     return chosen, _track_series(lines)
@@ -221,11 +230,11 @@ def read_tracks(path: str | Path, picture: str | None = None) -> tuple[str, Trac
 
 def _choose_picture(path: str | Path, present: set[str], picture: str | None) -> str:
     if picture is not None:
-        if present and picture not in present:
+        if picture not in present:
             raise PayloadError("schema",
                                f"{path}: no picture {picture!r}; present: {sorted(present)}")
         return picture
-    if MISSION_PICTURE in present or not present:
+    if MISSION_PICTURE in present:
         return MISSION_PICTURE
     if len(present) == 1:
         return next(iter(present))
@@ -266,9 +275,25 @@ def score(truth_path: str | Path, tracks_path: str | Path, *, cutoff: float = DE
         raise ValueError("need cutoff > 0, order >= 1 and max_age >= 0")
     truth = read_truth(truth_path)
     chosen, tracks = read_tracks(tracks_path, picture)
+    _check_overlap(truth, tracks, max_age, truth_path, tracks_path)
     return score_series(truth, tracks, picture=chosen, cutoff=cutoff, order=order,
                         max_age=max_age, include_tentative=include_tentative,
                         exclude_affiliations=exclude_affiliations)
+
+
+def _check_overlap(truth: TruthSeries, tracks: TrackSeries, max_age: float,
+                   truth_path: str | Path, tracks_path: str | Path) -> None:
+    """Refuse tracks that no truth time can use: GOSPA would be all missed targets."""
+    latest = np.searchsorted(tracks.t, truth.times, side="right") - 1
+    age = truth.times - tracks.t[np.maximum(latest, 0)]
+    if not np.any((latest >= 0) & (age <= max_age)):
+        raise UsageError(f"{tracks_path}: no picture within {max_age:g} s of a truth time in "
+                         f"{truth_path} (tracks {_span(tracks.t)}, truth {_span(truth.times)})")
+
+
+def _span(t: Array) -> str:
+    first, last = (datetime.fromtimestamp(float(x), UTC) for x in (t.min(), t.max()))
+    return f"{first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def score_series(truth: TruthSeries, tracks: TrackSeries, *, picture: str,

@@ -74,7 +74,7 @@ def test_inspect_a_raw_payload_file_with_the_default_output(
 def test_inspect_errors(recording: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                         args: list[str], message: str) -> None:
     assert cli.main(["frames", "inspect", str(recording), *args,
-                     "-o", str(tmp_path / "x.png")]) == 1
+                     "-o", str(tmp_path / "x.png")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
@@ -83,7 +83,7 @@ def test_inspect_a_recording_without_frames(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "radars.mpk"
     write_recording(load_scenario("targets50").with_duration(2.0), path)
-    assert cli.main(["frames", "inspect", str(path)]) == 1
+    assert cli.main(["frames", "inspect", str(path)]) == 2
     assert "no frames in the recording" in capsys.readouterr().err
 
 
@@ -94,9 +94,9 @@ def test_inspect_an_undecodable_frame(recording: Path, tmp_path: Path,
     broken["data"] = b"\xff\xd8 not a jpeg at all"
     raw = tmp_path / "broken.msgpack"
     raw.write_bytes(msgpack.packb(broken, use_bin_type=True))
-    assert cli.main(["frames", "inspect", str(raw)]) == 1
+    assert cli.main(["frames", "inspect", str(raw)]) == 2
     assert "error: frame data" in capsys.readouterr().err
     not_a_frame = tmp_path / "truth.msgpack"
     not_a_frame.write_bytes(msgpack.packb({"ts": 1.0, "targets": []}))
-    assert cli.main(["frames", "inspect", str(not_a_frame)]) == 1
+    assert cli.main(["frames", "inspect", str(not_a_frame)]) == 2
     assert "frame not decodable" in capsys.readouterr().err
