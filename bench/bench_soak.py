@@ -1,0 +1,90 @@
+"""Memory under steady traffic: ``hub run`` fed by ``hub sim`` for an hour, RSS every 30 s.
+
+The hub's RSS is sampled every ``--every`` seconds; the slope (least squares,
+MiB per minute) is taken over the samples after ``--warm-up`` minutes, when
+the picture has filled and the caches have grown to their bounds. Flat means
+a slope under 0.05 MiB/min.
+
+    python bench/bench_soak.py --minutes 60 --speed 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import ROOT, write_results
+
+from hub.broker.launcher import start_broker
+from hub.config import DEFAULT_CONFIG
+
+FLAT_MIB_PER_MIN = 0.05
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def slope_mib_per_min(samples: list[tuple[float, float]], warm_up_s: float) -> float | None:
+    """Least-squares slope of RSS against time over the samples after the warm-up."""
+    kept = np.array([(t, rss) for t, rss in samples if t >= warm_up_s])
+    if kept.shape[0] < 3:
+        return None
+    return float(np.polyfit(kept[:, 0] / 60.0, kept[:, 1], 1)[0])
+
+
+def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, start_broker(prefer="mosquitto") as broker:
+        config = Path(tmp) / "hub.toml"
+        config.write_text(DEFAULT_CONFIG.read_text().replace("port = 1883",
+                                                             f"port = {broker.port}")
+                          + f'\n[recovery]\ndir = "{Path(tmp) / "state"}"\n')
+        hub_cmd = [sys.executable, "-m", "hub.cli"]
+        hub = subprocess.Popen([*hub_cmd, "run", "-c", str(config), "--quiet"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sim = subprocess.Popen([*hub_cmd, "sim", "-c", str(config), "--speed", str(speed),
+                                "--duration", str(minutes * 60 + 30), "--no-progress"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples: list[tuple[float, float]] = []
+        started = time.monotonic()
+        try:
+            while (elapsed := time.monotonic() - started) < minutes * 60:
+                samples.append((elapsed, rss_mib(hub.pid)))
+                print(f"{elapsed / 60:5.1f} min  RSS {samples[-1][1]:7.1f} MiB", flush=True)
+                time.sleep(every_s)
+        finally:
+            sim.terminate()
+            hub.terminate()
+            sim.wait(30)
+            hub.wait(30)
+    return {"minutes": minutes, "speed": speed, "every_s": every_s, "warm_up_min": warm_up_min,
+            "rss_first_mib": samples[0][1], "rss_last_mib": samples[-1][1],
+            "slope_mib_per_min": slope_mib_per_min(samples, warm_up_min * 60),
+            "samples": samples}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--speed", type=float, default=12.0)
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
+    parser.add_argument("--warm-up", type=float, default=10.0, help="minutes not in the slope")
+    args = parser.parse_args()
+    figures = soak(args.minutes, args.speed, args.every, args.warm_up)
+    write_results("soak", figures)
+    print({k: v for k, v in figures.items() if k != "samples"})
+    slope = figures["slope_mib_per_min"]
+    return 0 if slope is not None and slope < FLAT_MIB_PER_MIN else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
