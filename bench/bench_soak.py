@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 from common import ROOT, write_results
 
+from hub import messages, topics
 from hub.broker.launcher import start_broker
 from hub.config import DEFAULT_CONFIG
+from hub.messages import HubStatus
 
 FLAT_MIB_PER_MIN = 0.05
 
@@ -40,6 +42,13 @@ def slope_mib_per_min(samples: list[tuple[float, float]], warm_up_s: float) -> f
     if kept.shape[0] < 3:
         return None
     return float(np.polyfit(kept[:, 0] / 60.0, kept[:, 1], 1)[0])
+
+
+def hub_counters(port: int) -> dict[str, int]:
+    """The counters of the retained ``hub/status``."""
+    out = subprocess.run(["mosquitto_sub", "-p", str(port), "-t", topics.HUB_STATUS, "-C", "1",
+                          "-W", "10"], capture_output=True, check=False).stdout
+    return dict(messages.decode(out[:-1], HubStatus, 1 << 20).counters) if out else {}
 
 
 def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> dict[str, Any]:
@@ -61,6 +70,7 @@ def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> di
                 samples.append((elapsed, rss_mib(hub.pid)))
                 print(f"{elapsed / 60:5.1f} min  RSS {samples[-1][1]:7.1f} MiB", flush=True)
                 time.sleep(every_s)
+            counters = hub_counters(broker.port)
         finally:
             sim.terminate()
             hub.terminate()
@@ -69,6 +79,8 @@ def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> di
     return {"minutes": minutes, "speed": speed, "every_s": every_s, "warm_up_min": warm_up_min,
             "rss_first_mib": samples[0][1], "rss_last_mib": samples[-1][1],
             "slope_mib_per_min": slope_mib_per_min(samples, warm_up_min * 60),
+            "received": counters.get("received"), "fused": counters.get("fused"),
+            "rejected": counters.get("rejected"), "late": counters.get("late"),
             "samples": samples}
 
 
