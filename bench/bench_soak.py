@@ -60,8 +60,9 @@ def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> di
         hub_cmd = [sys.executable, "-m", "hub.cli"]
         hub = subprocess.Popen([*hub_cmd, "run", "-c", str(config), "--quiet"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # --duration is in scenario seconds: the run lasts duration / speed.
         sim = subprocess.Popen([*hub_cmd, "sim", "-c", str(config), "--speed", str(speed),
-                                "--duration", str(minutes * 60 + 30), "--no-progress"],
+                                "--duration", str((minutes * 60 + 30) * speed), "--no-progress"],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples: list[tuple[float, float]] = []
         started = time.monotonic()
