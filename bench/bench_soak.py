@@ -58,16 +58,22 @@ def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> di
                                                              f"port = {broker.port}")
                           + f'\n[recovery]\ndir = "{Path(tmp) / "state"}"\n')
         hub_cmd = [sys.executable, "-m", "hub.cli"]
+        log = (Path(tmp) / "processes.log").open("wb")
         hub = subprocess.Popen([*hub_cmd, "run", "-c", str(config), "--quiet"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=log, stderr=log)
+        time.sleep(3.0)  # the hub is subscribed before the first measurement goes out
         # --duration is in scenario seconds: the run lasts duration / speed.
         sim = subprocess.Popen([*hub_cmd, "sim", "-c", str(config), "--speed", str(speed),
                                 "--duration", str((minutes * 60 + 30) * speed), "--no-progress"],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=ROOT, stdout=log, stderr=log)
         samples: list[tuple[float, float]] = []
         started = time.monotonic()
         try:
             while (elapsed := time.monotonic() - started) < minutes * 60:
+                if sim.poll() is not None or hub.poll() is not None:
+                    log.close()
+                    raise SystemExit("a process ended early:\n"
+                                     + (Path(tmp) / "processes.log").read_text()[-2000:])
                 samples.append((elapsed, rss_mib(hub.pid)))
                 print(f"{elapsed / 60:5.1f} min  RSS {samples[-1][1]:7.1f} MiB", flush=True)
                 time.sleep(every_s)
@@ -77,6 +83,7 @@ def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> di
             hub.terminate()
             sim.wait(30)
             hub.wait(30)
+            log.close()
     return {"minutes": minutes, "speed": speed, "every_s": every_s, "warm_up_min": warm_up_min,
             "rss_first_mib": samples[0][1], "rss_last_mib": samples[-1][1],
             "slope_mib_per_min": slope_mib_per_min(samples, warm_up_min * 60),

@@ -8,6 +8,7 @@ read from the environment variable or file the config names.
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -65,6 +66,10 @@ class Mission(Base, frozen=True, kw_only=True):
     name: Annotated[str, doc("The mission's name, for people.")] = "mission"
     origin: Annotated[Origin, doc(
         "Centre of the local East-North-Up frame every track is fused in.")]
+    id_key_file: Annotated[str | None, doc(
+        "File holding the key friend track ids are derived from (created, mode 0600, if "
+        "missing); none: a new key per start, so friend ids change when the hub restarts. "
+        "Give every hub of the mission the same file.")] = None
 
 
 class ClientTls(Base, frozen=True, kw_only=True):
@@ -120,6 +125,35 @@ class Broker(Base, frozen=True, kw_only=True):
             except OSError as exc:
                 raise ConfigError(f"$.broker.password_file: cannot read: {exc.strerror}") from exc
         return None
+
+
+KEY_BYTES = 32
+
+
+def key_file(path: str, where: str) -> bytes:
+    """The key in ``path`` (hex, one line), written there (mode 0600) first if missing.
+
+    ``where`` names the config key in errors; the key itself is never shown.
+    """
+    target = Path(path)
+    try:
+        key = bytes.fromhex(target.read_text().strip())
+    except FileNotFoundError:
+        key = secrets.token_bytes(KEY_BYTES)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(key.hex() + "\n")
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot create {target}: {exc.strerror}") from exc
+        return key
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {target}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {target} does not hold a hex key") from exc
+    if len(key) < KEY_BYTES:
+        raise ConfigError(f"{where}: {target} holds a key under {KEY_BYTES} bytes")
+    return key
 
 
 class SecretSource(Base, frozen=True, kw_only=True):

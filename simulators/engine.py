@@ -1,7 +1,7 @@
 """The scenario runner: every message of a scenario, in time order, without a broker.
 
-``generate`` is a pure function of the scenario, the seed and ``start_ts``: the
-same inputs give the same bytes, camera frames included. Each sensor draws from
+``generate`` is a pure function of the scenario, the seed, ``start_ts`` and
+``speed``: the same inputs give the same bytes, camera frames included. Each sensor draws from
 its own random stream (seeded by the scenario seed and a hash of its id), so
 adding a sensor does not change what the others see. Payloads are encoded with the plain ``msgpack``
 package, as a third-party field unit would.
@@ -57,6 +57,7 @@ class Pending:
 
     ``period`` is the time to the same source's next message (0 for one-off
     messages), so a publisher running late can tell a frame that is already stale.
+    Both are on the clock of the messages' timestamps.
     """
 
     ts: float
@@ -188,8 +189,30 @@ def status_messages(scenario: Scenario, ts: float, online: bool = True) -> list[
              pack({"ts": ts, "online": online, "kind": kind})) for sensor_id, kind in kinds]
 
 
-def _build(emit: Emit, ts: float, seq: int, t: float, snap: Snapshot) -> bytes:
-    return pack(emit(ts, seq, t, snap))
+VELOCITY_KEYS = ("vn", "ve", "vu")
+
+
+def faster(message: dict[str, Any], speed: float) -> dict[str, Any]:
+    """``message`` of a world ``speed`` times faster: its velocities (and truth's) times ``speed``.
+
+    A stream stamped ``speed`` times faster than scenario time moves every target
+    and platform that much faster; the velocities it reports must agree with its
+    positions, or a friend track extrapolated from them would fall behind.
+    """
+    if speed == 1.0:
+        return message
+
+    def scaled(fields: dict[str, Any]) -> dict[str, Any]:
+        return {k: v * speed if k in VELOCITY_KEYS else v for k, v in fields.items()}
+
+    out = scaled(message)
+    if "targets" in out:
+        out["targets"] = [scaled(target) for target in out["targets"]]
+    return out
+
+
+def _build(emit: Emit, ts: float, seq: int, t: float, snap: Snapshot, speed: float) -> bytes:
+    return pack(faster(emit(ts, seq, t, snap), speed))
 
 
 def _constant(payload: bytes) -> bytes:
@@ -197,12 +220,14 @@ def _constant(payload: bytes) -> bytes:
 
 
 def pending(scenario: Scenario, seed: int | None = None, start_ts: float = DEFAULT_START_TS,
-            part: Part = "all") -> Iterator[Pending]:
+            part: Part = "all", speed: float = 1.0) -> Iterator[Pending]:
     """Yield every message of the scenario in time order, each built only on demand.
 
     ``part`` selects the messages: ``"frames"`` and ``"rest"`` split the stream in
     two that merge back into ``"all"`` (each part keeps its own truth, advanced the
     same way, so a frame sees the same targets whichever stream renders it).
+    ``speed`` is scenario seconds per second of the timestamps: scenario time
+    ``t`` is stamped ``start_ts + t / speed``, and velocities are scaled to match.
     """
     seed = scenario.seed if seed is None else seed
     o = scenario.origin
@@ -223,20 +248,21 @@ def pending(scenario: Scenario, seed: int | None = None, start_ts: float = DEFAU
             world.advance_to(t)
             snap, snap_t = world.snapshot(), t
         source = sources[owner]
-        ts = start_ts + t
-        yield Pending(ts, source.topic, 1.0 / source.rate,
-                      partial(_build, source.emit, ts, seqs[owner], t, snap))
+        ts = start_ts + t / speed
+        yield Pending(ts, source.topic, 1.0 / (source.rate * speed),
+                      partial(_build, source.emit, ts, seqs[owner], t, snap, speed))
         seqs[owner] += 1
 
 
 def generate(scenario: Scenario, seed: int | None = None,
-             start_ts: float = DEFAULT_START_TS, part: Part = "all") -> Iterator[Message]:
+             start_ts: float = DEFAULT_START_TS, part: Part = "all",
+             speed: float = 1.0) -> Iterator[Message]:
     """Yield ``(time, topic, payload)`` for the whole scenario in time order.
 
-    ``time`` is the epoch time of the message (``start_ts`` plus scenario time), equal
-    to the ``ts`` inside the payload.
+    ``time`` is the epoch time of the message (``start_ts`` plus scenario time over
+    ``speed``), equal to the ``ts`` inside the payload.
     """
-    for message in pending(scenario, seed, start_ts, part):
+    for message in pending(scenario, seed, start_ts, part, speed):
         yield message.ts, message.topic, message.build()
 
 

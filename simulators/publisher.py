@@ -2,9 +2,19 @@
 
 Each sensor is its own paho-mqtt client (client id = sensor id) with its own
 will message, so a killed simulator shows every unit offline; ground truth goes
-out from one more client. Timestamps: at ``speed`` 1 they follow the wall clock;
-faster, the scenario is anchored to end no later than now, so no timestamp is
-ever in the future (the hub rejects those).
+out from one more client.
+
+Timestamps are the wall clock at any ``speed``: each message goes out at the
+time it is stamped with, and ``speed`` makes the world that much faster (scenario
+time ``t`` is stamped ``start + t / speed``; targets, platforms and sensor rates
+are ``speed`` times the scenario's, reported velocities too). So a run is
+never in the future (the hub refuses that) nor in the past: a second run
+against the same hub follows the first, as a unit switched on again would.
+Stamping the scenario's own seconds at ``speed`` > 1 would mean anchoring the
+run in the past, and a second run would then start before the end of the
+first: behind what the hub had already fused, so mostly dropped as late (68 %
+at ``speed`` 4). For scenario-exact time faster than real time, record
+(``--record-to``) and ``hub replay``.
 
 Camera frames are rendered and published by a thread of their own, on the same
 clock, so a slow render never delays telemetry, detections or truth. Frames go
@@ -142,12 +152,14 @@ class PublishStats:
 class _Progress:
     """Counts of a run, and a one-line display of them on stderr about once a second."""
 
-    def __init__(self, enabled: bool, span: float) -> None:
-        self.enabled, self.span = enabled, span
+    def __init__(self, enabled: bool, span: float, speed: float) -> None:
+        self.enabled, self.span, self.speed = enabled, span, speed
         self.stats = PublishStats()
         self.started = self.shown = time.monotonic()
 
-    def update(self, sim_t: float, final: bool = False) -> None:
+    def update(self, elapsed: float, final: bool = False) -> None:
+        """Show the counts ``elapsed`` seconds of the clock into the run."""
+        sim_t = min(elapsed * self.speed, self.span)
         now = time.monotonic()
         if not self.enabled or (not final and now - self.shown < PROGRESS_EVERY_S):
             return
@@ -200,23 +212,23 @@ def _unit_for(units: dict[str, _Unit], topic: str) -> _Unit:
 
 
 class _Clock:
-    """Scenario time on the wall clock: ``start_ts`` at ``wall0``, ``speed`` times faster."""
+    """The wall clock from ``start_ts``: a message stamped ``ts`` is due at ``ts``."""
 
-    def __init__(self, start_ts: float, speed: float, stop: threading.Event) -> None:
-        self.start_ts, self.speed, self.stop = start_ts, speed, stop
+    def __init__(self, start_ts: float, stop: threading.Event) -> None:
+        self.start_ts, self.stop = start_ts, stop
         self.wall0 = time.monotonic()
 
-    def now(self) -> float:
-        """Scenario seconds elapsed."""
-        return (time.monotonic() - self.wall0) * self.speed
+    def lag(self, ts: float) -> float:
+        """Seconds the clock is past ``ts`` (negative: ``ts`` is still to come)."""
+        return time.monotonic() - self.wall0 - (ts - self.start_ts)
 
-    def wait_for(self, sim_t: float, progress: _Progress | None = None) -> bool:
-        """Sleep until scenario time ``sim_t``; False when stopped."""
-        while (delay := (sim_t - self.now()) / self.speed) > 0.0:
+    def wait_for(self, ts: float, progress: _Progress | None = None) -> bool:
+        """Sleep until ``ts``; False when stopped."""
+        while (delay := -self.lag(ts)) > 0.0:
             if self.stop.wait(min(delay, 0.25)):
                 return False
             if progress is not None:
-                progress.update(sim_t)
+                progress.update(ts - self.start_ts)
         return not self.stop.is_set()
 
 
@@ -225,26 +237,24 @@ def _pace(messages: Iterable[Pending], units: dict[str, _Unit], clock: _Clock,
     """Publish each message when its time comes, counting them in ``progress``."""
     stats = progress.stats
     for message in messages:
-        sim_t = message.ts - clock.start_ts
-        if not clock.wait_for(sim_t, progress):
+        if not clock.wait_for(message.ts, progress):
             return
-        stats.late_s = max(stats.late_s, clock.now() - sim_t)
+        stats.late_s = max(stats.late_s, clock.lag(message.ts))
         # QoS 1: truth is what runs are scored against, so it must not be lost.
         unit = _unit_for(units, message.topic)
         unit.publish(message.topic, message.build(), qos=1,
                      retain=message.topic.endswith("/status"))
         stats.sent += 1
-        progress.update(sim_t)
+        progress.update(message.ts - clock.start_ts)
 
 
 def _pace_frames(frames: Iterable[Pending], units: dict[str, _Unit], clock: _Clock,
                  stats: PublishStats) -> None:
     """Render and publish each frame when due at QoS 0; skip one already superseded."""
     for frame in frames:
-        sim_t = frame.ts - clock.start_ts
-        if not clock.wait_for(sim_t):
+        if not clock.wait_for(frame.ts):
             return
-        late = clock.now() - sim_t
+        late = clock.lag(frame.ts)
         stats.frames_late_s = max(stats.frames_late_s, late)
         if late >= frame.period:  # its successor is due: latest wins
             stats.frames_skipped += 1
@@ -300,7 +310,8 @@ def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: 
     Args:
         scenario: a Scenario, a scenario file, or a name in config/scenarios/.
         protocol: "5" or "3.1.1".
-        speed: scenario seconds per wall-clock second.
+        speed: scenario seconds per wall-clock second: the world as the timestamps show
+            it runs that much faster (module docstring).
         duration: stop after this many scenario seconds (default: the whole scenario).
         progress: show a progress line on stderr, and the summary at the end.
         username, password: one login shared by every unit.
@@ -321,28 +332,26 @@ def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: 
     if duration is not None:
         scenario = scenario.with_duration(duration)
     span = scenario.duration_s
-    now = time.time()
-    # Faster than real time, end the scenario at "now" so no timestamp is in the future.
-    start_ts = now if speed <= 1.0 else now - span
     units = _connect_all(scenario, host, port, protocol, username, password, credentials, tls)
-    shown = _Progress(progress, span)
+    shown = _Progress(progress, span, speed)
     stop = threading.Event()
-    clock = _Clock(start_ts, speed, stop)
-    frames = _FrameThread(pending(scenario, seed, start_ts, "frames"), units, clock,
+    start_ts = time.time()  # once connected: each message goes out when it is stamped
+    clock = _Clock(start_ts, stop)
+    frames = _FrameThread(pending(scenario, seed, start_ts, "frames", speed), units, clock,
                           shown.stats)
     frames.start()
     try:
-        _pace(pending(scenario, seed, start_ts, "rest"), units, clock, shown)
+        _pace(pending(scenario, seed, start_ts, "rest", speed), units, clock, shown)
         frames.join_checked()
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
         frames.join()
-        sim_now = min(start_ts + (time.time() - now) * speed, time.time())
+        end_ts = time.time()
         for unit in units.values():
-            unit.close(sim_now)
-        shown.update(min(sim_now - start_ts, span), final=True)
+            unit.close(end_ts)
+        shown.update(end_ts - start_ts, final=True)
         if progress:
             print(shown.stats.describe(), file=sys.stderr)
     return shown.stats

@@ -5,7 +5,8 @@ own session (so Ctrl-C in a terminal reaches only the parent, which then stops
 it), listens on a free loopback port and keeps its config, log and persistence
 in a private directory that ``stop()`` removes. Handles still running at
 interpreter exit are stopped by an ``atexit`` hook; a parent killed with
-SIGKILL leaves Mosquitto behind (the embedded broker notices and exits).
+SIGKILL leaves Mosquitto behind (the embedded broker notices and exits),
+unless it was started ``dies_with_parent`` (``hub demo``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import IO, Literal
 
 from hub.errors import BrokerUnavailable
+from hub.lifecycle import exit_with_parent
 
 Protocol = Literal["5", "3.1.1"]
 Kind = Literal["mosquitto", "amqtt"]
@@ -101,6 +103,8 @@ class BrokerHandle:
     def __init__(self, kind: Kind, host: str, port: int, argv: list[str], workdir: Path,
                  owns_workdir: bool) -> None:
         self.kind = kind
+        self.dies_with_parent = False
+        """Started with ``hub.lifecycle.exit_with_parent``: SIGKILLed when its starter dies."""
         self.host = host
         self.port = port
         self.protocol: Protocol = "5" if kind == "mosquitto" else "3.1.1"
@@ -132,7 +136,8 @@ class BrokerHandle:
         self._output = open(self.workdir / f"{self.kind}.out", "ab")  # noqa: SIM115 (kept open)
         self._process = subprocess.Popen(
             self._argv, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
-            start_new_session=True, env=_child_env())
+            start_new_session=True, env=_child_env(),
+            preexec_fn=exit_with_parent() if self.dies_with_parent else None)
         _LIVE.add(self)
         try:
             _wait_for_port(self.host, self.port, self._process, timeout)
@@ -193,7 +198,8 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
                  workdir: Path | None = None, prefer: Prefer = "auto",
                  persistence: bool = False, timeout: float = START_TIMEOUT_S,
                  auth: BrokerAuth | None = None,
-                 max_packet_size: int | None = None) -> BrokerHandle:
+                 max_packet_size: int | None = None,
+                 dies_with_parent: bool = False) -> BrokerHandle:
     """Start a private broker and return its handle once it accepts connections.
 
     Args:
@@ -207,6 +213,8 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
         auth: password and ACL files Mosquitto enforces (anonymous access off); None for an
             open broker. The embedded amqtt broker ignores it and stays anonymous.
         max_packet_size: Mosquitto's limit on one MQTT packet, in bytes (None: none).
+        dies_with_parent: the broker gets SIGKILL when the thread that started it ends
+            (hub.lifecycle.exit_with_parent), however: call from the main thread.
     """
     binary = find_mosquitto() if prefer != "amqtt" else None
     if prefer == "mosquitto" and binary is None:
@@ -219,6 +227,7 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
         chosen = port if port is not None else free_port(host)
         handle = _make_handle(binary, host, chosen, directory, owns, persistence, auth,
                               max_packet_size)
+        handle.dies_with_parent = dies_with_parent
         try:
             handle.start(timeout)
             return handle

@@ -1,7 +1,10 @@
 """``hub demo``: a broker, the simulators and the hub on one machine, no set-up.
 
 The broker and the simulators run as child processes in their own sessions,
-so a Ctrl-C reaches only this process, which then stops them in order.
+so a Ctrl-C reaches only this process, which then stops them in order. Both
+are started from the main thread with ``hub.lifecycle.exit_with_parent``, so a
+demo killed outright (SIGKILL) takes them with it; the frame workers follow
+their lifeline (hub.ingest.frame_pool).
 
 Secure by default: with Mosquitto the demo writes the ``hub broker-config``
 files into ``WORKDIR/broker`` (password file, ACL, ``credentials.toml``), turns
@@ -30,7 +33,7 @@ from hub.broker.files import (
 from hub.broker.launcher import Prefer, free_port, start_broker
 from hub.cli.console import LiveTable
 from hub.config import HubConfig, Tak, Web
-from hub.lifecycle import stop_event
+from hub.lifecycle import exit_with_parent, stop_event
 from hub.service import HubService
 
 
@@ -49,10 +52,11 @@ class Simulators:
         self.process = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
+        """Start a run; called on the main thread (``exit_with_parent`` follows the thread)."""
         self.runs += 1
         with open(self.log_path, "ab") as log:
             return subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=exit_with_parent())
 
     def keep_running(self) -> None:
         """Start the scenario again when it has played to its end."""
@@ -116,7 +120,7 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
     config = msgspec.structs.replace(config, recovery=msgspec.structs.replace(
         config.recovery, dir=config.recovery.dir or str(workdir / "state")))
     with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth,
-                      max_packet_size=max_packet_size(config)) as broker:
+                      max_packet_size=max_packet_size(config), dies_with_parent=True) as broker:
         secure = broker.kind == "mosquitto"
         config = msgspec.structs.replace(config, broker=msgspec.structs.replace(
             config.broker, host=broker.host, port=broker.port, protocol=broker.protocol,

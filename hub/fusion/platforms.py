@@ -3,10 +3,16 @@
 A platform knows where it is better than any sensor does, so its telemetry is
 not fused with detections: each registered platform (``Sensor.is_platform``)
 has one row, set from its latest fix. Velocity comes from the fix's ``vn``,
-``ve`` when given, else from the difference with the previous fix. The row's
-id is the platform's sensor index: stable across drop-outs, so a platform
-that comes back keeps its id (publishers prefix it to keep it apart from
-tracker ids). A platform silent for ``friend_timeout_s`` is removed.
+``ve`` when given, else from the difference with the previous fix. A platform
+silent for ``friend_timeout_s`` is removed.
+
+A row's id (``friend_id``, published as ``F{id}``) is a keyed hash of the
+unit's id under the mission's key (``mission.id_key_file``): stable across
+drop-outs and restarts, the same in every hub of the mission, and telling
+nothing to whoever lacks the key: not the unit, not its place in the
+registry. A partner whose release strips the unit's attribution gets an id
+keyed by its own id as well (hub.release.policy), which maps to no other
+picture's id.
 
 Snapshots extrapolate every fix to the table's current time, with the
 covariance of a GNSS fix (POSITION_SIGMA, VELOCITY_SIGMA) grown by the
@@ -15,12 +21,16 @@ constant-velocity process noise over the extrapolation.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+import secrets
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from hub.config import HubConfig
+from hub.config import KEY_BYTES, HubConfig, key_file
 from hub.fusion import classify, models
 from hub.fusion.tracks import CONFIRMED, TrackTable
 from hub.geo import EnuFrame
@@ -31,6 +41,36 @@ POSITION_SIGMA = 5.0
 VELOCITY_SIGMA = 1.0
 """Assumed one-sigma error of its velocity, m/s."""
 _CLASS_OF_KIND = {"uav": CLASSES.index("uav")}
+FRIEND_ID_BITS = 40
+"""Bits of a friend id: 13 decimal digits at most; two of 1000 units share one about once in
+two million missions."""
+_PROCESS_KEY = secrets.token_bytes(KEY_BYTES)
+"""The key of a mission without ``id_key_file``: one per process, so ids hold until a restart."""
+
+
+def mission_key(config: HubConfig) -> bytes:
+    """The key friend ids are derived from: ``mission.id_key_file``'s, else this process's."""
+    path = config.mission.id_key_file
+    return _PROCESS_KEY if path is None else key_file(path, "$.mission.id_key_file")
+
+
+def friend_id(key: bytes, unit: str, audience: str | None = None) -> int:
+    """The id of ``unit``'s friend track: one for every picture, or ``audience``'s own one.
+
+    HMAC-SHA256 of the unit id (and the audience id; ids hold no NUL, so the
+    message is unambiguous), cut to ``FRIEND_ID_BITS``.
+    """
+    parts = ["friend", unit] if audience is None else ["friend", unit, audience]
+    digest = hmac.new(key, "\0".join(parts).encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:FRIEND_ID_BITS // 8], "big")
+
+
+def friend_ids(key: bytes, units: Sequence[str],
+               audiences: Sequence[str | None] | None = None) -> NDArray[np.int64]:
+    """``friend_id`` of each unit, with each one's audience when ``audiences`` are given."""
+    own = audiences if audiences is not None else [None] * len(units)
+    return np.array([friend_id(key, unit, audience)
+                     for unit, audience in zip(units, own, strict=True)], dtype=np.int64)
 
 
 class PlatformTable:
@@ -42,6 +82,7 @@ class PlatformTable:
         self.q = config.fusion.process_noise**2
         k = len(config.sensors)
         self.t = -math.inf
+        self._ids = friend_ids(mission_key(config), [s.id for s in config.sensors])
         self._registered = np.array([s.is_platform for s in config.sensors], dtype=bool)
         self._cls = np.array([_CLASS_OF_KIND.get(s.kind, classify.UNKNOWN)
                               for s in config.sensors], dtype=np.intp)
@@ -124,7 +165,7 @@ class PlatformTable:
         sources = np.zeros((k, self._live.shape[0]), dtype=bool)
         sources[np.arange(k), rows] = True
         return TrackTable(
-            t=self.t, q=self.q, id=rows.astype(np.int64), x=x, P=p,
+            t=self.t, q=self.q, id=self._ids[rows], x=x, P=p,
             status=np.full(k, CONFIRMED, dtype=np.int8), cls_probs=probs,
             first_seen=self._first[rows].copy(), last_update=self._t_fix[rows].copy(),
             updates=self._updates[rows].copy(), sources=sources)

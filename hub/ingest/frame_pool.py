@@ -24,6 +24,16 @@ Workers start with the "forkserver" method (or "spawn"), never "fork": the
 parent runs paho's threads. Each builds its detector, terrain and pose noise
 once, in the initializer, with OpenCV on one thread. ``workers = 0`` runs the
 same code in the hub's own process (tests, debugging).
+
+Workers die with the hub, however it dies: each watches the pool's lifeline
+(hub.lifecycle), a pipe only the hub can write to, and exits at its end of
+file. Left alone they would live on after a SIGKILL of the hub, blocked on
+their job queue (they hold its write end themselves); and the forkserver lives
+as long as any of them does (they hold its "alive" pipe), so the workers
+ending is what ends it, and the resource tracker after it. Not
+PR_SET_PDEATHSIG: a worker's parent is that forkserver, not the hub, and the
+signal follows the thread that started a process, while the pool may start
+from a passing thread (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any, NamedTuple, TypeVar
 
 import cv2
@@ -50,6 +61,7 @@ from hub.ingest.camera import LevelTerrain, PoseNoise
 from hub.ingest.detections import UNKNOWN
 from hub.ingest.imagery import BandDetector, frame_detections
 from hub.ingest.router import FrameJob
+from hub.lifecycle import Lifeline, watch_lifeline
 from hub.messages import Frame, decode
 
 log = logging.getLogger(__name__)
@@ -105,9 +117,10 @@ class FrameWorker:
 _worker: FrameWorker | None = None
 
 
-def _init_worker(config: HubConfig) -> None:
-    """Build this process's ``FrameWorker`` (the pool's initializer)."""
+def _init_worker(config: HubConfig, lifeline: Connection) -> None:
+    """Build this process's ``FrameWorker`` (the pool's initializer); end with the hub."""
     global _worker
+    watch_lifeline(lifeline)
     cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads would fight it
     _worker = FrameWorker(config)
 
@@ -169,6 +182,7 @@ class FramePool:
         self.queue_per_sensor = config.imagery.queue_per_sensor
         self.in_flight = 0
         self._executor = executor
+        self._lifeline: Lifeline | None = None
         self._dispatch = dispatch
         self._pending: dict[int, deque[FrameJob]] = {}
         self._done: list[FrameOutcome] = []
@@ -188,9 +202,11 @@ class FramePool:
                 if isinstance(context, multiprocessing.context.ForkServerContext):
                     # Forked from a server that has imported OpenCV and numpy once.
                     context.set_forkserver_preload([__name__])
+                if self._lifeline is None:
+                    self._lifeline = Lifeline()
                 self._executor = ProcessPoolExecutor(
                     self.workers, mp_context=context, initializer=_init_worker,
-                    initargs=(self.config,))
+                    initargs=(self.config, self._lifeline.reader))
         return self._executor
 
     def warm_up(self) -> None:
@@ -227,6 +243,9 @@ class FramePool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._lifeline is not None:  # after the shutdown: workers end their jobs first
+            self._lifeline.close()
+            self._lifeline = None
 
     def _start(self, job: FrameJob) -> None:
         dispatch = self._dispatch or asyncio.get_running_loop().call_soon_threadsafe

@@ -4,6 +4,9 @@ Per track, the rules of every contributing source apply together (their
 intersection): the track must lie inside every contributor's area, its class
 must be hidden by none of them, its position is rounded to the coarsest
 contributor's grid, and one contributor asking for it strips the attribution.
+A friend platform's track carries the id the partner knows its unit by
+(``PartnerRules.friend_ids``): where its attribution is stripped, an id of
+this partner's alone, so the id does not give back what stripping took.
 
 Fail closed: a track with no recorded contributor, or with a contributor the
 partner may not see, cannot be labelled; it is dropped and counted, never
@@ -64,8 +67,12 @@ class Labeller:
 
 
 def release(table: TrackTable, rows: NDArray[np.intp], rules: PartnerRules,
-            labeller: Labeller) -> Released:
-    """The rows ``rows`` of ``table`` as partner ``rules.partner`` may see them."""
+            labeller: Labeller, friends: bool = False) -> Released:
+    """The rows ``rows`` of ``table`` as partner ``rules.partner`` may see them.
+
+    ``friends``: the table holds friend platforms (hub.fusion.platforms), whose
+    ids are replaced by the partner's ids for their units.
+    """
     contributors = table.sources[rows]
     labelled = contributors.any(axis=1) & ~(contributors & ~rules.visible).any(axis=1)
     hides = (contributors.astype(np.int32) @ rules.hidden.astype(np.int32)) > 0
@@ -81,6 +88,8 @@ def release(table: TrackTable, rows: NDArray[np.intp], rules: PartnerRules,
     out = table.take(rows[keep])
     out = coarsened(out, (kept * rules.precision).max(axis=1, initial=0.0))
     out = without_classes(out, hides[keep])
+    if friends:
+        out = renamed(out, rules.friend_ids[kept.argmax(axis=1)])
     out = stripped(out, (kept & rules.strip).any(axis=1))
     return Released(out, labels, unlabelled=int((~labelled).sum()),
                     withheld=int((labelled & ~keep).sum()))
@@ -110,6 +119,11 @@ def without_classes(table: TrackTable, hidden: NDArray[np.bool_]) -> TrackTable:
     probs = np.where(hidden, 0.0, table.cls_probs)
     total = probs.sum(axis=1, keepdims=True)
     return dataclasses.replace(table, cls_probs=probs / np.where(total > 0.0, total, 1.0))
+
+
+def renamed(table: TrackTable, ids: NDArray[np.int64]) -> TrackTable:
+    """The table with row ``i`` called ``ids[i]`` (a friend platform: its unit's only source)."""
+    return dataclasses.replace(table, id=ids)
 
 
 def stripped(table: TrackTable, strip: NDArray[np.bool_]) -> TrackTable:

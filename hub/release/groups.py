@@ -19,7 +19,7 @@ from hub.config import HubConfig
 from hub.fusion.tracks import TrackTable
 from hub.release.policy import MISSION, ReleasePolicy, visible_sensors
 
-__all__ = ["MISSION", "GroupTables", "ReleaseGroup", "group_of", "release_groups",
+__all__ = ["FRIENDS", "MISSION", "GroupTables", "ReleaseGroup", "group_of", "release_groups",
            "visible_sensors"]
 
 
@@ -35,6 +35,10 @@ class ReleaseGroup:
     def sees(self, sensor: int) -> bool:
         """Whether this group's tracker may use data from sensor index ``sensor``."""
         return bool(self.mask[sensor])
+
+
+FRIENDS = 1
+"""Index of the friend platforms' table in ``GroupTables.tables``."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import HubConfig, Partner, Sensor
+from hub.fusion.platforms import friend_ids, mission_key
 from hub.geo import EnuFrame
 from hub.messages import CLASSES
 
@@ -117,11 +118,29 @@ class PartnerRules:
     areas: tuple[Area, ...]
     delay_s: float
     """The largest delay of any visible source: the whole picture is that old."""
+    friend_ids: NDArray[np.int64]
+    """(n_sensors,): the id of each unit's friend track in this partner's picture."""
+
+    def sharing_key(self) -> tuple[object, ...]:
+        """What partners must have in common to be sent one released picture."""
+        return self.grants, self.friend_ids.tobytes()
 
 
-def compile_rules(partner_id: str, grants: tuple[Grant | None, ...], frame: EnuFrame
-                  ) -> PartnerRules:
-    """Turn one partner's per-sensor grants into arrays."""
+def partner_friend_ids(key: bytes, units: list[str], partner_id: str,
+                       grants: tuple[Grant | None, ...]) -> NDArray[np.int64]:
+    """Each unit's friend id as ``partner_id`` sees it: its own where attribution is stripped.
+
+    A stripped unit's friend id is keyed by the partner too, so it matches no
+    id of another picture (the mission's, an attributed partner's, another
+    stripped partner's), and the partner cannot map it back to the unit.
+    """
+    audiences = [partner_id if g is not None and g.strip else None for g in grants]
+    return friend_ids(key, units, audiences)
+
+
+def compile_rules(partner_id: str, grants: tuple[Grant | None, ...], frame: EnuFrame,
+                  friends: NDArray[np.int64]) -> PartnerRules:
+    """Turn one partner's per-sensor grants (and its units' friend ids) into arrays."""
     given = [g or UNRESTRICTED for g in grants]
     hidden = np.array([[c in g.hidden for c in CLASSES] for g in given], dtype=bool)
     hidden = hidden.reshape(len(grants), len(CLASSES))
@@ -135,7 +154,7 @@ def compile_rules(partner_id: str, grants: tuple[Grant | None, ...], frame: EnuF
         visible=np.array([g is not None for g in grants], dtype=bool),
         precision=np.array([g.precision_m for g in given], dtype=np.float64),
         strip=np.array([g.strip for g in given], dtype=bool),
-        hidden=hidden, areas=areas, delay_s=max(delays, default=0.0))
+        hidden=hidden, areas=areas, delay_s=max(delays, default=0.0), friend_ids=friends)
 
 
 def _ring_enu(ring: LatLonRing, frame: EnuFrame) -> NDArray[np.float64]:
@@ -155,11 +174,14 @@ class ReleasePolicy:
         self.rank = np.array([classification_rank(config, s) for s in config.sensors],
                              dtype=np.int64)
         self.caveats = [tuple(s.label.caveats) for s in config.sensors]
-        self.partners = {
-            p.id: compile_rules(p.id, tuple(grant(config, s, p) for s in config.sensors), frame)
-            for p in config.partners}
+        key = mission_key(config)
+        self.partners = {}
+        for p in config.partners:
+            grants = tuple(grant(config, s, p) for s in config.sensors)
+            self.partners[p.id] = compile_rules(
+                p.id, grants, frame, partner_friend_ids(key, self.sensor_ids, p.id, grants))
         self.mission = compile_rules(MISSION, tuple(UNRESTRICTED for _ in config.sensors),
-                                     frame)
+                                     frame, friend_ids(key, self.sensor_ids))
         """The mission picture's rules: every source, as it is (labels still computed)."""
         self.audience = np.stack([self.partners[p].visible for p in self.partner_ids], axis=1
                                  ) if self.partner_ids else np.zeros((len(config.sensors), 0),

@@ -19,7 +19,7 @@ from hub.config import HubConfig
 from hub.fusion.tracks import TrackTable, publishable_rows
 from hub.messages import CLASSES, Label
 from hub.release.apply import Labeller, release
-from hub.release.groups import MISSION, GroupTables, ReleaseGroup, group_of
+from hub.release.groups import FRIENDS, MISSION, GroupTables, ReleaseGroup, group_of
 from hub.release.history import STEP_S, History
 from hub.release.policy import PartnerRules, ReleasePolicy
 
@@ -77,8 +77,9 @@ def released_picture(tables: GroupTables, rules: PartnerRules, labeller: Labelle
     """The publishable rows of ``tables`` as a partner with ``rules`` may see them."""
     parts = []
     unlabelled = withheld = 0
-    for table in tables.tables:
-        released = release(table, publishable_rows(table), rules, labeller)
+    for part, table in enumerate(tables.tables):
+        released = release(table, publishable_rows(table), rules, labeller,
+                           friends=part == FRIENDS)
         parts.append(ReleasedTable(released.table, released.labels))
         unlabelled += released.unlabelled
         withheld += released.withheld
@@ -126,7 +127,7 @@ class ReleaseView:
             self._remember(fused.group, live)
             sharing: dict[object, list[str]] = {}
             for partner in fused.group.partners:
-                sharing.setdefault(self.rules_of(partner).grants, []).append(partner)
+                sharing.setdefault(self.rules_of(partner).sharing_key(), []).append(partner)
             for partners in sharing.values():
                 out.append((tuple(partners),
                             self._release(fused.group, live, self.rules_of(partners[0]))))

@@ -16,7 +16,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections import deque
@@ -24,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.broker.passwords import hash_password, parse_password_file, verify_password
-from hub.config import HubConfig
+from hub.config import KEY_BYTES, HubConfig, key_file
 from hub.errors import ConfigError
 from hub.release.policy import MISSION
 
-KEY_BYTES = 32
 WINDOW_S = 60.0
 # A hash to check unknown identities against, so a miss costs what a hit costs.
 _DECOY = hash_password(secrets.token_urlsafe(16))
@@ -118,21 +116,7 @@ def session_key(path: str | None) -> bytes:
     """The session signing key: read from ``path`` (created 0600 if missing), else a new one."""
     if path is None:
         return secrets.token_bytes(KEY_BYTES)
-    target = Path(path)
-    try:
-        key = binascii.unhexlify(target.read_text().strip())
-        if len(key) >= KEY_BYTES:
-            return key
-        raise ConfigError(f"$.web.session_secret_file: {target} holds a key under "
-                          f"{KEY_BYTES} bytes")
-    except FileNotFoundError:
-        key = secrets.token_bytes(KEY_BYTES)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(key.hex() + "\n")
-        return key
-    except (OSError, ValueError, binascii.Error) as exc:
-        raise ConfigError(f"$.web.session_secret_file: cannot use {target}: {exc}") from exc
+    return key_file(path, "$.web.session_secret_file")
 
 
 class LoginLimiter:

@@ -60,8 +60,8 @@ def test_publish_faster_than_real_time(mosquitto: BrokerHandle, mqtt_protocol: s
         kinds[kind] = kinds.get(kind, 0) + 1
         ts = getattr(msg, "ts", None)
         if ts is not None:
-            # Anchored in the past at speed > 1: never in the future, and recent.
-            assert started - 25.0 <= ts <= finished
+            # Stamped with the wall clock at any speed: within the run, never before it.
+            assert started <= ts <= finished
     assert kinds["truth"] == 20
     assert kinds["telemetry"] == len(scenario.uavs) * 20 * 5
     # One camera UAV at 2 Hz: 40 frames due; each either sent or skipped as stale.

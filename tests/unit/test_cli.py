@@ -10,6 +10,7 @@ import pytest
 
 from hub.cli.main import main
 from hub.config import DEFAULT_CONFIG, load_config
+from hub.fusion.platforms import friend_id, mission_key
 from hub.geo import EnuFrame
 from simulators.engine import write_recording
 from simulators.scenario import load_scenario
@@ -78,12 +79,15 @@ def test_replay_of_a_partner_picture_applies_its_release_rules(tmp_path: Path) -
     frame = EnuFrame(config.mission.origin.lat, config.mission.origin.lon,
                      config.mission.origin.alt)
     offsets = {}
-    for picture in ("mission", "gha"):
+    key = mission_key(config)
+    # GHA sees nld-uav-1 without attribution: under an id of its own.
+    for picture, audience in (("mission", None), ("gha", "gha")):
         tracks = tmp_path / f"{picture}.jsonl"
         assert main(["replay", str(recording), "--picture", picture, "--tracks-out",
                      str(tracks)]) == 0
         lines = [json.loads(line) for line in tracks.read_text().splitlines()]
-        uav = [line for line in lines if line["track_id"] == "F2"]  # nld-uav-1, sensor 2
+        uav_id = f"F{friend_id(key, 'nld-uav-1', audience)}"
+        uav = [line for line in lines if line["track_id"] == uav_id]
         east, north, _ = frame.to_enu([u["lat"] for u in uav], [u["lon"] for u in uav],
                                       config.mission.origin.alt)
         offsets[picture] = np.abs(np.concatenate([east, north]) / 100.0

@@ -12,6 +12,7 @@ from publishing import mqtt_publisher
 
 from hub import topics
 from hub.config import DEFAULT_CONFIG, load_config
+from hub.fusion.platforms import friend_id, mission_key
 from hub.fusion.tracks import COASTING, CONFIRMED, STATUS_NAMES, TENTATIVE, TrackTable
 from hub.geo import EnuFrame
 from hub.messages import CLASSES, Picture, Track
@@ -224,8 +225,11 @@ def test_no_partner_is_told_of_a_source_not_released_to_it() -> None:
             assert anonymous[partner]
         else:
             assert seen_sources[partner] == visible
-        platforms = {i for i, s in enumerate(CONFIG.sensors) if s.is_platform and s.id in visible}
-        assert friends[partner] == {f"F{i}" for i in platforms}
+        key = mission_key(CONFIG)
+        platforms = [s.id for s in CONFIG.sensors if s.is_platform and s.id in visible]
+        assert friends[partner] == {
+            f"F{friend_id(key, unit, partner if unit in stripping else None)}"
+            for unit in platforms}
 
 
 def test_group_picture_of_a_live_pipeline_matches_the_reference() -> None:

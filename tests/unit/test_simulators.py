@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import msgpack
 import msgspec
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hub.config import load_config
 from hub.errors import ConfigError
 from hub.geo import EnuFrame
 from hub.recording import read_recording
-from simulators.engine import generate, sensor_rng, write_recording
+from simulators.engine import generate, pending, sensor_rng, write_recording
 from simulators.radar import RadarSim
 from simulators.scenario import (
     SCENARIO_DIR,
@@ -85,6 +86,37 @@ def test_start_ts_shifts_every_timestamp(default: Scenario) -> None:
     for (t, topic, payload) in generate(short, start_ts=1_800_000_000.0):
         ts = decode(topic, payload).ts  # type: ignore[attr-defined]
         assert ts == t and 1_800_000_000.0 <= t < 1_800_000_005.0
+
+
+def assert_faster(slow: dict[str, object], fast: dict[str, object], speed: float) -> None:
+    """``fast`` is ``slow`` in a world ``speed`` times faster: velocities scaled, all else equal."""
+    assert fast.keys() == slow.keys()
+    for key, value in slow.items():
+        if key in ("vn", "ve", "vu"):
+            assert fast[key] == pytest.approx(speed * value)  # type: ignore[operator]
+        elif key == "targets":
+            for a, b in zip(value, fast[key], strict=True):  # type: ignore[call-overload]
+                assert_faster(a, b, speed)
+        elif key != "ts":
+            assert fast[key] == value, key
+
+
+def test_speed_stamps_the_same_world_faster_on_the_clock(default: Scenario) -> None:
+    start, speed = 1_800_000_000.0, 4.0
+    short = default.with_duration(6.0)
+    real = list(pending(short, start_ts=start, part="rest"))
+    fast = list(pending(short, start_ts=start, part="rest", speed=speed))
+    assert [m.topic for m in fast] == [m.topic for m in real]
+    assert fast[-1].ts < start + short.duration_s / speed
+    moving = 0
+    for slow, quick in zip(real, fast, strict=True):
+        assert quick.ts - start == pytest.approx((slow.ts - start) / speed, abs=1e-6)
+        assert quick.period == pytest.approx(slow.period / speed)
+        a, b = msgpack.unpackb(slow.build()), msgpack.unpackb(quick.build())
+        assert b.get("ts", quick.ts) == quick.ts
+        assert_faster(a, b, speed)
+        moving += abs(a.get("vn", 0.0)) > 1.0
+    assert moving > 10  # the UAVs' telemetry: velocities that were scaled
 
 
 def test_every_message_decodes_in_time_order(default_stream: list[tuple[float, str, bytes]],
