@@ -27,7 +27,7 @@ from hub.publish.publisher import PicturePublisher
 from hub.publish.sink import PartnerSink
 from hub.publish.tak import TakSink
 from hub.publish.web import WebSink
-from hub.recovery.store import RecoveryStore
+from hub.recovery.store import RecoveryStore, with_recovery_key
 from hub.release.policy import MISSION, describe_audience
 from hub.release.reload import restart_needed
 from hub.release.view import ReleaseView
@@ -57,6 +57,7 @@ class HubService:
     """Run the pipeline against a broker until told to stop."""
 
     def __init__(self, config: HubConfig, password: str | None = None) -> None:
+        config = with_recovery_key(config)
         self.config = config
         self.password = password
         # Live: frames go to worker processes, latest wins per sensor when they are busy.
@@ -161,6 +162,7 @@ class HubService:
             config = load_config(path)
             if adjust is not None:
                 config = adjust(config)
+            config = with_recovery_key(config)
             pending = restart_needed(self.config, config)
         except ConfigError as exc:
             self.reloads["reload_failures"] += 1

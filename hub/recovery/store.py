@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from hub.config import HubConfig
 from hub.errors import ConfigError
 from hub.pipeline import Pipeline
@@ -36,6 +38,28 @@ def recovery_dir(config: HubConfig) -> Path:
         return Path(config.recovery.dir).expanduser()
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "hub" / config.broker.client_id
+
+
+def with_recovery_key(config: HubConfig) -> HubConfig:
+    """``config`` with its friend-id key kept beside its recovery state, unless it names one.
+
+    A hub that recovers its tracks must give its friend platforms the same ids
+    again, so their key must outlive the process as the checkpoint does.
+    """
+    if not config.recovery.enabled or config.mission.id_key_file is not None:
+        return config
+    directory = _made(recovery_dir(config))
+    mission = msgspec.structs.replace(config.mission, id_key_file=str(directory / "id.key"))
+    return msgspec.structs.replace(config, mission=mission)
+
+
+def _made(directory: Path) -> Path:
+    """``directory``, created (0700) if missing; a ConfigError naming the key if it cannot be."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"$.recovery.dir: cannot use {directory}: {exc.strerror}") from exc
+    return directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +123,8 @@ class RecoveryStore:
     def _take_lock(self) -> None:
         where = "$.recovery.dir"
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._lock = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                 0o600)
+            self._lock = os.open(_made(self.directory) / "lock",
+                                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise ConfigError(f"{where}: cannot use {self.directory}: {exc.strerror}") from exc
         try:

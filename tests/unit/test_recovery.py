@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import msgpack
+import msgspec
 import numpy as np
 import pytest
+import tomli_w
 from publishing import mqtt_publisher
 
 from hub.config import HubConfig, parse_config
@@ -39,8 +43,8 @@ def config(directory: Path, sensors: tuple[str, ...] = ("radar", "drone")) -> Hu
         "fusion": {"reorder_window_s": 1.5},
         "recovery": {"dir": str(directory)},
         "partners": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}],
-        "sensors": [{"id": s, "nation": "KEN", "kind": "radar", "release_to": ["a", "b"]}
-                    for s in sensors],
+        "sensors": [{"id": s, "nation": "KEN", "kind": "uav" if s == "uav" else "radar",
+                     "release_to": ["a", "b"]} for s in sensors],
     })
 
 
@@ -170,3 +174,40 @@ def test_a_second_hub_on_the_same_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^\$\.recovery\.dir: .* in use by another hub"):
         RecoveryStore(cfg).start(Pipeline(cfg), publisher)
     store.close(pipeline, publisher)
+
+
+FRIEND_IDS = """
+import sys
+from hub.config import load_config
+from hub.fusion.platforms import PlatformTable
+from hub.messages import Telemetry
+from hub.recovery.store import with_recovery_key
+
+config = with_recovery_key(load_config(sys.argv[1]))
+table = PlatformTable(config, config.mission.origin.frame())
+table.update(1, Telemetry(ts=1.8e9, seq=0, lat=-1.0, lon=36.0, alt=100.0, heading=0.0,
+                          pitch=0.0, roll=0.0))
+print(table.snapshot().id.tolist())
+"""
+
+
+def without_none(value: object) -> object:
+    """``value`` with every None left out (TOML has no null: a missing key is the default)."""
+    if isinstance(value, dict):
+        return {k: without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_none(v) for v in value]
+    return value
+
+
+def test_friend_ids_hold_across_restarts_by_a_key_kept_with_the_state(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    document = msgspec.to_builtins(config(tmp_path / "state", sensors=("radar", "uav")))
+    path.write_text(tomli_w.dumps(without_none(document)))
+
+    def friend_ids() -> str:  # in a new process each time, as a restarted hub
+        return subprocess.run([sys.executable, "-c", FRIEND_IDS, str(path)], check=True,
+                              capture_output=True, text=True).stdout
+
+    assert friend_ids() == friend_ids() != "[]\n"
+    assert (tmp_path / "state" / "id.key").stat().st_mode & 0o777 == 0o600
