@@ -46,9 +46,10 @@ SUBSCRIPTIONS = (
 FLUSH_TICK_S = 0.02
 MIN_FLUSH_TICK_S = 0.002
 FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
-RATED = ("received", "rejected", "detections", "fused", *FRAME_COUNTERS)
+RATED = ("received", "rejected", "over_budget", "detections", "fused", *FRAME_COUNTERS)
 ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "reloads", "reload_failures",
-                   "release_unlabelled", "release_refused",
+                   "release_unlabelled", "release_refused", "dead_letters_summarized",
+                   "dead_letters_dropped",
                    *(f"rejected.{code}" for code in REFUSAL_CODES))
 
 
@@ -120,9 +121,8 @@ class HubService:
         return self.bus is not None and self.bus.publish(topic, payload, qos=qos, retain=retain)
 
     def _send_dead_letters(self) -> None:
-        letters = self.pipeline.dead_letters
-        while letters:
-            self._send(topics.DEADLETTER, encode(letters.popleft()), 0, False)
+        for letter in self.pipeline.take_dead_letters(time.time()):
+            self._send(topics.DEADLETTER, encode(letter), 0, False)
 
     def status(self, online: bool = True) -> HubStatus:
         """The hub's health report as published on ``hub/status``."""
