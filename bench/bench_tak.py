@@ -53,7 +53,10 @@ def write_config(directory: Path, mqtt_port: int, web_port: int, tak_port: int,
     text = DEFAULT_CONFIG.read_text().replace("port = 1883", f"port = {mqtt_port}")
     text += (f'\n[web]\nport = {web_port}\npasswd_file = "{passwd}"\n'
              f'\n[tak]\ntls_port = 0\ntcp_port = {tak_port}\ntcp_partner = "ken"\n'
-             f"events_per_s = 100000.0\nclient_queue = 32\n")
+             f"events_per_s = 100000.0\nbytes_per_s = 1e9\nclient_queue = 32\n"
+             # 80 positions a second from each unit: over a team's budget, on purpose.
+             f"\n[ingest.budget.messages_per_s]\nteam = 1e6\n"
+             f"\n[ingest.budget.bytes_per_s]\nteam = 1e9\n")
     units = "".join(f'\n[[sensors]]\nid = "unit-{k:03d}"\nnation = "KEN"\nkind = "team"\n'
                     f'release_to = ["ken"]\n' for k in range(devices))
     path = directory / "hub.toml"

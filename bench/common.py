@@ -31,11 +31,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from flood import UNLIMITED_BUDGET  # noqa: E402
 
 from hub import topics  # noqa: E402
 from hub.broker.launcher import find_mosquitto  # noqa: E402
-from hub.config import DEFAULT_CONFIG, HubConfig, load_config  # noqa: E402
+from hub.config import DEFAULT_CONFIG, Budget, HubConfig, load_config  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -229,10 +231,18 @@ class RawPublisher:
 
 def hub_config(port: int, *, client_id: str = "hub-bench", status_every_s: float = 0.25,
                interval_s: float | None = None, reorder_window_s: float | None = None,
-               base: Path = DEFAULT_CONFIG) -> HubConfig:
-    """The default config, pointed at a private broker, with the given overrides."""
+               base: Path = DEFAULT_CONFIG, budgets: bool = False) -> HubConfig:
+    """The default config, pointed at a private broker, with the given overrides.
+
+    Sensors' budgets (``ingest.budget``) are lifted unless ``budgets``: a throughput
+    benchmark sends one sensor's messages far faster than the sensor would, and
+    measures the hub, not its flow control (bench_flood.py measures that).
+    """
     config = load_config(base)
     replace = msgspec.structs.replace
+    if not budgets:
+        config = replace(config, ingest=replace(
+            config.ingest, budget=msgspec.convert(UNLIMITED_BUDGET, Budget)))
     publish = replace(config.publish, status_every_s=status_every_s,
                       **({} if interval_s is None else {"interval_s": interval_s}))
     fusion = (config.fusion if reorder_window_s is None

@@ -214,6 +214,56 @@ class BrokerServer(Base, frozen=True, kw_only=True):
         "Add a TLS listener whose clients log in with certificates.")] = None
 
 
+MIB = 1_048_576.0
+
+
+class MessageRates(Base, frozen=True, kw_only=True):
+    """Messages a second one sensor may send, by its kind; well above what each sends."""
+
+    radar: Annotated[Positive, doc("A radar: a scan a second, or a few.")] = 100.0
+    uav: Annotated[Positive, doc(
+        "A UAV: telemetry and detections at up to 100 Hz each, frames at up to 30 Hz.")] = 300.0
+    camera: Annotated[Positive, doc("A camera post: frames at up to 30 Hz, detections.")] = 100.0
+    acoustic: Annotated[Positive, doc("An acoustic sensor: its detections.")] = 100.0
+    ground: Annotated[Positive, doc("A ground sensor: its detections.")] = 100.0
+    team: Annotated[Positive, doc(
+        "A team (a TAK device): positions and spot reports every few seconds.")] = 20.0
+
+
+class ByteRates(Base, frozen=True, kw_only=True):
+    """Payload bytes a second one sensor may send, by its kind; well above what each sends."""
+
+    radar: Annotated[Positive, doc(
+        "A radar: scans of thousands of detections, several a second.")] = 8 * MIB
+    uav: Annotated[Positive, doc(
+        "A UAV: 30 frames a second of 650 KiB (a 1280x720 PNG) and the rest.")] = 32 * MIB
+    camera: Annotated[Positive, doc("A camera post: as a UAV.")] = 32 * MIB
+    acoustic: Annotated[Positive, doc("An acoustic sensor.")] = 1 * MIB
+    ground: Annotated[Positive, doc("A ground sensor.")] = 4 * MIB
+    team: Annotated[Positive, doc("A team.")] = 0.25 * MIB
+
+
+class Budget(Base, frozen=True, kw_only=True):
+    """What each registered sensor may send, by its kind (hub.ingest.budget).
+
+    A token bucket per sensor: messages and bytes a second, in bursts of ``burst_s``
+    seconds' worth. A message beyond it is dropped before it is decoded, counted
+    (`over_budget.{sensor_id}`) and summarised on `hub/deadletter` (code `rate`).
+    """
+
+    burst_s: Annotated[Positive, doc(
+        "Seconds of its rates a sensor, a TAK connection or a console stream may send at "
+        "once.")] = 2.0
+    messages_per_s: Annotated[MessageRates, doc(
+        "Messages a second one sensor may send, by kind.")] = MessageRates()
+    bytes_per_s: Annotated[ByteRates, doc(
+        "Payload bytes a second one sensor may send, by kind.")] = ByteRates()
+
+    def of(self, kind: SensorKind) -> tuple[float, float]:
+        """Messages and bytes a second a sensor of ``kind`` may send."""
+        return float(getattr(self.messages_per_s, kind)), float(getattr(self.bytes_per_s, kind))
+
+
 class Ingest(Base, frozen=True, kw_only=True):
     """Limits applied to inbound messages."""
 
@@ -226,6 +276,9 @@ class Ingest(Base, frozen=True, kw_only=True):
     max_age_s: Annotated[Positive, doc(
         "A measurement time older than this behind the receive clock is refused, "
         "seconds.")] = 86_400.0
+    budget: Annotated[Budget, doc(
+        "Each sensor's messages and bytes a second, by kind: a flooding sensor is "
+        "contained.")] = Budget()
 
 
 class Fusion(Base, frozen=True, kw_only=True):
@@ -408,6 +461,13 @@ class Web(Base, frozen=True, kw_only=True):
         "Messages a stream may fall behind before it gets a fresh snapshot instead.")] = 64
     send_timeout_s: Annotated[Positive, doc(
         "A stream that does not take a message within this long is closed, seconds.")] = 10.0
+    client_messages_per_s: Annotated[Positive, doc(
+        "WebSocket messages a second a console stream may send (bursts of "
+        "`ingest.budget.burst_s` seconds' worth); beyond it ignored, counted "
+        "(`web_over_budget`).")] = 10.0
+    client_bytes_per_s: Annotated[Positive, doc(
+        "WebSocket message bytes a second a console stream may send, as "
+        "`client_messages_per_s`.")] = 16_384.0
     trail_s: Annotated[NonNegative, doc(
         "Seconds of each track's past positions kept for trails and history.")] = 300.0
     stale_after_s: Annotated[Positive, doc(
@@ -462,8 +522,11 @@ class Tak(Base, frozen=True, kw_only=True):
         "Largest inbound CoT event; a larger one is refused and its connection closed.")
     ] = 65_536
     events_per_s: Annotated[Positive, doc(
-        "Inbound events a connection may send per second (bursts of twice that); "
-        "beyond it refused, counted.")] = 20.0
+        "Inbound events a connection may send per second (bursts of "
+        "`ingest.budget.burst_s` seconds' worth); beyond it refused, counted.")] = 20.0
+    bytes_per_s: Annotated[Positive, doc(
+        "Inbound event bytes a connection may send per second, as `events_per_s`.")
+    ] = 262_144.0
     spot_sigma_m: Annotated[Positive, doc(
         "One-sigma position error of a spot report that gives no `ce`, metres.")] = 30.0
     servers: Annotated[list[TakServer], doc(

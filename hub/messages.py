@@ -238,10 +238,12 @@ class Picture(Struct, frozen=True, kw_only=True):
 
 
 class DeadLetter(Struct, frozen=True, kw_only=True):
-    """Report of one rejected inbound message (``hub/deadletter``).
+    """Report of one rejected inbound message, or a summary of many (``hub/deadletter``).
 
     ``code`` is the refusal's stable reason code (``hub.errors.REFUSAL_CODES``),
-    ``reason`` the explanation for people.
+    ``reason`` the explanation for people. ``count`` is how many refusals the
+    letter stands for: 1, or a summary of one source's refusals with one code
+    within a second (hub.ingest.deadletters), then ``size`` is their bytes together.
     """
 
     ts: float
@@ -249,6 +251,7 @@ class DeadLetter(Struct, frozen=True, kw_only=True):
     reason: str
     size: int
     code: str = ""
+    count: int = 1
 
 
 class HubStatus(Struct, frozen=True, kw_only=True):

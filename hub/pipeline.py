@@ -21,6 +21,8 @@ from hub.fusion.measurements import Scan
 from hub.fusion.platforms import PlatformTable
 from hub.fusion.tracker import Tracker
 from hub.geo import EnuFrame
+from hub.ingest.budget import SensorBudgets
+from hub.ingest.deadletters import DeadLetters
 from hub.ingest.frame_pool import WORKER_DIED, FrameOutcome, FramePool
 from hub.ingest.reorder import ReorderBuffer
 from hub.ingest.router import FrameJob, InboundItem, PlatformFix, Router
@@ -74,10 +76,13 @@ class Pipeline:
         self.groups = [GroupFusion(g, config, self.frame)
                        for g in release_groups(config, self.policy)]
         self.counters: Counter[str] = Counter()
-        self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTER_BACKLOG)
+        self.budgets = SensorBudgets(config, self.counters)
+        self.refusals = DeadLetters(self.counters, DEAD_LETTER_BACKLOG)
+        self.dead_letters: deque[DeadLetter] = self.refusals.ready
         self.fusion_time = 0.0
         self.journal: InputLog | None = None
         self._rejections = RateLimitedLog(log, level=logging.WARNING)
+        self._floods = RateLimitedLog(log, level=logging.WARNING)
 
     def group_of(self, partner_id: str) -> GroupFusion:
         """The release group whose picture ``partner_id`` receives."""
@@ -104,8 +109,12 @@ class Pipeline:
         return changed
 
     def handle(self, topic: str, payload: bytes, t_received: float) -> bool:
-        """Validate and queue one message; False when it was dead-lettered."""
+        """Charge, validate and queue one message; False when it was dropped or refused."""
         self.counters["received"] += 1
+        flooding = self.budgets.over(topic, len(payload), t_received)
+        if flooding is not None:
+            self._over_budget(flooding, topic, len(payload), t_received)
+            return False
         try:
             item = self.router.route(topic, payload, t_received)
         except PayloadError as exc:
@@ -126,6 +135,12 @@ class Pipeline:
         if item is not None:
             self.queue(item, t_received)
         return True
+
+    def _over_budget(self, sensor_id: str, topic: str, size: int, t_received: float) -> None:
+        """Drop a message over its sensor's budget: counted (by the budget) and summarised."""
+        reason = self.budgets.reason(sensor_id)
+        self._floods.error("dropping %s: %s", topic[:120], reason)
+        self.refusals.add(sensor_id, topic, size, "rate", reason, t_received)
 
     def queue(self, item: InboundItem, t_received: float) -> None:
         """Put ``item`` in the reorder window; one older than what has left is counted late."""
@@ -162,15 +177,25 @@ class Pipeline:
 
     def reject(self, topic: str, size: int, code: RefusalCode, reason: str,
                t_received: float) -> None:
-        """Count a rejected message (in all and by reason code) and queue its dead letter."""
+        """Count a rejected message (in all and by reason code) and report it on hub/deadletter."""
         self.counters["rejected"] += 1
         self.counters[f"rejected.{code}"] += 1
         self._rejections.error("rejected %s (%d bytes): %s", topic[:120], size, reason[:300])
-        if len(self.dead_letters) == self.dead_letters.maxlen:
-            # The backlog is full (a flood between two sends): the oldest letter goes unsent.
-            self.counters["dead_letters_dropped"] += 1
-        self.dead_letters.append(DeadLetter(ts=t_received, topic=topic[:256], reason=reason[:300],
-                                            size=size, code=code))
+        self.refusals.add(self._source_of(topic), topic, size, code, reason, t_received)
+
+    def _source_of(self, topic: str) -> str:
+        """Whose refusal it is: a registered sensor, a TAK connection (``cot/...``), or neither."""
+        parts = topic.split("/", 2)
+        if parts[0] == "sensors" and len(parts) == 3 and parts[1] in self.router.sensor_index:
+            return parts[1]
+        return topic if parts[0] == "cot" else ""
+
+    def take_dead_letters(self, now: float) -> list[DeadLetter]:
+        """The dead letters to send now, summaries of the windows passed by ``now`` included."""
+        self.refusals.close(now)
+        letters = list(self.dead_letters)
+        self.dead_letters.clear()
+        return letters
 
     def flush(self, t_received: float) -> int:
         """Fuse everything the reorder window has released; return how many items."""

@@ -47,9 +47,10 @@ SUBSCRIPTIONS = (
 FLUSH_TICK_S = 0.02
 MIN_FLUSH_TICK_S = 0.002
 FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
-RATED = ("received", "rejected", "detections", "fused", *FRAME_COUNTERS)
+RATED = ("received", "rejected", "over_budget", "detections", "fused", *FRAME_COUNTERS)
 ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "reloads", "reload_failures",
-                   "release_unlabelled", "release_refused",
+                   "release_unlabelled", "release_refused", "dead_letters_summarized",
+                   "dead_letters_dropped",
                    *(f"rejected.{code}" for code in REFUSAL_CODES))
 
 
@@ -80,6 +81,7 @@ class HubService:
         self._pushes: list[asyncio.Task[None]] = []
         self.started = time.time()
         self._flush_pending = False
+        self._link_lost_at: float | None = None
         self._status_rates = Rates()
         self._event_driven = config.publish.interval_s == 0
         self.reloads: Counter[str] = Counter()
@@ -94,6 +96,7 @@ class HubService:
     def _flush_and_publish(self) -> None:
         self._flush_pending = False
         now = time.time()
+        self._watch_link(now)
         if self._fuse(now):
             self.publisher.publish(now)
         self._send_dead_letters()
@@ -123,9 +126,8 @@ class HubService:
         return self.bus is not None and self.bus.publish(topic, payload, qos=qos, retain=retain)
 
     def _send_dead_letters(self) -> None:
-        letters = self.pipeline.dead_letters
-        while letters:
-            self._send(topics.DEADLETTER, encode(letters.popleft()), 0, False)
+        for letter in self.pipeline.take_dead_letters(time.time()):
+            self._send(topics.DEADLETTER, encode(letter), 0, False)
 
     def status(self, online: bool = True) -> HubStatus:
         """The hub's health report as published on ``hub/status``."""
@@ -202,6 +204,8 @@ class HubService:
         if self.recovery is None:
             return
         restored = self.recovery.start(self.pipeline, self.publisher)
+        if restored.heard_at is not None:  # what the sensors sent meanwhile comes at once
+            self._credit_outage(time.time() - restored.heard_at)
         if restored.checkpoint_age_s is None and not restored.replayed:
             log.info("recovery: nothing to recover in %s", self.recovery.directory)
             return
@@ -209,6 +213,20 @@ class HubService:
                else f"a checkpoint {restored.checkpoint_age_s:.1f} s old")
         log.warning("recovered from %s and %d journal records in %.2f s (%s)", age,
                     restored.replayed, restored.seconds, self.recovery.directory)
+
+    def _credit_outage(self, seconds: float) -> None:
+        """Let every sensor's backlog of ``seconds`` through its budget: it is no flood."""
+        self.pipeline.budgets.credit(min(seconds, self.config.ingest.max_age_s))
+
+    def _watch_link(self, now: float) -> None:
+        """Note when the broker went away; when it is back, credit the time it was away."""
+        if self.bus is None:
+            return
+        if not self.bus.connected.is_set():
+            self._link_lost_at = self._link_lost_at or now
+        elif self._link_lost_at is not None:
+            self._credit_outage(now - self._link_lost_at)
+            self._link_lost_at = None
 
     def _checkpoint(self) -> None:
         if self.recovery is not None:
@@ -287,7 +305,9 @@ class HubService:
         return min(FLUSH_TICK_S, max(MIN_FLUSH_TICK_S, window / 4))
 
     def _flush(self) -> None:
-        self._fuse(time.time())
+        now = time.time()
+        self._watch_link(now)
+        self._fuse(now)
         self._send_dead_letters()
 
     def _publish(self) -> None:

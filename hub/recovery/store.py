@@ -70,6 +70,8 @@ class Restored:
     """How old the checkpoint was (None: there was none to use)."""
     replayed: int
     """Journal records replayed after it."""
+    heard_at: float | None
+    """Receive time of the last input the previous run took (None: nothing to go by)."""
     seconds: float
 
 
@@ -87,15 +89,17 @@ class RecoveryStore:
         started = time.monotonic()
         self._take_lock()
         age, first = self._restore(pipeline, publisher)
-        replayed = 0
+        replayed, heard_at = 0, None if age is None else time.time() - age
         for number in (n for n in segments(self.directory) if n >= first):
-            replayed += _replay(pipeline, segment_path(self.directory, number))
+            count, last = _replay(pipeline, segment_path(self.directory, number))
+            replayed += count
+            heard_at = heard_at if last is None else max(heard_at or last, last)
         self.counters["recovered_records"] += replayed
         last = max([first - 1, *segments(self.directory)])
         self.journal = Journal(self.directory, last + 1)
         self.checkpoint(pipeline, publisher)
         pipeline.journal = self.journal
-        return Restored(age, replayed, time.monotonic() - started)
+        return Restored(age, replayed, heard_at, time.monotonic() - started)
 
     def checkpoint(self, pipeline: Pipeline, publisher: PicturePublisher) -> None:
         """Save the state; the journal before it is no longer needed."""
@@ -168,11 +172,12 @@ def _keep_ids(pipeline: Pipeline, meta: dict[str, object]) -> None:
         fusion.tracker.reserve_ids(floor)
 
 
-def _replay(pipeline: Pipeline, path: Path) -> int:
-    """Apply one segment's records to ``pipeline`` in order; return how many."""
-    count = 0
+def _replay(pipeline: Pipeline, path: Path) -> tuple[int, float | None]:
+    """Apply one segment's records to ``pipeline`` in order; return how many, and the last time."""
+    count, last = 0, None
     for record in read_segment(path):
         kind, t, *rest = record
+        last = float(t)
         with contextlib.suppress(ValueError, TypeError):
             if kind == "m":
                 topic, payload = rest
@@ -182,4 +187,4 @@ def _replay(pipeline: Pipeline, path: Path) -> int:
             elif kind == "f":
                 pipeline.fuse_ready(float(t))
             count += 1
-    return count
+    return count, last

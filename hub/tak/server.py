@@ -10,7 +10,8 @@ partner of its nation, if there is one). Anything else is closed.
 
 Each connection has one writer task (a bounded stream from the TAK sink) and
 reads in the handler: events are split and checked before parsing
-(hub.tak.protocol), rate-limited (``tak.events_per_s``), parsed, and a PLI or
+(hub.tak.protocol), charged to the connection's budget (hub.bucket:
+``tak.events_per_s`` and ``tak.bytes_per_s``), parsed, and a PLI or
 spot report is handed to the hub as the unit's own telemetry or detections
 (hub.tak.inbound). Every refusal is counted and dead-lettered with its code; a
 broken stream (oversized, unframed) closes that connection only.
@@ -26,10 +27,11 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from hub import topics
+from hub.bucket import Bucket
 from hub.config import HubConfig, Tak
 from hub.errors import ConfigError, PayloadError, RefusalCode
 from hub.publish.stream import Stream
@@ -61,29 +63,12 @@ class Peer:
     """Whose picture it gets (None: none)."""
     unit: str | None
     """The registered unit it reports as (None: not yet bound, or may not report)."""
+    budget: Bucket
+    """Its events and bytes a second."""
     binds_by_uid: bool = False
     """Plain TCP: the first registered uid it reports under becomes its unit."""
     proto: bool = False
     """It switched to TAK Protocol v1."""
-    tokens: float = 0.0
-    refill_at: float = field(default_factory=time.monotonic)
-
-
-class Budget:
-    """A token bucket: ``rate`` events a second, bursts of ``2 * rate``."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-
-    def allow(self, peer: Peer) -> bool:
-        """Whether ``peer`` may send one more event now."""
-        now = time.monotonic()
-        peer.tokens = min(2 * self.rate, peer.tokens + (now - peer.refill_at) * self.rate)
-        peer.refill_at = now
-        if peer.tokens < 1.0:
-            return False
-        peer.tokens -= 1.0
-        return True
 
 
 class TakServer:
@@ -97,7 +82,6 @@ class TakServer:
         self.ingest = ingest
         self.refuse = refuse
         self.counters: Counter[str] = Counter()
-        self.budget = Budget(settings.events_per_s)
         self._servers: list[asyncio.Server] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._connections: set[asyncio.StreamWriter] = set()
@@ -184,18 +168,23 @@ class TakServer:
         """The peer of a connection: by its certificate's CN on TLS; unbound on plain TCP."""
         if not tls:
             return Peer("cot/tcp", self.settings.tcp_partner, None, binds_by_uid=True,
-                        tokens=2 * self.budget.rate)
+                        budget=self._budget())
         identity = common_name(writer.get_extra_info("peercert"))
         if identity in self._audiences:
             return Peer(f"cot/{identity}", self._audiences[identity], None,
-                        tokens=2 * self.budget.rate)
+                        budget=self._budget())
         unit = self._units.get(identity or "")
         if unit is None:
             log.warning("TAK client with certificate CN %r: not a partner, operator or unit",
                         (identity or "")[:64])
             return None
         return Peer(f"cot/{unit.id}", self._partner_of_nation.get(unit.nation), unit.id,
-                    tokens=2 * self.budget.rate)
+                    budget=self._budget())
+
+    def _budget(self) -> Bucket:
+        """A new connection's budget, full."""
+        return Bucket(self.settings.events_per_s, self.settings.bytes_per_s,
+                      self.config.ingest.budget.burst_s, time.monotonic())
 
     async def _send(self, writer: asyncio.StreamWriter, peer: Peer,
                     stream: Stream[TakBatch] | None, first: TakBatch) -> str:
@@ -249,8 +238,9 @@ class TakServer:
 
     def _handle(self, event: bytes, peer: Peer, writer: asyncio.StreamWriter) -> bool:
         """Handle one inbound event; True when it switched the connection to protobuf."""
-        if not self.budget.allow(peer):
-            self.refuse(peer.label, len(event), "rate", "over the connection's events/s budget")
+        if not peer.budget.take(len(event), time.monotonic()):
+            self.refuse(peer.label, len(event), "rate",
+                        "over the connection's budget (tak.events_per_s, tak.bytes_per_s)")
             return False
         try:
             report = parse_proto(event) if peer.proto else parse_xml(event)

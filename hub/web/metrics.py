@@ -23,7 +23,8 @@ from hub.messages import HubStatus, Picture
 
 LABEL_OF = {"rejected": "code", "frames_received": "sensor", "frames_processed": "sensor",
             "frames_dropped": "sensor", "frames_rejected": "sensor", "sink_delivered": "sink",
-            "sink_dropped": "sink", "web_disconnects": "reason", "web_connects": "kind"}
+            "sink_dropped": "sink", "web_disconnects": "reason", "web_connects": "kind",
+            "over_budget": "sensor"}
 """The label a counter's ``.key`` suffix becomes."""
 STEP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import WSMsgType, web
 from msgspec import Struct
 
+from hub.bucket import Bucket
 from hub.publish.geojson import encode as encode_json
 from hub.publish.stream import Stream
 from hub.publish.web import Message, snapshot_or_resume
@@ -156,7 +157,7 @@ async def websocket(request: web.Request, who: Principal) -> web.StreamResponse:
     writer = asyncio.create_task(pump(context, stream, first, send))
     reason = "client_closed"
     try:
-        reason = await _read_client(ws, stream)
+        reason = await _read_client(ws, stream, context)
     finally:
         # Why it ended is the reader's to say (a bad message, too large), unless the
         # client merely went away: then the writer may know better (a send timed out).
@@ -170,12 +171,24 @@ async def websocket(request: web.Request, who: Principal) -> web.StreamResponse:
     return ws
 
 
-async def _read_client(ws: web.WebSocketResponse, stream: Stream[Message]) -> str:
-    """Read what the client sends until it goes; anything but a small JSON object closes it."""
+async def _read_client(ws: web.WebSocketResponse, stream: Stream[Message],
+                       context: WebContext) -> str:
+    """Read what the client sends until it goes; anything but a small JSON object closes it.
+
+    What it sends beyond its budget (``web.client_messages_per_s``, ``client_bytes_per_s``)
+    is ignored unread, and counted.
+    """
+    settings = context.settings
+    budget = Bucket(settings.client_messages_per_s, settings.client_bytes_per_s,
+                    context.config.ingest.budget.burst_s, time.monotonic())
     async for msg in ws:
         if msg.type is WSMsgType.ERROR:  # aiohttp has closed it already (1009: too large)
             code = getattr(ws.exception(), "code", None)
             return "too_large" if code == CLOSE_TOO_LARGE else "error"
+        size = len(msg.data) if isinstance(msg.data, (str, bytes)) else 0
+        if not budget.take(size, time.monotonic()):
+            context.sink.counters["web_over_budget"] += 1
+            continue
         if msg.type is not WSMsgType.TEXT:
             await ws.close(code=CLOSE_UNSUPPORTED, message=b"text JSON objects only")
             return "bad_message"

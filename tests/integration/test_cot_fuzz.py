@@ -11,6 +11,7 @@ closes only its own connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+from flood import UNLIMITED_BUDGET
 from sockets import hang_up
 
 from hub.broker.launcher import free_port
@@ -33,13 +35,16 @@ GOOD = 600
 SEED = 20_261_201
 
 
-def config() -> HubConfig:
+def config(**tak: float) -> HubConfig:
+    """One team unit on a plain TAK port; budgets lifted unless ``tak`` sets the connection's."""
     base = load_config(DEFAULT_CONFIG)
     data = msgspec.to_builtins(base)
     data["sensors"].append({"id": UNIT, "nation": "KEN", "kind": "team", "release_to": ["ken"]})
     data["fusion"]["reorder_window_s"] = 0.0
     data["tak"] = {"host": "127.0.0.1", "tls_port": 0, "tcp_port": free_port(),
-                   "tcp_partner": "ken", "events_per_s": 1e6, "max_event_bytes": 65_536}
+                   "tcp_partner": "ken", "events_per_s": 1e6, "bytes_per_s": 1e9,
+                   "max_event_bytes": 65_536, **tak}
+    data["ingest"]["budget"] = UNLIMITED_BUDGET  # ten thousand events at once: not a flood test
     return msgspec.convert(data, HubConfig)
 
 
@@ -90,7 +95,13 @@ def good(i: int, t: float) -> bytes:
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[Pipeline, TakServer]]:
-    cfg = config()
+    async with serving(config()) as both:
+        yield both
+
+
+@contextlib.asynccontextmanager
+async def serving(cfg: HubConfig) -> AsyncIterator[tuple[Pipeline, TakServer]]:
+    """A pipeline and the TAK server of ``cfg`` feeding it, on this loop."""
     assert cfg.tak is not None
     pipeline = Pipeline(cfg)
     sink = TakSink(["ken"], 15.0, 32)
@@ -178,3 +189,27 @@ async def test_an_oversized_event_closes_only_its_connection(
             await asyncio.sleep(0.05)
     steady.close()
     await hang_up(writer)
+
+
+@pytest.mark.parametrize("budget", [{"events_per_s": 5.0}, {"bytes_per_s": 1_000.0}],
+                         ids=["events", "bytes"])
+async def test_a_connection_beyond_its_budget_is_refused_before_parsing(
+        budget: dict[str, float]) -> None:
+    start = time.time() - 10.0
+    positions = [event(UNIT, "a-f-G-U-C-I", start + 0.01 * k) for k in range(50)]
+    size = len(positions[0])
+    async with serving(config(**budget)) as (pipeline, server):
+        assert server.settings.tcp_port is not None
+        _, writer = await send(server.settings.tcp_port, positions)
+        async with asyncio.timeout(10):
+            while pipeline.counters["received"] + pipeline.counters["rejected"] < 50:
+                await asyncio.sleep(0.05)
+        await hang_up(writer)
+    taken = pipeline.counters["received"]
+    assert pipeline.counters["rejected"] == pipeline.counters["rejected.rate"] == 50 - taken
+    # Two seconds' worth at once (ingest.budget.burst_s), and whatever came in meanwhile.
+    if "events_per_s" in budget:
+        assert 10 <= taken <= 11
+    else:  # taken while the 2,000 bytes are not in debt: one event more than fits
+        assert 2_000 <= taken * size < 2_000 + size + 100
+    assert pipeline.dead_letters[0].code == "rate"

@@ -1,6 +1,6 @@
 """``hub run`` killed mid-stream (SIGKILL) and started again: nothing lost, nothing fused twice.
 
-Numbered QoS 1 detection batches flow at a few hundred a second from three
+Numbered QoS 1 detection batches flow at 240 a second from three
 sensors while the hub is killed twice and restarted. The hub's own totals,
 carried across restarts by its checkpoints, must count every batch fused
 exactly once, and the objects must keep the track ids they had before.
@@ -31,7 +31,8 @@ from hub.messages import HubStatus, Picture
 
 HUB = [sys.executable, "-m", "hub.cli"]
 SENSORS = ("ken-radar-1", "gha-radar-1", "nld-uav-1")
-RATE = 300
+RATE = 240
+"""Messages/s in all: 80/s a sensor, within a radar's default budget (100/s)."""
 SECONDS = 9.0
 KILLS_AT = (2.5, 6.0)
 OBJECTS = [(1_000.0, 500.0), (-1_500.0, 800.0), (200.0, -2_000.0)]
@@ -100,7 +101,7 @@ def publish(broker: BrokerHandle, frame: EnuFrame, sent: list[int]) -> None:
         elapsed = time.monotonic() - started
         if elapsed > SECONDS:
             break
-        if sent[0] > elapsed * RATE:
+        while sent[0] > (time.monotonic() - started) * RATE:
             time.sleep(0.002)
         pending.append(client.publish(topic, payload, qos=1))
         sent[0] += 1

@@ -369,6 +369,24 @@ async def test_bad_or_oversized_client_messages_close_that_socket_only(
             await asyncio.sleep(0.1)
 
 
+async def test_a_stream_sending_beyond_its_budget_is_ignored_and_counted(
+        hub: WebHub, sessions: dict[str, aiohttp.ClientSession]) -> None:
+    async def over_budget() -> int:
+        counters = (await get_json(sessions["hub-operator"], "/api/v1/status"))["hub"]["counters"]
+        return int(counters.get("web_over_budget", 0))
+
+    before = await over_budget()
+    async with sessions["gha"].ws_connect("/api/v1/stream") as ws:
+        for _ in range(100):
+            await ws.send_str('{"type": "ping"}')
+        # 10 a second in bursts of 2 s (web.client_messages_per_s, ingest.budget.burst_s)
+        async with asyncio.timeout(WAIT_S):
+            while await over_budget() - before < 100 - 21:
+                await asyncio.sleep(0.1)
+        assert await over_budget() - before <= 100 - 20
+        assert not ws.closed  # ignored, not closed: a busy console is no hostile one
+
+
 async def test_a_cross_origin_websocket_is_refused(sessions: dict[str, aiohttp.ClientSession]
                                                   ) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
