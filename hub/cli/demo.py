@@ -21,13 +21,9 @@ from pathlib import Path
 import msgspec
 
 from hub.broker.acl import hub_identity
-from hub.broker.files import (
-    BrokerFiles,
-    describe_generated,
-    max_packet_size,
-    write_auth_files,
-)
+from hub.broker.files import BrokerFiles, describe_generated, write_auth_files
 from hub.broker.launcher import Prefer, free_port, start_broker
+from hub.broker.limits import broker_limits
 from hub.cli.console import LiveTable
 from hub.config import HubConfig, Tak, Web
 from hub.lifecycle import stop_event
@@ -113,7 +109,7 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
     files = write_auth_files(config, workdir / "broker")
     config = with_tak(with_console(config, files, workdir / "web"))
     with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth,
-                      max_packet_size=max_packet_size(config)) as broker:
+                      limits=broker_limits(config)) as broker:
         secure = broker.kind == "mosquitto"
         config = msgspec.structs.replace(config, broker=msgspec.structs.replace(
             config.broker, host=broker.host, port=broker.port, protocol=broker.protocol,
