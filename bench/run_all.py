@@ -26,6 +26,7 @@ BENCHES = {
     "web": ["bench_web.py", "--clients", "200"],
     "console": ["bench_console.py", "--tracks", "1000"],
     "tak": ["bench_tak.py", "--rounds", "4"],
+    "parked_partner": ["bench_parked_partner.py"],  # 30 minutes parked
 }
 
 
