@@ -30,7 +30,8 @@ PACKET_OVERHEAD = 64 * 1024
 INBOUND_RATE = 2_000
 # The hub acknowledges a message when its handler has queued it; the longest it may take
 # is a stall of its event loop. A stall longer than the reorder window already makes
-# measurements late, so the window is the acknowledgement delay the hub is sized to bear.
+# measurements late, so the window is the acknowledgement delay the hub is sized to bear;
+# with no window (latency-first configs), this one.
 MIN_ACK_DELAY_S = 0.1
 # Seconds of the hub's inbound the broker holds while the hub is away or behind: longer and
 # the picture it would build is too stale to be worth the backlog.
@@ -51,7 +52,7 @@ MQTT_MAX_INFLIGHT = 65_535
 
 @dataclass(frozen=True, slots=True)
 class BrokerLimits:
-    """What one client may cost the broker; see the module docstring for each figure."""
+    """What one client may cost the broker; each figure's reason is at its constant above."""
 
     max_packet_size: int
     max_inflight_messages: int
