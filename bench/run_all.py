@@ -27,6 +27,7 @@ BENCHES = {
     "console": ["bench_console.py", "--tracks", "1000"],
     "tak": ["bench_tak.py", "--rounds", "4"],
     "flood": ["bench_flood.py"],
+    "parked_partner": ["bench_parked_partner.py"],  # 30 minutes parked
 }
 
 

@@ -6,8 +6,15 @@ Writes into one directory:
 - ``acl``: each identity's topic patterns (see ``acl``);
 - ``credentials.toml`` (mode 0600): the passwords generated here, kept across runs
   so regenerating never locks out a running unit;
-- ``mosquitto.conf``: the configured listener with anonymous access off, and a
-  TLS listener with client certificates when ``[broker_server.tls]`` asks for it.
+- ``mosquitto.conf``: the configured listener with anonymous access off, a TLS
+  listener with client certificates when ``[broker_server.tls]`` asks for it, and
+  the bounds of ``hub.broker.limits`` on what each client may cost;
+- ``data/``: Mosquitto's persistence, log and pid file.
+
+Mosquitto started as root drops to the ``mosquitto`` user before it reads the
+password file and ACL or writes ``data/``: ``hand_over`` gives it those (when run
+as root) or says the command that does. ``credentials.toml`` is never given away:
+``hub run --credentials`` reads the hub's own password from it.
 
 A password comes from, in order: the hub's ``broker.password_env`` /
 ``password_file`` (hub identity only), ``[broker_server.passwords.NAME]`` (an
@@ -19,12 +26,17 @@ here logs a password; callers print the generated ones once.
 from __future__ import annotations
 
 import os
+import pwd
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from hub.broker.acl import Identity, Role, acl_file, hub_identity, identities
-from hub.broker.launcher import BrokerAuth, mosquitto_config
+from hub.broker.launcher import DATA, BrokerAuth, mosquitto_config
+from hub.broker.limits import broker_limits
 from hub.broker.passwords import new_secret, password_file
 from hub.config import HubConfig
 from hub.errors import ConfigError
@@ -33,8 +45,9 @@ CONF = "mosquitto.conf"
 PASSWD = "passwd"
 ACL = "acl"
 CREDENTIALS = "credentials.toml"
-# Room above the largest payload for the fixed header, a topic and MQTT 5 properties.
-PACKET_OVERHEAD = 64 * 1024
+PID = "mosquitto.pid"
+# The user Debian's and Mosquitto's own packages run the broker as.
+BROKER_USER = "mosquitto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +68,15 @@ class BrokerFiles:
     def names(self, role: Role) -> list[str]:
         """The identities of one role, in registry order."""
         return [i.name for i in self.identities if i.role == role]
+
+    @property
+    def data(self) -> Path:
+        """Mosquitto's own directory: persistence, log, pid file."""
+        return self.directory / DATA
+
+    def broker_reads(self) -> list[Path]:
+        """What Mosquitto, once it has dropped root, must read or write."""
+        return [self.directory / CONF, self.auth.password_file, self.auth.acl_file, self.data]
 
 
 def read_credentials(path: Path) -> dict[str, str]:
@@ -101,23 +123,21 @@ def write_auth_files(config: HubConfig, directory: Path) -> BrokerFiles:
 
 
 def write_broker_config(config: HubConfig, directory: Path) -> BrokerFiles:
-    """Write the auth files and a ``mosquitto.conf`` for the configured listener(s)."""
+    """Write the auth files, ``data/`` and a ``mosquitto.conf`` for the configured listener(s)."""
     files = write_auth_files(config, directory)
+    files.data.mkdir(mode=0o700, exist_ok=True)
     _write_private(directory / CONF, broker_conf(config, files))
     return files
-
-
-def max_packet_size(config: HubConfig) -> int:
-    """The broker's packet limit: the largest payload the hub accepts, plus headers."""
-    ingest = config.ingest
-    return max(ingest.max_frame_bytes, ingest.max_payload_bytes) + PACKET_OVERHEAD
 
 
 def broker_conf(config: HubConfig, files: BrokerFiles) -> str:
     """Return the Mosquitto config: the broker's listener, then the optional TLS listener."""
     server, broker = config.broker_server, config.broker
-    text = mosquitto_config(broker.host, broker.port, files.directory, server.persistence,
-                            files.auth, max_packet_size(config))
+    limits = broker_limits(config)
+    text = mosquitto_config(broker.host, broker.port, files.data, server.persistence,
+                            files.auth, limits)
+    text += "\n".join(["# `kill -HUP` it to re-read passwd and acl after `hub broker-config`.",
+                       f"pid_file {files.data / PID}"]) + "\n"
     tls = server.tls
     if tls is None:
         return text
@@ -125,6 +145,7 @@ def broker_conf(config: HubConfig, files: BrokerFiles) -> str:
         "",
         "# Clients authenticate with a certificate signed by cafile; its CN is the user name.",
         f"listener {tls.port} {tls.host or broker.host}",
+        *limits.listener_lines(),
         f"cafile {tls.cafile}",
         f"certfile {tls.certfile}",
         f"keyfile {tls.keyfile}",
@@ -146,6 +167,75 @@ def describe_generated(files: BrokerFiles, roles: tuple[Role, ...] | None = None
     rows = [f"  {i.name:<{width}}  {i.role:<7}  {files.password(i.name)}" for i in shown]
     return "\n".join([f"new broker credentials (shown once; kept in {files.credentials}, "
                       "mode 0600):", *rows])
+
+
+def hand_over(files: BrokerFiles, user: str = BROKER_USER) -> str:
+    """Give Mosquitto what it must read once it has dropped root, or say how; one line to print.
+
+    As root, with ``user`` present: ``broker_reads()`` become ``user``'s, and the
+    directory ``root:user`` 0750 so it may enter but not write; ``credentials.toml``
+    stays root's. Otherwise the files stay the caller's and the line says the exact
+    command that gives them away (or to run Mosquitto as the caller).
+    """
+    try:
+        account: pwd.struct_passwd | None = pwd.getpwnam(user)
+    except KeyError:
+        account = None
+    names = ", ".join(p.name for p in files.broker_reads())
+    if os.geteuid() == 0 and account is not None:
+        for path in files.broker_reads():
+            os.chown(path, account.pw_uid, account.pw_gid)
+        os.chown(files.directory, 0, account.pw_gid)
+        os.chmod(files.directory, 0o750)
+        return (f"gave {names} to user {user} (Mosquitto started as root runs as {user}; "
+                f"{files.credentials.name} stays root's){_closed_parent(files.directory)}")
+    run_as_me = f"mosquitto -c {shlex.quote(str(files.directory / CONF))}"
+    if account is None and os.geteuid() == 0:
+        return (f"no user {user} here, so Mosquitto started as root would run as nobody and "
+                f"could not read these 0600 files: create it (adduser --system --group "
+                f"--no-create-home {user}) and run hub broker-config again")
+    if account is None:
+        return f"no user {user} here: start Mosquitto as yourself ({run_as_me})"
+    paths = " ".join(shlex.quote(str(p)) for p in files.broker_reads())
+    directory = shlex.quote(str(files.directory))
+    return (f"Mosquitto started as root runs as user {user}, who cannot read these 0600 "
+            f"files until given them: sudo chown {user}: {paths} && sudo chgrp {user} "
+            f"{directory} && sudo chmod 750 {directory} (or start it as yourself: {run_as_me})")
+
+
+def _closed_parent(directory: Path) -> str:
+    """A warning when a parent of ``directory`` keeps other users (Mosquitto) out."""
+    for parent in directory.resolve().parents:
+        if not parent.stat().st_mode & 0o001:
+            return (f"; but {parent} is closed to other users, so Mosquitto cannot reach "
+                    f"its files: chmod o+x {shlex.quote(str(parent))} or choose another -o")
+    return ""
+
+
+def hub_login(config: HubConfig, credentials: Path) -> tuple[HubConfig, str]:
+    """The config and password for the hub to log in as itself (``hub run --credentials``).
+
+    The password is the one ``hub broker-config`` hashed: the config's own
+    (``broker.password_env``/``password_file``), else the one kept in ``credentials``.
+    """
+    name = hub_identity(config)
+    password = config.broker.password()
+    if password is None:
+        if not credentials.is_file():
+            raise ConfigError(f"{credentials}: no such file (`hub broker-config -o DIR` "
+                              f"writes DIR/{CREDENTIALS})")
+        stored = read_credentials(credentials)
+        if name not in stored:
+            raise ConfigError(f"{credentials}: no password for the hub's identity {name!r}; "
+                              "run `hub broker-config` with this config")
+        password = stored[name]
+    return as_hub_identity(config), password
+
+
+def as_hub_identity(config: HubConfig) -> HubConfig:
+    """``config`` with the hub logging in under its broker identity."""
+    broker = msgspec.structs.replace(config.broker, username=hub_identity(config))
+    return msgspec.structs.replace(config, broker=broker)
 
 
 def _configured_secret(config: HubConfig, name: str) -> str | None:

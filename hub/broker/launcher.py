@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal
 
+from hub.broker.limits import BrokerLimits
 from hub.errors import BrokerUnavailable
 from hub.lifecycle import exit_with_parent
 
@@ -36,6 +37,9 @@ Prefer = Literal["auto", "mosquitto", "amqtt"]
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
 PORT_ATTEMPTS = 3
+LOG = "mosquitto.log"
+# Where ``hub broker-config`` puts persistence and the log, so Mosquitto may own them.
+DATA = "data"
 _LIVE: weakref.WeakSet[BrokerHandle] = weakref.WeakSet()
 
 
@@ -65,12 +69,14 @@ class BrokerAuth:
 
 
 def mosquitto_config(host: str, port: int, workdir: Path, persistence: bool,
-                     auth: BrokerAuth | None = None, max_packet_size: int | None = None) -> str:
+                     auth: BrokerAuth | None = None, limits: BrokerLimits | None = None) -> str:
     """Return a Mosquitto config for one listener: anonymous, or with ``auth`` enforced.
 
     With ``auth`` the listener takes each client's user name as its client id, so no
     identity can take over another's connection by connecting with its client id.
-    ``max_packet_size`` makes Mosquitto drop any client that sends a larger packet.
+    ``limits`` bound what each client may cost (``hub.broker.limits``); without them
+    a test broker queues up to 100,000 messages per client and keeps sessions for ever.
+    Persistence and the log go to ``workdir``.
     """
     access = ["allow_anonymous true"] if auth is None else [
         "use_username_as_clientid true",
@@ -78,20 +84,19 @@ def mosquitto_config(host: str, port: int, workdir: Path, persistence: bool,
         f"password_file {auth.password_file}",
         f"acl_file {auth.acl_file}",
     ]
-    limits = [] if max_packet_size is None else [f"max_packet_size {max_packet_size}"]
     lines = [
         f"listener {port} {host}",
+        *(limits.listener_lines() if limits is not None else []),
         *access,
-        *limits,
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {workdir}/",
-        f"log_dest file {workdir / 'mosquitto.log'}",
+        f"log_dest file {workdir / LOG}",
         "log_type error",
         "log_type warning",
         "log_type notice",
-        "max_queued_messages 100000",
-        # Without it Nagle holds each picture until the partner's delayed ACK (up to 40 ms):
-        # bench_latency p50/p99 26/64 ms -> 8/16 ms.
+        *(limits.conf_lines() if limits is not None else ["max_queued_messages 100000"]),
+        "# Without it Nagle holds each picture until the partner's delayed ACK (up to 40 ms):",
+        "# bench_latency p50/p99 26/64 ms -> 8/16 ms.",
         "set_tcp_nodelay true",
     ]
     return "\n".join(lines) + "\n"
@@ -164,7 +169,7 @@ class BrokerHandle:
     def log_tail(self, lines: int = 20) -> str:
         """Return the last lines of the broker's log and output."""
         text = []
-        for name in ("mosquitto.log", f"{self.kind}.out"):
+        for name in (LOG, f"{DATA}/{LOG}", f"{self.kind}.out"):
             path = self.workdir / name
             if path.exists():
                 text += path.read_text(errors="replace").splitlines()[-lines:]
@@ -198,7 +203,7 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
                  workdir: Path | None = None, prefer: Prefer = "auto",
                  persistence: bool = False, timeout: float = START_TIMEOUT_S,
                  auth: BrokerAuth | None = None,
-                 max_packet_size: int | None = None,
+                 limits: BrokerLimits | None = None,
                  dies_with_parent: bool = False) -> BrokerHandle:
     """Start a private broker and return its handle once it accepts connections.
 
@@ -212,7 +217,8 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
         timeout: seconds to wait for the port.
         auth: password and ACL files Mosquitto enforces (anonymous access off); None for an
             open broker. The embedded amqtt broker ignores it and stays anonymous.
-        max_packet_size: Mosquitto's limit on one MQTT packet, in bytes (None: none).
+        limits: what each client may cost Mosquitto (packet size, queues, session expiry,
+            connections); None for a test broker's generous defaults.
         dies_with_parent: the broker gets SIGKILL when the thread that started it ends
             (hub.lifecycle.exit_with_parent), however: call from the main thread.
     """
@@ -225,8 +231,7 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
     attempts = 1 if port is not None else PORT_ATTEMPTS
     for attempt in range(attempts):
         chosen = port if port is not None else free_port(host)
-        handle = _make_handle(binary, host, chosen, directory, owns, persistence, auth,
-                              max_packet_size)
+        handle = _make_handle(binary, host, chosen, directory, owns, persistence, auth, limits)
         handle.dies_with_parent = dies_with_parent
         try:
             handle.start(timeout)
@@ -241,9 +246,9 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
 
 def _make_handle(binary: str | None, host: str, port: int, workdir: Path, owns: bool,
                  persistence: bool, auth: BrokerAuth | None,
-                 max_packet_size: int | None) -> BrokerHandle:
+                 limits: BrokerLimits | None) -> BrokerHandle:
     if binary is not None:
-        text = mosquitto_config(host, port, workdir, persistence, auth, max_packet_size)
+        text = mosquitto_config(host, port, workdir, persistence, auth, limits)
         return mosquitto_handle(binary, text, host, port, workdir, owns)
     argv = [sys.executable, "-m", "hub.broker.embedded", "--host", host, "--port", str(port),
             "--parent-pid", str(os.getpid())]

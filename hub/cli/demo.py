@@ -24,13 +24,9 @@ from pathlib import Path
 import msgspec
 
 from hub.broker.acl import hub_identity
-from hub.broker.files import (
-    BrokerFiles,
-    describe_generated,
-    max_packet_size,
-    write_auth_files,
-)
+from hub.broker.files import BrokerFiles, describe_generated, write_auth_files
 from hub.broker.launcher import Prefer, free_port, start_broker
+from hub.broker.limits import broker_limits
 from hub.cli.console import LiveTable
 from hub.config import HubConfig, Tak, Web
 from hub.lifecycle import exit_with_parent, stop_event
@@ -120,7 +116,7 @@ def run_demo(config: HubConfig, scenario: Path, duration: float | None, speed: f
     config = msgspec.structs.replace(config, recovery=msgspec.structs.replace(
         config.recovery, dir=config.recovery.dir or str(workdir / "state")))
     with start_broker(prefer=broker_kind, workdir=workdir / "broker", auth=files.auth,
-                      max_packet_size=max_packet_size(config), dies_with_parent=True) as broker:
+                      limits=broker_limits(config), dies_with_parent=True) as broker:
         secure = broker.kind == "mosquitto"
         config = msgspec.structs.replace(config, broker=msgspec.structs.replace(
             config.broker, host=broker.host, port=broker.port, protocol=broker.protocol,

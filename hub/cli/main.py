@@ -52,18 +52,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hub.broker.files import as_hub_identity, hub_login
     from hub.cli.console import LiveTable
     from hub.cli.pidfile import default_pid_file, pid_file
     from hub.service import HubService
 
     config = _with_broker(_config(args), args)
-    service = HubService(config, password=config.broker.password())
+    password = config.broker.password()
+    if args.credentials:
+        config, password = hub_login(config, Path(args.credentials))
+    service = HubService(config, password=password)
     address = f"mqtt://{config.broker.host}:{config.broker.port}"
+
+    def adjust(new: HubConfig) -> HubConfig:
+        new = _with_broker(new, args)
+        return as_hub_identity(new) if args.credentials else new
 
     async def serve() -> None:
         stop = stop_event(args.duration)
         asyncio.get_running_loop().add_signal_handler(
-            signal.SIGHUP, service.reload, args.config, lambda new: _with_broker(new, args))
+            signal.SIGHUP, service.reload, args.config, adjust)
         await service.run(stop, on_tick=None if args.quiet else LiveTable(address).show)
 
     with pid_file(Path(args.pid_file) if args.pid_file else default_pid_file(config)):
@@ -160,12 +168,14 @@ def cmd_config_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_broker_config(args: argparse.Namespace) -> int:
-    from hub.broker.files import CONF, describe_generated, write_broker_config
+    from hub.broker.files import CONF, describe_generated, hand_over, write_broker_config
 
     files = write_broker_config(_config(args), Path(args.output))
     print(f"wrote {files.directory / CONF}, {files.auth.password_file.name}, "
           f"{files.auth.acl_file.name} ({len(files.identities)} identities); "
           f"run: mosquitto -c {files.directory / CONF}")
+    print(hand_over(files))
+    print(f"the hub logs in with: hub run -c {args.config} --credentials {files.credentials}")
     print(describe_generated(files))
     return 0
 
@@ -225,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pid-file", type=output_file,
                    help="where to write the pid (default: $TMPDIR/feedhub-<client id>.pid); "
                         "SIGHUP reloads the release rules")
+    p.add_argument("--credentials", metavar="FILE", type=text_file,
+                   help="credentials.toml from `hub broker-config`: log in as the hub's "
+                        "identity with the password kept there")
 
     p = command("reload", cmd_reload, "check the config, then make the running hub reload "
                 "its release rules (SIGHUP)")

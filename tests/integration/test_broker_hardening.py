@@ -19,7 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from secured import Secured, registry, start_secured
 
 from hub import topics
-from hub.broker.files import max_packet_size, read_credentials
+from hub.broker.files import read_credentials
+from hub.broker.limits import max_packet_size
 from hub.cli.record import record, recorder_login
 from hub.mqtt.bus import Bus
 from hub.recording import read_recording

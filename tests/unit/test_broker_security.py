@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import stat
 from pathlib import Path
 
@@ -13,11 +14,15 @@ import pytest
 from hub.broker.acl import acl_file, identities
 from hub.broker.files import (
     CONF,
+    as_hub_identity,
     describe_generated,
+    hand_over,
+    hub_login,
     read_credentials,
     write_auth_files,
     write_broker_config,
 )
+from hub.broker.limits import broker_limits, inflight_window
 from hub.broker.passwords import hash_password, parse_password_file, verify_password
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config, parse_config
 from hub.errors import ConfigError
@@ -169,7 +174,91 @@ def test_conf_has_auth_on_and_an_optional_tls_listener(config: HubConfig,
     files = write_broker_config(parse_config(data), tmp_path / "tls")
     conf = (files.directory / CONF).read_text().splitlines()
     tls = conf[conf.index(f"listener 8884 {config.broker.host}"):]
-    assert tls[1:] == ["cafile /etc/ca.pem", "certfile /etc/s.pem", "keyfile /etc/s.key",
-                       "tls_version tlsv1.2", "require_certificate true",
-                       "use_identity_as_username true", "use_username_as_clientid true"]
+    assert [line for line in tls[1:] if not line.startswith("#")] == [
+        f"max_connections {2 * len(files.identities) + 16}",
+        "cafile /etc/ca.pem", "certfile /etc/s.pem", "keyfile /etc/s.key",
+        "tls_version tlsv1.2", "require_certificate true",
+        "use_identity_as_username true", "use_username_as_clientid true"]
     assert "persistence false" in conf
+
+
+BOUNDS = ("max_packet_size", "max_inflight_messages", "max_inflight_bytes",
+          "max_queued_messages", "max_queued_bytes", "persistent_client_expiration",
+          "max_keepalive", "max_connections")
+
+
+def test_conf_bounds_every_client_and_says_why(config: HubConfig, tmp_path: Path) -> None:
+    files = write_broker_config(config, tmp_path / "bounded")
+    conf = (files.directory / CONF).read_text().splitlines()
+    settings = dict(line.split(" ", 1) for line in conf if line and not line.startswith("#"))
+    limits = broker_limits(config)
+    assert {key: settings[key] for key in BOUNDS} == {
+        "max_packet_size": str(config.ingest.max_frame_bytes + 64 * 1024),
+        "max_inflight_messages": "1000",  # 2,000 msg/s x the 0.5 s reorder window
+        "max_inflight_bytes": str(limits.max_packet_size),
+        "max_queued_messages": "10000",
+        "max_queued_bytes": "40960000",
+        "persistent_client_expiration": "1h",
+        "max_keepalive": "300",
+        "max_connections": str(2 * len(files.identities) + 16)}
+    for key in BOUNDS:
+        at = next(i for i, line in enumerate(conf) if line.startswith(f"{key} "))
+        above = next(line for line in reversed(conf[:at]) if not line.startswith("max_"))
+        assert above.startswith("# "), f"{key} comes without its reason"
+    under_listener = next(line for line in conf[1:] if not line.startswith("#"))
+    assert under_listener.startswith("max_connections "), "a listener's own setting"
+    assert f"persistence_location {files.data}/" in conf and files.data.is_dir()
+    assert f"pid_file {files.data / 'mosquitto.pid'}" in conf
+
+
+@pytest.mark.parametrize(("window_s", "inflight"), [(0.5, 1000), (0.0, 200), (2.0, 4000),
+                                                    (1e6, 65_535)])
+def test_the_inflight_window_carries_the_design_rate_at_the_reorder_window(
+        window_s: float, inflight: int) -> None:
+    assert inflight_window(window_s) == inflight
+
+
+def test_a_longer_hub_keepalive_raises_max_keepalive(config: HubConfig) -> None:
+    slow = msgspec.structs.replace(config, broker=msgspec.structs.replace(
+        config.broker, keepalive=900))
+    assert broker_limits(slow).max_keepalive_s == 900
+
+
+def test_the_hub_logs_in_with_its_kept_password(config: HubConfig, tmp_path: Path) -> None:
+    files = write_auth_files(config, tmp_path / "auth")
+    login, password = hub_login(config, files.credentials)
+    assert config.broker.username is None
+    assert login.broker.username == "hub" and password == files.password("hub")
+    assert as_hub_identity(config) == login
+
+
+def test_the_hub_logs_in_with_its_configured_password_first(
+        config: HubConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_PW", "hub-env")
+    data = msgspec.to_builtins(config)
+    data["broker"].update(password_env="HUB_PW", username="fusion")
+    own = parse_config(data)
+    files = write_auth_files(own, tmp_path / "auth")
+    login, password = hub_login(own, files.credentials)
+    assert (login.broker.username, password) == ("fusion", "hub-env")
+
+
+def test_a_hub_login_without_its_password_names_the_file(config: HubConfig,
+                                                          tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "credentials.toml"
+    with pytest.raises(ConfigError, match=f"{missing}: no such file"):
+        hub_login(config, missing)
+    other = tmp_path / "credentials.toml"
+    other.write_text('[passwords]\n"ken" = "x"\n')
+    with pytest.raises(ConfigError, match="no password for the hub's identity 'hub'"):
+        hub_login(config, other)
+
+
+def test_without_the_brokers_user_the_files_stay_and_the_line_says_why(
+        config: HubConfig, tmp_path: Path) -> None:
+    files = write_broker_config(config, tmp_path / "nobody")
+    owner = files.auth.password_file.stat().st_uid
+    said = hand_over(files, user="no-such-broker-user")
+    assert said.startswith("no user no-such-broker-user here")
+    assert files.auth.password_file.stat().st_uid == owner == os.geteuid()
+    assert mode(files.directory) == 0o700
