@@ -1,5 +1,7 @@
 """Memory under steady traffic: ``hub run`` fed by ``hub sim`` for an hour, RSS every 30 s.
 
+The default scenario (300 scenario seconds) is run again each time it ends.
+
 The hub's RSS is sampled every ``--every`` seconds; the slope (least squares,
 MiB per minute) is taken over the samples after ``--warm-up`` minutes, when
 the picture has filled and the caches have grown to their bounds. Flat means
@@ -62,15 +64,17 @@ def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> di
         hub = subprocess.Popen([*hub_cmd, "run", "-c", str(config), "--quiet"], cwd=ROOT,
                                stdout=log, stderr=log)
         time.sleep(3.0)  # the hub is subscribed before the first measurement goes out
-        # --duration is in scenario seconds: the run lasts duration / speed.
-        sim = subprocess.Popen([*hub_cmd, "sim", "-c", str(config), "--speed", str(speed),
-                                "--duration", str((minutes * 60 + 30) * speed), "--no-progress"],
-                               cwd=ROOT, stdout=log, stderr=log)
+        sim_cmd = [*hub_cmd, "sim", "-c", str(config), "--speed", str(speed), "--no-progress"]
+        sim = subprocess.Popen(sim_cmd, cwd=ROOT, stdout=log, stderr=log)
+        runs = 1
         samples: list[tuple[float, float]] = []
         started = time.monotonic()
         try:
             while (elapsed := time.monotonic() - started) < minutes * 60:
-                if sim.poll() is not None or hub.poll() is not None:
+                if sim.poll() == 0:  # the scenario ended: run it again, as a tester would
+                    sim = subprocess.Popen(sim_cmd, cwd=ROOT, stdout=log, stderr=log)
+                    runs += 1
+                if sim.poll() not in (None, 0) or hub.poll() is not None:
                     log.close()
                     raise SystemExit("a process ended early:\n"
                                      + (Path(tmp) / "processes.log").read_text()[-2000:])
@@ -87,7 +91,8 @@ def soak(minutes: float, speed: float, every_s: float, warm_up_min: float) -> di
     return {"minutes": minutes, "speed": speed, "every_s": every_s, "warm_up_min": warm_up_min,
             "rss_first_mib": samples[0][1], "rss_last_mib": samples[-1][1],
             "slope_mib_per_min": slope_mib_per_min(samples, warm_up_min * 60),
-            "received": counters.get("received"), "fused": counters.get("fused"),
+            "simulator_runs": runs, "received": counters.get("received"),
+            "fused": counters.get("fused"),
             "rejected": counters.get("rejected"), "late": counters.get("late"),
             "samples": samples}
 
