@@ -103,10 +103,18 @@ class _AsyncioErrors(logging.Handler):
         self.records.append(record)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _module_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A module's shared hubs (module fixtures) keep their recovery state to the module."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _own_state_dir(tmp_path_factory: pytest.TempPathFactory,
+def _own_state_dir(_module_state_dir: None, tmp_path_factory: pytest.TempPathFactory,
                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test's hubs (in process or not) keep their recovery state apart from others'."""
+    """Each test's own hubs (in process or not) keep their recovery state apart from others'."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
 
 
