@@ -182,6 +182,7 @@ def run(mode: str, times: int, rate: float, down_s: float) -> dict[str, Any]:
             "sent": sensors.sent, "fused": counters.get("fused"),
             "duplicates": counters.get("duplicates"), "late": counters.get("late"),
             "rejected": counters.get("rejected"), "seq_restarts": counters.get("seq_restarts"),
+            "over_budget": counters.get("over_budget"),
             "objects_seen": max(map(len, listener.ids), default=0), "track_ids_seen": len(seen),
             "tracebacks": tracebacks,
             "resumed_s_max": max(resumed, default=None),
