@@ -17,6 +17,7 @@ from hub.errors import PayloadError
 from hub.fusion.measurements import Scan
 from hub.geo import EnuFrame
 from hub.ingest.detections import batch_to_scan
+from hub.ingest.seen import Seen
 from hub.messages import DetectionBatch, Frame, SensorStatus, Telemetry, decode
 
 
@@ -43,6 +44,7 @@ class FrameJob:
 
 
 InboundItem = Scan | PlatformFix
+_COUNTER_OF = {"gap": "seq_gaps", "restart": "seq_restarts", "late": "seq_late"}
 
 
 class Router:
@@ -55,22 +57,22 @@ class Router:
         self.limits = config.ingest
         self.counters: Counter[str] = Counter()
         self.online: dict[str, bool] = {}
-        self._last_seq: dict[tuple[int, str], tuple[int, float]] = {}
-        """(sensor, topic kind) → the last accepted (seq, ts)."""
+        self._seen: dict[tuple[int, str], Seen] = {}
+        """(sensor, topic kind) → the ``seq`` taken lately."""
 
     def state(self) -> dict[str, object]:
         """The duplicate checks' state and who is online, as JSON-ready values."""
-        return {"last_seq": [[sensor, kind, seq, ts]
-                             for (sensor, kind), (seq, ts) in self._last_seq.items()],
+        return {"seen": [[sensor, kind, seen.top, seen.top_ts, seen.mask]
+                         for (sensor, kind), seen in self._seen.items()],
                 "online": dict(self.online)}
 
     def restore(self, state: dict[str, object]) -> None:
         """Take back a ``state``."""
-        rows = state["last_seq"]
+        rows = state["seen"]
         online = state["online"]
         assert isinstance(rows, list) and isinstance(online, dict)
-        self._last_seq = {(int(sensor), str(kind)): (int(seq), float(ts))
-                          for sensor, kind, seq, ts in rows}
+        self._seen = {(int(sensor), str(kind)): Seen(int(top), float(ts), int(mask))
+                      for sensor, kind, top, ts, mask in rows}
         self.online = {str(k): bool(v) for k, v in online.items()}
 
     def route(self, topic: str, payload: bytes, t_received: float
@@ -118,22 +120,17 @@ class Router:
             raise PayloadError("stale", f"timestamp {t_received - ts:.0f} s in the past")
 
     def _fresh(self, sensor: int, kind: str, ts: float, seq: int, t_received: float) -> bool:
-        """Check the time; drop repeats by ``seq`` and count gaps.
-
-        A lower ``seq`` is a sensor restart only when its time is newer than the
-        last accepted message's: an older one is a repeat (a broker resending
-        what it never saw acknowledged, after its own restart), and fusing it
-        again would count one measurement twice.
-        """
+        """Check the time; drop repeats by ``seq`` (hub.ingest.seen) and count gaps."""
         self._check_time(ts, t_received)
         key = (sensor, kind)
-        last = self._last_seq.get(key)
-        if last is not None and seq <= last[0]:
-            if seq == last[0] or ts <= last[1]:
-                self.counters["duplicates"] += 1
-                return False
-            self.counters["seq_restarts"] += 1
-        elif last is not None and seq > last[0] + 1:
-            self.counters["seq_gaps"] += 1
-        self._last_seq[key] = (seq, ts)
+        seen = self._seen.get(key)
+        if seen is None:
+            self._seen[key] = Seen(seq, ts)
+            return True
+        verdict = seen.take(seq, ts)
+        if verdict == "repeat":
+            self.counters["duplicates"] += 1
+            return False
+        if verdict != "next":
+            self.counters[_COUNTER_OF[verdict]] += 1
         return True
