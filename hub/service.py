@@ -48,7 +48,8 @@ FLUSH_TICK_S = 0.02
 MIN_FLUSH_TICK_S = 0.002
 FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
 RATED = ("received", "rejected", "over_budget", "detections", "fused", *FRAME_COUNTERS)
-ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "seq_late", "reloads", "reload_failures",
+ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "seq_late", "reloads",
+                   "reload_failures",
                    "release_unlabelled", "release_refused", "dead_letters_summarized",
                    "dead_letters_dropped",
                    *(f"rejected.{code}" for code in REFUSAL_CODES))
