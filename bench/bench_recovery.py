@@ -6,7 +6,8 @@ hub is killed (SIGKILL, started again after ``--down`` s) or the broker is
 restarted, ``--times`` times. At the end the hub's totals (carried across its
 restarts by its checkpoints) must show every batch fused once: ``fused ==
 sent``. It also records how long after each restart the partner picture
-resumed, and whether the objects kept their track ids.
+resumed, and whether the objects kept their track ids. Each outage comes a
+random 0.5–3 s after the picture came back from the one before.
 
     python bench/bench_recovery.py --mode kill --times 20 --rate 400
     python bench/bench_recovery.py --mode broker --times 20 --rate 400
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import queue
+import random
 import signal
 import subprocess
 import sys
@@ -143,6 +145,14 @@ def outage(mode: str, hub: subprocess.Popen[bytes], broker: BrokerHandle, config
     return start_hub(config, log)
 
 
+def live_again(listener: Listener, since: float) -> None:
+    """Wait until a picture has come after ``since`` (the hub is back and fusing)."""
+    deadline = time.monotonic() + 60
+    while listener.resumed_after(since) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        listener.drain()
+
+
 def wait_for_totals(listener: Listener, sent: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and listener.counters.get("fused") != sent:
@@ -162,10 +172,11 @@ def run(mode: str, times: int, rate: float, down_s: float) -> dict[str, Any]:
             listener.drain()
         sensors = Sensors(broker, rate)
         sensors.start()
-        restarts = []
+        restarts: list[float] = []
+        rng = random.Random(11)
         for n in range(times):
-            time.sleep(UP_S)
-            listener.drain()
+            live_again(listener, restarts[-1] if restarts else 0.0)
+            time.sleep(rng.uniform(0.5, UP_S))  # killed anywhere in its stride
             hub = outage(mode, hub, broker, config, log, down_s)
             restarts.append(time.monotonic())
             print(f"{mode} {n + 1}/{times}: {sensors.sent} sent", flush=True)
