@@ -7,7 +7,8 @@ restarted, ``--times`` times. At the end the hub's totals (carried across its
 restarts by its checkpoints) must show every batch fused once: ``fused ==
 sent``. It also records how long after each restart the partner picture
 resumed, and whether the objects kept their track ids. Each outage comes a
-random 0.5–3 s after the picture came back from the one before.
+random 0.5–3 s after the hub is back from the one before (a picture came and
+it has caught up with the sensors to within a second).
 
     python bench/bench_recovery.py --mode kill --times 20 --rate 400
     python bench/bench_recovery.py --mode broker --times 20 --rate 400
@@ -145,10 +146,12 @@ def outage(mode: str, hub: subprocess.Popen[bytes], broker: BrokerHandle, config
     return start_hub(config, log)
 
 
-def live_again(listener: Listener, since: float) -> None:
-    """Wait until a picture has come after ``since`` (the hub is back and fusing)."""
+def live_again(listener: Listener, since: float, sensors: Sensors) -> None:
+    """Wait until a picture came after ``since`` and the hub has caught up with the sensors."""
     deadline = time.monotonic() + 60
-    while listener.resumed_after(since) is None and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+            listener.resumed_after(since) is None
+            or listener.counters.get("received", 0) < sensors.sent - sensors.rate):
         time.sleep(0.05)
         listener.drain()
 
@@ -175,7 +178,7 @@ def run(mode: str, times: int, rate: float, down_s: float) -> dict[str, Any]:
         restarts: list[float] = []
         rng = random.Random(11)
         for n in range(times):
-            live_again(listener, restarts[-1] if restarts else 0.0)
+            live_again(listener, restarts[-1] if restarts else 0.0, sensors)
             time.sleep(rng.uniform(0.5, UP_S))  # killed anywhere in its stride
             hub = outage(mode, hub, broker, config, log, down_s)
             restarts.append(time.monotonic())
