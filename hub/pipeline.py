@@ -142,10 +142,12 @@ class Pipeline:
         self._floods.error("dropping %s: %s", topic[:120], reason)
         self.refusals.add(sensor_id, topic, size, "rate", reason, t_received)
 
-    def queue(self, item: InboundItem, t_received: float) -> None:
+    def queue(self, item: InboundItem, t_received: float) -> bool:
         """Put ``item`` in the reorder window; one older than what has left is counted late."""
-        if not self.reorder.push(item.t, item, t_received):
-            self.counters["late"] += 1
+        if self.reorder.push(item.t, item, t_received):
+            return True
+        self.counters["late"] += 1
+        return False
 
     def _count_frame(self, what: str, sensor: int) -> None:
         self.counters[f"frames_{what}"] += 1
@@ -173,7 +175,8 @@ class Pipeline:
             t = max(t_received, outcome.t_received)
             if self.journal is not None:
                 self.journal.scan(t, outcome.scan)
-            self.queue(outcome.scan, t)
+            if not self.queue(outcome.scan, t):  # a busy pool's result can miss the window
+                self._count_frame("late", outcome.sensor)
 
     def reject(self, topic: str, size: int, code: RefusalCode, reason: str,
                t_received: float) -> None:

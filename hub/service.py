@@ -46,7 +46,8 @@ SUBSCRIPTIONS = (
 )
 FLUSH_TICK_S = 0.02
 MIN_FLUSH_TICK_S = 0.002
-FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected")
+FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected",
+                  "frames_late")
 RATED = ("received", "rejected", "over_budget", "detections", "fused", *FRAME_COUNTERS)
 ALWAYS_REPORTED = (*RATED, "late", "duplicates", "seq_gaps", "seq_late", "reloads",
                    "reload_failures",

@@ -84,15 +84,16 @@ async def test_saturated_pool_drops_frames_while_telemetry_and_detections_are_al
     def settled() -> bool:
         frames_done = c["frames_processed"] + c["frames_dropped"] + c["frames_rejected"]
         return (c["received"] == FRAMES + sent and frames_done == c["frames_received"]
-                and c["fused"] == sent + c["frames_processed"])
+                and c["fused"] + c["frames_late"] == sent + c["frames_processed"])
 
     await until(settled, "every message fused or dropped")
-    assert c["received"] == FRAMES + sent and c["rejected"] == 0 and c["late"] == 0
+    # Only frames' scans may miss the window (a saturated pool is late by design).
+    assert c["received"] == FRAMES + sent and c["rejected"] == 0 and c["late"] == c["frames_late"]
     assert c["frames_received"] == FRAMES
     assert c["frames_dropped"] > 0 and c["frames_processed"] > 0
     assert c[f"frames_dropped.{CAMERA_ID}"] == c["frames_dropped"]
     # Every telemetry and detection message was fused: count in = fused + dead-lettered.
-    assert c["fused"] - c["frames_processed"] == sent
+    assert c["fused"] - (c["frames_processed"] - c["frames_late"]) == sent
     await until(lambda: _status_reports(watcher, c["frames_dropped"]), "hub/status counters")
 
 
