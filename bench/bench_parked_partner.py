@@ -40,7 +40,7 @@ from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
-from common import write_results
+from common import rss_mib, write_results
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -178,13 +178,6 @@ class Publisher(threading.Thread):
         self.join()
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def start(config: HubConfig, directory: Path, unbounded: bool) -> tuple[BrokerHandle, BrokerFiles]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import ROOT, write_results
+from common import ROOT, rss_mib, write_results
 
 from hub import messages, topics
 from hub.broker.launcher import start_broker
@@ -29,13 +29,6 @@ from hub.config import DEFAULT_CONFIG
 from hub.messages import HubStatus
 
 FLAT_MIB_PER_MIN = 0.05
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def slope_mib_per_min(samples: list[tuple[float, float]], warm_up_s: float) -> float | None:

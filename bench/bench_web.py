@@ -39,7 +39,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, cpu_seconds, machine_info, write_results
+from common import ROOT, cpu_seconds, machine_info, rss_mib, write_results
 
 from hub.broker.files import write_auth_files
 from hub.broker.launcher import free_port, start_broker
@@ -84,13 +84,6 @@ def web_counters(url: str, operator: str, sink: str = "web") -> dict[str, int]:
     """A sink's counters so far (resyncs, disconnects by reason, drops), read as the operator."""
     return {k: v for k, v in hub_counters(url, operator).items()
             if k.startswith((f"{sink}_resyncs", f"{sink}_disconnects", f"sink_dropped.{sink}"))}
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def percentile(values: list[float], q: float) -> float:
