@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from hub import __version__, faults, topics
 from hub.config import HubConfig, load_config
@@ -31,10 +32,11 @@ from hub.recovery.store import RecoveryStore, with_recovery_key
 from hub.release.policy import MISSION, describe_audience
 from hub.release.reload import restart_needed
 from hub.release.view import ReleaseView
-from hub.tak.push import push_forever
-from hub.tak.server import TakServer
 from hub.web.metrics import HubMetrics
-from hub.web.server import WebServer, web_context
+
+if TYPE_CHECKING:
+    from hub.tak.server import TakServer
+    from hub.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -188,14 +190,16 @@ class HubService:
         will = (topics.HUB_STATUS, encode(self.status(online=False)), True)
         self.bus = Bus(self.config.broker, subscriptions=SUBSCRIPTIONS, handler=self._on_message,
                        will=will, password=self.password)
-        # Workers boot (import numpy, OpenCV) before the first frame can arrive.
-        await asyncio.to_thread(self.pipeline.frames.warm_up)
+        # Workers boot (import numpy, OpenCV) beside the recovery and the connection,
+        # not before them: a restarted hub's picture must not wait for the frame pool.
+        warm_up = asyncio.create_task(asyncio.to_thread(self.pipeline.frames.warm_up))
         self._recover()
         try:
             await self._start_web()
             await self._start_tak()
             await self._serve(stop, on_tick)
         finally:
+            await asyncio.gather(warm_up, return_exceptions=True)
             await self._stop_outputs()
             self.pipeline.close()
             if self.recovery is not None:
@@ -238,6 +242,10 @@ class HubService:
         """Listen for TAK clients and push to TAK Servers, when the config has ``[tak]``."""
         if self.config.tak is None or self.tak_sink is None:
             return
+        # Imported here, as the web server is: a hub without [tak] never needs them.
+        from hub.tak.push import push_forever
+        from hub.tak.server import TakServer
+
         self.tak = TakServer(self.config, self.config.tak, self.tak_sink, self._on_message,
                              self._refuse_cot)
         await self.tak.start()
@@ -261,6 +269,9 @@ class HubService:
         """Serve the console when the config has a ``[web]`` section."""
         if self.config.web is None or self.web_sink is None:
             return
+        # Imported here: aiohttp takes 0.3 s to load, a hub without [web] never needs it.
+        from hub.web.server import WebServer, web_context
+
         context = web_context(self.config, self.config.web, self.web_sink, self.status,
                               self.rules_of, self.metrics)
         self.web = WebServer(context)

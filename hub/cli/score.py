@@ -53,11 +53,11 @@ from typing import Literal
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import linear_sum_assignment
 
 from hub import topics
 from hub.cli.arguments import UsageError
 from hub.errors import PayloadError
+from hub.fusion.lsap import linear_sum_assignment
 from hub.geo import EnuFrame
 from hub.messages import Truth, decode
 from hub.recording import RecordingReader

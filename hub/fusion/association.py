@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import linear_sum_assignment
+
+from hub.fusion.lsap import linear_sum_assignment
 
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]

@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple, TypeVar
 
-import cv2
 import msgspec
 import numpy as np
 
@@ -59,7 +58,6 @@ from hub.fusion.measurements import Scan
 from hub.geo import EnuFrame
 from hub.ingest.camera import LevelTerrain, PoseNoise
 from hub.ingest.detections import UNKNOWN
-from hub.ingest.imagery import BandDetector, frame_detections
 from hub.ingest.router import FrameJob
 from hub.lifecycle import Lifeline, watch_lifeline
 from hub.messages import Frame, decode
@@ -86,6 +84,11 @@ class FrameWorker:
     """What one worker needs to turn a frame payload into a scan, built once."""
 
     def __init__(self, config: HubConfig) -> None:
+        # Imported here: OpenCV takes 0.2 s to load, and only a process that
+        # reads frames (a worker, or the hub with ``workers = 0``) needs it.
+        from hub.ingest.imagery import BandDetector, frame_detections
+
+        self.frame_detections = frame_detections
         origin = config.mission.origin
         imagery = config.imagery
         self.enu = EnuFrame(origin.lat, origin.lon, origin.alt)
@@ -103,7 +106,7 @@ class FrameWorker:
         """Return the frame's detections as a scan, or why the frame was refused."""
         try:
             frame = decode(payload, Frame, self.max_frame_bytes)
-            ground = frame_detections(frame, self.detector, self.terrain, self.noise[sensor],
+            ground = self.frame_detections(frame, self.detector, self.terrain, self.noise[sensor],
                                       self.enu, max_pixels=self.max_pixels, reduce=self.reduce,
                                       max_range=self.max_range)
         except PayloadError as exc:
@@ -121,7 +124,6 @@ def _init_worker(config: HubConfig, lifeline: Connection) -> None:
     """Build this process's ``FrameWorker`` (the pool's initializer); end with the hub."""
     global _worker
     watch_lifeline(lifeline)
-    cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads would fight it
     _worker = FrameWorker(config)
 
 
@@ -201,7 +203,7 @@ class FramePool:
                 context = multiprocessing.get_context(start_method())
                 if isinstance(context, multiprocessing.context.ForkServerContext):
                     # Forked from a server that has imported OpenCV and numpy once.
-                    context.set_forkserver_preload([__name__])
+                    context.set_forkserver_preload([__name__, "hub.ingest.imagery"])
                 if self._lifeline is None:
                     self._lifeline = Lifeline()
                 self._executor = ProcessPoolExecutor(
