@@ -12,8 +12,10 @@ replay decides as the live hub did; a clock that steps back refills nothing.
 
 ``credit`` gives a sender the allowance of a time the hub could not hear it
 (the hub restarting, the broker away): what it sent then arrives at once
-when the link is back, and is no flood. Credit above the burst is kept until
-spent; refills only top up to the burst.
+when the link is back, and is no flood. Credit is a second allowance, spent
+after the bucket's own and never refilled: while a backlog drains, the sender
+still has its rate besides (a credit that stopped the refill until spent would
+refuse the tail of a slow catch-up).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from __future__ import annotations
 class Bucket:
     """``messages_per_s`` and ``bytes_per_s``, in bursts of ``burst_s`` seconds of each."""
 
-    __slots__ = ("byte_burst", "byte_rate", "bytes", "message_burst", "message_rate",
-                 "messages", "stamp")
+    __slots__ = ("byte_burst", "byte_rate", "bytes", "credit_bytes", "credit_messages",
+                 "message_burst", "message_rate", "messages", "stamp")
 
     def __init__(self, messages_per_s: float, bytes_per_s: float, burst_s: float,
                  now: float = 0.0) -> None:
@@ -34,6 +36,8 @@ class Bucket:
         self.byte_burst = bytes_per_s * burst_s
         self.messages = self.message_burst
         self.bytes = self.byte_burst
+        self.credit_messages = 0.0
+        self.credit_bytes = 0.0
         self.stamp = now
 
     def take(self, size: int, now: float) -> bool:
@@ -41,17 +45,19 @@ class Bucket:
         elapsed = now - self.stamp
         if elapsed > 0.0:
             self.stamp = now
-            self.messages = max(self.messages, min(self.messages + elapsed * self.message_rate,
-                                                   self.message_burst))
-            self.bytes = max(self.bytes, min(self.bytes + elapsed * self.byte_rate,
-                                             self.byte_burst))
-        if self.messages < 1.0 or self.bytes < 0.0:
-            return False
-        self.messages -= 1.0
-        self.bytes -= size
-        return True
+            self.messages = min(self.messages + elapsed * self.message_rate, self.message_burst)
+            self.bytes = min(self.bytes + elapsed * self.byte_rate, self.byte_burst)
+        if self.messages >= 1.0 and self.bytes >= 0.0:
+            self.messages -= 1.0
+            self.bytes -= size
+            return True
+        if self.credit_messages >= 1.0 and self.credit_bytes >= size:
+            self.credit_messages -= 1.0
+            self.credit_bytes -= size
+            return True
+        return False
 
     def credit(self, seconds: float) -> None:
-        """Allow what ``seconds`` of sending would have, beyond the burst, until it is spent."""
-        self.messages += max(seconds, 0.0) * self.message_rate
-        self.bytes += max(seconds, 0.0) * self.byte_rate
+        """Allow what ``seconds`` of sending would have, besides the rate, until it is spent."""
+        self.credit_messages += max(seconds, 0.0) * self.message_rate
+        self.credit_bytes += max(seconds, 0.0) * self.byte_rate

@@ -193,16 +193,12 @@ class HubService:
         will = (topics.HUB_STATUS, encode(self.status(online=False)), True)
         self.bus = Bus(self.config.broker, subscriptions=SUBSCRIPTIONS, handler=self._on_message,
                        will=will, password=self.password)
-        # Workers boot (import numpy, OpenCV) beside the recovery and the connection,
-        # not before them: a restarted hub's picture must not wait for the frame pool.
-        warm_up = asyncio.create_task(asyncio.to_thread(self.pipeline.frames.warm_up))
         self._recover()
         try:
             await self._start_web()
             await self._start_tak()
             await self._serve(stop, on_tick)
         finally:
-            await asyncio.gather(warm_up, return_exceptions=True)
             await self._stop_outputs()
             self.pipeline.close()
             if self.recovery is not None:
@@ -301,6 +297,9 @@ class HubService:
             self._publish_status()
             if not self._event_driven:
                 self._publish()
+            # Workers boot (import numpy, OpenCV) only now: beside the recovery they
+            # took the CPU it needed, and a restarted hub's picture came seconds later.
+            tasks.append(asyncio.create_task(asyncio.to_thread(self.pipeline.frames.warm_up)))
             try:
                 await stop.wait()
             finally:

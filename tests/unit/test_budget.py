@@ -38,6 +38,14 @@ def test_an_outage_is_credited_beyond_the_burst_until_spent() -> None:
     assert sum(bucket.take(1, 10.0) for _ in range(100)) == 20  # then the burst, as before
 
 
+def test_a_credit_adds_to_the_rate_while_a_backlog_drains() -> None:
+    bucket = Bucket(10.0, 1e9, burst_s=2.0, now=0.0)
+    bucket.credit(5.0)
+    # 15 a second for 10 s: the burst, the rate and the credit allow 20 + 100 + 50.
+    admitted = sum(bucket.take(1, k / 15) for k in range(150))
+    assert admitted == 150
+
+
 def test_a_refused_message_costs_nothing() -> None:
     bucket = Bucket(1.0, 1e6, 1.0, T)
     assert bucket.take(10, T)
