@@ -80,7 +80,7 @@ def run_one(records: list[Record], config: HubConfig, recording: Path, tracks: P
         summary = replay(records, config)
         runs.append((summary.seconds, time.process_time() - cpu, summary))
     _, cpu, summary = min(runs, key=lambda run: run[0])
-    with open(tracks, "w") as out:
+    with open(tracks, "wb") as out:
         replay(records, config, out)
     report = score(recording, tracks)
     return {
