@@ -8,18 +8,21 @@ file and config always give the same tracks. Pictures are taken every
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
+
+import msgspec
+import numpy as np
 
 from hub.cli.arguments import UsageError
 from hub.config import HubConfig
-from hub.messages import Track
+from hub.fusion.tracks import TENTATIVE, TrackTable, publishable_rows
+from hub.geo import EnuFrame
 from hub.pipeline import Pipeline
-from hub.publish.pictures import TrackEncoder, group_tracks, partner_picture
+from hub.publish.pictures import CLASS_NAMES, PARTS, STATUS_NAMES
 from hub.recording import Damage, Record, RecordingReader
 from hub.release.groups import MISSION
 from hub.release.view import ReleaseView
@@ -48,28 +51,60 @@ class ReplaySummary:
                 f"of {self.tracks_final} tracks")
 
 
-def track_line(track: Track, t: float, picture: str) -> str:
+class TrackRow(msgspec.Struct):
     """One JSON Lines record of ``--tracks-out``."""
-    return json.dumps({"t": round(t, 3), "track_id": track.id, "lat": track.lat, "lon": track.lon,
-                       "vn": track.vn, "ve": track.ve, "status": track.status, "cls": track.cls,
-                       "affiliation": track.affiliation, "picture": picture})
+
+    t: float
+    track_id: str
+    lat: float
+    lon: float
+    vn: float
+    ve: float
+    status: str
+    cls: str
+    affiliation: str
+    picture: str
 
 
-def picture_source(pipeline: Pipeline, picture: str) -> Callable[[], list[Track]]:
+Tables = tuple[TrackTable, ...]
+"""A picture's tables: fused tracks, then friend platforms (hub.release.groups.GroupTables)."""
+
+
+def picture_rows(frame: EnuFrame, tables: Tables, t: float, picture: str) -> list[TrackRow]:
+    """The publishable rows of ``tables`` as records, built column by column."""
+    rows = []
+    for table, (affiliation, prefix) in zip(tables, PARTS, strict=True):
+        keep = publishable_rows(table)
+        x = table.x[keep]
+        lat, lon, _ = frame.to_geodetic(x[:, 0], x[:, 1], 0.0)
+        columns = zip(
+            table.id[keep].tolist(), lat.tolist(), lon.tolist(), x[:, 3].tolist(),
+            x[:, 2].tolist(), STATUS_NAMES[table.status[keep]].tolist(),
+            CLASS_NAMES[table.cls_probs[keep].argmax(axis=1)].tolist(), strict=True)
+        rows += [TrackRow(round(t, 3), f"{prefix}{i}", la, lo, vn, ve, status, cls,
+                          affiliation, picture)
+                 for i, la, lo, vn, ve, status, cls in columns]
+    return rows
+
+
+def picture_source(pipeline: Pipeline, picture: str) -> Callable[[], Tables]:
     """What ``picture`` holds now: every mission track, or what the partner may see."""
     view = ReleaseView(pipeline)
-    encoder = TrackEncoder(pipeline.config, pipeline.frame)
     if picture == MISSION:
-        return lambda: group_tracks(encoder, view.mission())
+        return lambda: view.mission().tables
     if picture not in view.partners:
         raise UsageError(f"--picture: no partner {picture!r} in the config")
-    return lambda: partner_picture(encoder, view.picture(picture)).tracks()
+    return lambda: tuple(part.table for part in view.picture(picture).parts)
 
 
-def replay(records: Iterable[Record], config: HubConfig, tracks_out: TextIO | None = None,
+def replay(records: Iterable[Record], config: HubConfig, tracks_out: BinaryIO | None = None,
            picture: str = MISSION, progress: Callable[[int], None] | None = None
            ) -> ReplaySummary:
-    """Feed ``records`` through a fresh pipeline; write the chosen picture as JSON Lines."""
+    """Feed ``records`` through a fresh pipeline; write the chosen picture as JSON Lines.
+
+    ``tracks_out`` is a binary file: the rows of each picture are encoded in
+    one call (msgspec), not one ``json.dumps`` per track.
+    """
     # Frames wait for their worker: nothing is dropped, so every replay is the same.
     pipeline = Pipeline(config)
     try:
@@ -79,9 +114,10 @@ def replay(records: Iterable[Record], config: HubConfig, tracks_out: TextIO | No
 
 
 def _replay(pipeline: Pipeline, records: Iterable[Record], config: HubConfig,
-            tracks_out: TextIO | None, picture: str,
+            tracks_out: BinaryIO | None, picture: str,
             progress: Callable[[int], None] | None) -> ReplaySummary:
-    tracks_now = picture_source(pipeline, picture)
+    tables_now = picture_source(pipeline, picture)
+    writer = PictureWriter(pipeline.frame, picture, tracks_out)
     interval = config.publish.interval_s
     next_picture = float("-inf")
     pictures = 0
@@ -90,30 +126,38 @@ def _replay(pipeline: Pipeline, records: Iterable[Record], config: HubConfig,
         if topic.startswith("sensors/"):
             pipeline.handle(topic, payload, t_received)
             if pipeline.flush(t_received) and pipeline.fusion_time >= next_picture:
-                pictures += _write_picture(tracks_now, pipeline.fusion_time, picture,
-                                           tracks_out)
+                pictures += writer.write(tables_now, pipeline.fusion_time)
                 next_picture = pipeline.fusion_time + interval
         if progress is not None and count % 10_000 == 0:
             progress(count)
     if pipeline.finish():
-        pictures += _write_picture(tracks_now, pipeline.fusion_time, picture, tracks_out)
-    final = tracks_now()
+        pictures += writer.write(tables_now, pipeline.fusion_time)
+    final = [table.status[publishable_rows(table)] for table in tables_now()]
     counters = pipeline.counters + pipeline.router.counters
     return ReplaySummary(
         messages=counters["received"], rejected=counters["rejected"],
-        detections=counters["detections"], pictures=pictures, tracks_final=len(final),
-        confirmed_final=sum(t.status != "tentative" for t in final),
+        detections=counters["detections"], pictures=pictures,
+        tracks_final=sum(status.shape[0] for status in final),
+        confirmed_final=sum(int(np.count_nonzero(status != TENTATIVE)) for status in final),
         seconds=time.perf_counter() - started)
 
 
-def _write_picture(tracks_now: Callable[[], list[Track]], t: float, picture: str,
-                   out: TextIO | None) -> int:
-    # A partner's picture is taken even when not written: its delay needs the history.
-    if out is not None or picture != MISSION:
-        tracks = tracks_now()
-        if out is not None:
-            out.writelines(track_line(track, t, picture) + "\n" for track in tracks)
-    return 1
+class PictureWriter:
+    """Writes each picture's rows to ``--tracks-out`` (or only takes it, without one)."""
+
+    def __init__(self, frame: EnuFrame, picture: str, out: BinaryIO | None) -> None:
+        self.frame, self.picture, self.out = frame, picture, out
+        self._encoder = msgspec.json.Encoder()
+
+    def write(self, tables_now: Callable[[], Tables], t: float) -> int:
+        """Take the picture at ``t`` and write its rows; return 1 (pictures taken)."""
+        # A partner's picture is taken even when not written: its delay needs the history.
+        if self.out is not None or self.picture != MISSION:
+            tables = tables_now()
+            if self.out is not None:
+                self.out.write(self._encoder.encode_lines(
+                    picture_rows(self.frame, tables, t, self.picture)))
+        return 1
 
 
 def replay_file(path: str | Path, config: HubConfig, tracks_out: str | Path | None = None,
@@ -124,6 +168,6 @@ def replay_file(path: str | Path, config: HubConfig, tracks_out: str | Path | No
     if tracks_out is None:
         summary = replay(reader, config, None, picture, progress)
     else:
-        with open(tracks_out, "w") as out:
+        with open(tracks_out, "wb") as out:
             summary = replay(reader, config, out, picture, progress)
     return dataclasses.replace(summary, damage=reader.damage)

@@ -344,8 +344,11 @@ class Tracker:
         if not dead.any():
             return
         self.deleted += int(dead.sum())
-        keep = np.flatnonzero(~dead)
+        # Rows before the first dead one stay put: move only the rest (the dead
+        # are mostly failed tentative tracks, the newest rows).
+        first = int(dead.argmax())
+        keep = first + np.flatnonzero(~dead[first:])
         for name in self._layout():
             arr = getattr(self, name)
-            arr[: keep.shape[0]] = arr[keep]
-        self.n = keep.shape[0]
+            arr[first:first + keep.shape[0]] = arr[keep]
+        self.n = first + keep.shape[0]

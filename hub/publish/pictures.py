@@ -18,14 +18,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import HubConfig
-from hub.fusion.tracks import STATUS_NAMES, TrackTable, key_bits, publishable_rows, row_keys
+from hub.fusion.tracks import STATUS_NAMES as TRACK_STATUS_NAMES
+from hub.fusion.tracks import TrackTable, key_bits, publishable_rows, row_keys
 from hub.geo import EnuFrame
 from hub.messages import CLASSES, Label, Picture, Track
 from hub.release.groups import GroupTables
 from hub.release.view import ReleasedPicture
 
-__all__ = ["GroupPicture", "PartnerFeed", "TableRows", "TrackEncoder", "group_picture",
-           "group_tracks", "partner_picture", "publishable_rows", "sidc"]
+__all__ = ["CLASS_NAMES", "PARTS", "STATUS_NAMES", "GroupPicture", "PartnerFeed", "TableRows",
+           "TrackEncoder", "group_picture", "group_tracks", "partner_picture",
+           "publishable_rows", "sidc"]
 
 DIMENSION_OF_CLASS = {"person": "G", "vehicle": "G", "uav": "A", "aircraft": "A", "vessel": "S"}
 AFFILIATION_CODE = {"friend": "F", "hostile": "H", "neutral": "N", "unknown": "U"}
@@ -34,8 +36,10 @@ PARTS = (("unknown", "T"), ("friend", "F"))
 MIN_REPORTED_PROB = 0.01
 PROB_DECIMALS = 4
 
-_CLASS_NAMES = np.array(CLASSES, dtype=object)
-_STATUS_NAMES = np.array(STATUS_NAMES, dtype=object)
+CLASS_NAMES = np.array(CLASSES, dtype=object)
+"""Class names by index: ``CLASS_NAMES[indices]`` names a column of classes at once."""
+STATUS_NAMES = np.array(TRACK_STATUS_NAMES, dtype=object)
+"""Status names by status code, likewise."""
 
 
 def sidc(affiliation: str, cls: str) -> str:
@@ -73,7 +77,7 @@ class TrackEncoder:
         x, p = table.x[rows], table.P[rows]
         lat, lon, _ = self.frame.to_geodetic(x[:, 0], x[:, 1], 0.0)
         probs = table.cls_probs[rows]
-        classes = _CLASS_NAMES[probs.argmax(axis=1)].tolist()
+        classes = CLASS_NAMES[probs.argmax(axis=1)].tolist()
         reported = [dict(compress(zip(CLASSES, rounded, strict=True), keep))
                     for rounded, keep in zip(np.round(probs, PROB_DECIMALS).tolist(),
                                              (probs >= MIN_REPORTED_PROB).tolist(), strict=True)]
@@ -82,7 +86,7 @@ class TrackEncoder:
         columns = zip(
             table.id[rows].tolist(), lat.tolist(), lon.tolist(), x[:, 2].tolist(),
             x[:, 3].tolist(), p[:, 0, 0].tolist(), p[:, 0, 1].tolist(), p[:, 1, 1].tolist(),
-            _STATUS_NAMES[table.status[rows]].tolist(), classes, reported, sidcs,
+            STATUS_NAMES[table.status[rows]].tolist(), classes, reported, sidcs,
             self._provenances(table.sources[rows]), table.first_seen[rows].tolist(),
             table.updates[rows].tolist(), table.last_update[rows].tolist(),
             [None] * rows.shape[0] if labels is None else labels, strict=True)

@@ -175,11 +175,11 @@ def test_replay_waits_for_real_worker_processes_and_repeats_itself() -> None:
     config = camera_config(workers=1)
     outs = []
     for _ in range(2):
-        out = io.StringIO()
+        out = io.BytesIO()
         summary = replay(RECORDS, config, out)
         assert summary.messages == len(RECORDS) and summary.rejected == 0
         outs.append(out.getvalue())
-    assert outs[0] == outs[1] and outs[0].count('"confirmed"') > 0
+    assert outs[0] == outs[1] and outs[0].count(b'"confirmed"') > 0
 
 
 async def test_live_pool_hands_results_to_the_loop_from_worker_processes() -> None:
