@@ -35,7 +35,7 @@ from simulators.families import FAMILIES, write_family
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "families.json"
-SS_GRID = (0.1, 0.3, 1.0, 3.0)
+SS_GRID = (0.1, 0.3, 1.0)
 """Stone Soup's CV acceleration noise grid, m/s² (its q is the square)."""
 SETTINGS = {"c50p1": {"cutoff": 50.0, "order": 1.0}, "c100p2": {"cutoff": 100.0, "order": 2.0}}
 
