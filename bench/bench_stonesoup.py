@@ -2,9 +2,11 @@
 
 Both trackers see the same recording of a scenario: the hub through ``hub
 replay`` (decode, validate, reorder, every release group's tracker), Stone Soup
-through the hub's own decode and ``batch_to_scan`` conversion (so both get the
-same ENU positions and covariances R; the unbiased polar conversion is the
-hub's), one scan at a time in recording order. Both write ``--tracks-out``
+through the hub's own decode, one scan at a time in recording order. Geo
+detections reach Stone Soup as the hub's ENU positions with their R
+(``batch_to_scan``); polar radar detections as range and bearing, with
+CartesianToBearingRange from the radar's ENU position and EKF updates (a user
+of Stone Soup would not hand it converted measurements). Both write ``--tracks-out``
 JSON Lines at one picture per second of measurement time and are scored by
 ``hub.cli.score.score`` against the recording's ``sim/truth``.
 
@@ -12,8 +14,11 @@ Stone Soup is set up as its tutorials set up a standard tracker, with the hub's
 own parameters (config [fusion]) wherever Stone Soup has one:
 
 * ConstantVelocity in east and north with noise_diff_coeff = process_noise²;
-* LinearGaussian measurement model per detection, mapping (0, 2), with its R;
-* KalmanPredictor, KalmanUpdater;
+* LinearGaussian measurement model per geo detection, mapping (0, 2), with its
+  R; CartesianToBearingRange per polar detection (bearing turned from
+  clockwise-from-north at the radar into Stone Soup's anticlockwise-from-east
+  in the mission frame, meridian convergence included);
+* KalmanPredictor, ExtendedKalmanUpdater (the Kalman update for linear models);
 * DistanceHypothesiser with the Mahalanobis measure and missed_distance =
   sqrt(gate_chi2), GNNWith2DAssignment;
 * MultiMeasurementInitiator (min_points = confirm_m, velocity prior sigma
@@ -52,15 +57,18 @@ from stonesoup.hypothesiser.distance import DistanceHypothesiser
 from stonesoup.initiator.simple import MultiMeasurementInitiator
 from stonesoup.measures import Mahalanobis
 from stonesoup.models.measurement.linear import LinearGaussian
+from stonesoup.models.measurement.nonlinear import CartesianToBearingRange
 from stonesoup.models.transition.linear import (
     CombinedLinearGaussianTransitionModel,
     ConstantVelocity,
 )
 from stonesoup.predictor.kalman import KalmanPredictor
+from stonesoup.types.angle import Bearing
+from stonesoup.types.array import StateVector
 from stonesoup.types.detection import Detection
 from stonesoup.types.state import GaussianState
 from stonesoup.types.track import Track
-from stonesoup.updater.kalman import KalmanUpdater
+from stonesoup.updater.kalman import ExtendedKalmanUpdater
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -68,11 +76,10 @@ from hub import topics
 from hub.cli.replay import replay_file
 from hub.cli.score import ScoreReport, format_report, score
 from hub.config import Fusion, HubConfig, load_config
-from hub.fusion.measurements import Scan
 from hub.fusion.tracker import COAST_AFTER_S
 from hub.geo import EnuFrame
-from hub.ingest.detections import batch_to_scan
-from hub.messages import DetectionBatch, decode
+from hub.ingest.detections import batch_to_scan, sensor_origin
+from hub.messages import DetectionBatch, PolarDetection, SensorPosition, decode
 from hub.recording import read_recording
 from simulators.engine import write_recording
 from simulators.scenario import load_scenario, resolve_scenario
@@ -80,17 +87,60 @@ from simulators.scenario import load_scenario, resolve_scenario
 ROOT = Path(__file__).resolve().parent.parent
 EPOCH = datetime(1970, 1, 1)
 MAPPING = (0, 2)  # Stone Soup's combined CV state is [e, ve, n, vn]
+PolarModel = tuple[CartesianToBearingRange, float]
+"""A radar's measurement model and its meridian convergence (rad)."""
 
 
-def read_scans(path: Path, config: HubConfig, frame: EnuFrame) -> Iterator[Scan]:
-    """Decode every detection batch of a recording into a Scan, in file order."""
+@dataclass(frozen=True)
+class SsScan:
+    """One batch's detections as Stone Soup takes them, at time ``t``."""
+
+    t: float
+    detections: frozenset[Detection]
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+
+def read_scans(path: Path, config: HubConfig, frame: EnuFrame) -> Iterator[SsScan]:
+    """Decode every detection batch of a recording for Stone Soup, in file order."""
     index = config.sensor_index()
+    polar_models: dict[tuple[SensorPosition, float, float], PolarModel] = {}
     for _, topic, payload in read_recording(path):
         if not topic.startswith("sensors/") or not topic.endswith("/detections"):
             continue
         sensor_id, _ = topics.parse_sensor_topic(topic)
         batch = decode(payload, DetectionBatch, config.ingest.max_payload_bytes)
-        yield batch_to_scan(batch, index[sensor_id], frame)
+        scan = batch_to_scan(batch, index[sensor_id], frame)  # geo rows used as they are
+        when = EPOCH + timedelta(seconds=scan.t)
+        detections = set()
+        for det, z, r in zip(batch.detections, scan.z, scan.R, strict=True):
+            if isinstance(det, PolarDetection):
+                assert batch.sensor is not None
+                detections.add(_polar_detection(det, batch.sensor, frame, when, polar_models))
+            else:
+                detections.add(Detection(z.reshape(2, 1), timestamp=when,
+                                         measurement_model=LinearGaussian(4, MAPPING, r)))
+        yield SsScan(scan.t, frozenset(detections))
+
+
+def _polar_detection(det: PolarDetection, sensor: SensorPosition, frame: EnuFrame,
+                     when: datetime, models: dict[tuple[SensorPosition, float, float], PolarModel]
+                     ) -> Detection:
+    """A range-bearing detection with its (cached) CartesianToBearingRange model."""
+    cos_el = math.cos(math.radians(det.elevation or 0.0))
+    key = (sensor, det.sigma_range * cos_el, det.sigma_bearing)
+    cached = models.get(key)
+    if cached is None:
+        e0, n0, gamma = sensor_origin(sensor, frame)
+        noise = np.diag([math.radians(det.sigma_bearing) ** 2, key[1] ** 2])
+        cached = models[key] = (CartesianToBearingRange(
+            4, MAPPING, noise, translation_offset=StateVector([[e0], [n0]])), gamma)
+    model, gamma = cached
+    # Clockwise from north at the radar -> anticlockwise from east in the mission frame.
+    phi = math.pi / 2.0 - (math.radians(det.bearing) + gamma)
+    return Detection(StateVector([[Bearing(phi)], [det.range * cos_el]]), timestamp=when,
+                     measurement_model=model)
 
 
 @dataclass
@@ -98,14 +148,16 @@ class StoneSoupTracker:
     """Stone Soup's standard multi-target loop (as MultiTargetTracker runs it), one scan a call."""
 
     fusion: Fusion
+    process_noise: float | None = None
+    """Acceleration noise of the CV model, m/s²; None: the hub's ``process_noise``."""
 
     def __post_init__(self) -> None:
-        q = self.fusion.process_noise**2
+        q = (self.process_noise or self.fusion.process_noise) ** 2
         transition = CombinedLinearGaussianTransitionModel(
             [ConstantVelocity(q), ConstantVelocity(q)])
         self.predictor = KalmanPredictor(transition)
         nominal = LinearGaussian(ndim_state=4, mapping=MAPPING, noise_covar=np.eye(2) * 100.0)
-        self.updater = KalmanUpdater(nominal)
+        self.updater = ExtendedKalmanUpdater(nominal)
         hypothesiser = DistanceHypothesiser(self.predictor, self.updater, measure=Mahalanobis(),
                                             missed_distance=math.sqrt(self.fusion.gate_chi2))
         self.associator = GNNWith2DAssignment(hypothesiser)
@@ -119,13 +171,10 @@ class StoneSoupTracker:
         self.tracks: set[Track] = set()
         self.updated: dict[str, float] = {}  # track id -> time of its last update
 
-    def process(self, scan: Scan) -> None:
+    def process(self, scan: SsScan) -> None:
         """Associate, update, delete and initiate with one scan."""
         when = EPOCH + timedelta(seconds=scan.t)
-        detections = {
-            Detection(z.reshape(2, 1), timestamp=when,
-                      measurement_model=LinearGaussian(4, MAPPING, noise_covar=r))
-            for z, r in zip(scan.z, scan.R, strict=True)}
+        detections = set(scan.detections)
         associations = self.associator.associate(self.tracks, detections, when)
         used = set()
         for track, hypothesis in associations.items():
@@ -159,10 +208,10 @@ class StoneSoupTracker:
                                             strict=True)]
 
 
-def run_stonesoup(scans: Iterable[Scan], config: HubConfig, frame: EnuFrame,
-                  out: TextIO) -> tuple[int, float]:
+def run_stonesoup(scans: Iterable[SsScan], config: HubConfig, frame: EnuFrame,
+                  out: TextIO, process_noise: float | None = None) -> tuple[int, float]:
     """Track every scan, write one picture per publish interval; return detections, seconds."""
-    tracker = StoneSoupTracker(config.fusion)
+    tracker = StoneSoupTracker(config.fusion, process_noise)
     interval = config.publish.interval_s
     next_picture, detections, last_t = float("-inf"), 0, 0.0
     started = time.perf_counter()

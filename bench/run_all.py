@@ -17,6 +17,7 @@ BENCHES = {
     "tracker_core": ["bench_tracker_core.py"],
     "replay": ["bench_replay.py"],
     "stonesoup": ["bench_stonesoup.py", "--scenario", "targets50"],
+    "families": ["bench_families.py"],  # ~15 min: Stone Soup's grid on 8 families
     "bus": ["bench_bus.py", "--messages", "100000"],
     "e2e": ["bench_e2e.py"],
     "latency": ["bench_latency.py"],

@@ -289,20 +289,20 @@ class Fusion(Base, frozen=True, kw_only=True):
         "later still are counted as late.")] = 0.5
     process_noise: Annotated[Positive, doc(
         "Acceleration noise of the manoeuvre model, m/s² (turns of vehicles and UAVs); "
-        "also used for gating.")] = 3.0
+        "also used for gating.")] = 2.0
     quiet_noise: Annotated[Positive, doc(
-        "Acceleration noise of the quiet model, m/s² (walking, driving straight).")] = 0.3
+        "Acceleration noise of the quiet model, m/s² (walking, driving straight).")] = 0.05
     model_switch_rate: Annotated[Positive, doc(
         "Rate at which a track switches between the quiet and manoeuvre models, per "
-        "second.")] = 0.03
+        "second.")] = 0.003
     init_speed_sigma: Annotated[Positive, doc(
-        "One-sigma speed of a new track before its velocity is observed, m/s.")] = 15.0
+        "One-sigma speed of a new track before its velocity is observed, m/s.")] = 8.0
     gate_chi2: Annotated[Positive, doc(
         "Mahalanobis gate, chi-square with 2 degrees of freedom (13.8: 99.9 %).")] = 13.8
     confirm_m: Annotated[int, Meta(ge=1), doc(
         "M of M-of-N: updates needed to confirm a track.")] = 3
     confirm_n: Annotated[int, Meta(ge=1, le=32), doc(
-        "N of M-of-N: the opportunities they must fall within.")] = 5
+        "N of M-of-N: the opportunities they must fall within.")] = 4
     tentative_max_misses: Annotated[int, Meta(ge=1), doc(
         "Consecutive misses after which a tentative track is deleted.")] = 3
     delete_after_s: Annotated[Positive, doc(

@@ -90,7 +90,10 @@ def test_crossing_targets_keep_two_confirmed_tracks() -> None:
 
 
 def test_a_confirmed_track_wins_a_measurement_over_a_nearer_tentative_one() -> None:
-    tracker = _confirmed_track(Fusion())
+    # The geometry below (60 m, 30 m) was drawn for these gates: a manoeuvre noise of
+    # 3 m/s² and a tentative speed sigma of 15 m/s (the defaults before issue 12);
+    # the rule under test does not depend on them.
+    tracker = _confirmed_track(Fusion(process_noise=3.0, init_speed_sigma=15.0))
     # Clutter 60 m north of the target at t = 5.5 starts a tentative track, at
     # rest with a wide velocity sigma, so its gate grows fast.
     tracker.process(_scan(5.5, [[55.0, 60.0]]))
