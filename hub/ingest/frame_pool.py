@@ -59,10 +59,10 @@ from hub.fusion.measurements import Scan
 from hub.geo import EnuFrame
 from hub.ingest.camera import LevelTerrain, PoseNoise
 from hub.ingest.detections import UNKNOWN
-from hub.ingest.imagery import BandDetector, frame_detections
+from hub.ingest.imagery import BandDetector, frame_detections, height_prior
 from hub.ingest.router import FrameJob
 from hub.lifecycle import Lifeline, watch_lifeline
-from hub.messages import Frame, decode
+from hub.messages import CLASSES, Frame, decode
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ class FrameWorker:
         self.max_pixels = imagery.max_pixels
         self.reduce = imagery.reduce
         self.max_range = imagery.max_range_m
+        # Blobs carry no class yet: every one may be an airborne object.
+        self.height = height_prior(CLASSES[UNKNOWN], imagery.max_object_height_m)
 
     def process(self, payload: bytes, sensor: int) -> Scan | Refusal:
         """Return the frame's detections as a scan, or why the frame was refused."""
@@ -105,7 +107,7 @@ class FrameWorker:
             frame = decode(payload, Frame, self.max_frame_bytes)
             ground = frame_detections(frame, self.detector, self.terrain, self.noise[sensor],
                                       self.enu, max_pixels=self.max_pixels, reduce=self.reduce,
-                                      max_range=self.max_range)
+                                      max_range=self.max_range, height=self.height)
         except PayloadError as exc:
             return Refusal(exc.code, exc.reason)
         n = len(ground.blobs)
