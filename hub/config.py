@@ -414,6 +414,10 @@ class Imagery(Base, frozen=True, kw_only=True):
     max_range_m: Annotated[Positive, doc(
         "A blob whose ray meets the ground further than this from the camera is refused, "
         "metres.")] = 20_000.0
+    max_object_height_m: Annotated[Annotated[float, Meta(ge=0.0, le=10_000.0)], doc(
+        "Highest an object found in a frame may be above the terrain, metres (UAVs); a "
+        "detection of unknown class is widened along its line of sight to cover it "
+        "(sigma = a third of it); 0: everything on the terrain.")] = 300.0
     queue_per_sensor: Annotated[int, Meta(ge=1, le=1_000), doc(
         "Frames of one sensor waiting for a worker; a newer one pushes out the oldest "
         "(counted as dropped).")] = 1

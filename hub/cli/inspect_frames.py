@@ -24,7 +24,13 @@ from hub.cli.arguments import UsageError
 from hub.errors import PayloadError
 from hub.geo import EnuFrame
 from hub.ingest.camera import LevelTerrain, PoseNoise
-from hub.ingest.imagery import BandDetector, GroundDetections, frame_detections
+from hub.ingest.imagery import (
+    ON_GROUND,
+    BandDetector,
+    GroundDetections,
+    HeightPrior,
+    frame_detections,
+)
 from hub.messages import Frame, decode
 from hub.recording import read_recording
 
@@ -126,16 +132,17 @@ def _decode(payload: bytes, where: str) -> Frame:
 
 def inspect(found: FoundFrame, enu: EnuFrame, *, terrain_alt: float | None = None,
             noise: PoseNoise | None = None, max_pixels: int = MAX_PIXELS,
-            reduce: int = 2) -> Inspection:
+            reduce: int = 2, height: HeightPrior = ON_GROUND) -> Inspection:
     """Detect and georeference ``found``'s objects as the hub does.
 
-    Ground is at WGS84 height ``terrain_alt`` (default: the mission origin's).
+    Ground is at WGS84 height ``terrain_alt`` (default: the mission origin's);
+    objects are ``height`` above it (default: on it).
     Raises ``PayloadError`` for a frame that does not decode or sees no ground.
     """
     terrain = LevelTerrain(enu, enu.alt0 if terrain_alt is None else terrain_alt)
     ground = frame_detections(found.frame, BandDetector(), terrain,
                               PoseNoise() if noise is None else noise, enu,
-                              max_pixels=max_pixels, reduce=reduce)
+                              max_pixels=max_pixels, reduce=reduce, height=height)
     lat, lon, alt = enu.to_geodetic(ground.enu[:, 0], ground.enu[:, 1], ground.enu[:, 2])
     # One sigma along the worst direction: the semi-major axis of the error ellipse.
     sigma = np.sqrt(np.linalg.eigvalsh(ground.cov)[:, -1]) if len(ground.cov) else np.empty(0)

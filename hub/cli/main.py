@@ -192,7 +192,8 @@ def cmd_frames_inspect(args: argparse.Namespace) -> int:
     terrain_alt = (args.terrain_alt if args.terrain_alt is not None
                    else config.imagery.terrain_height)
     result = inspect(found, worker.enu, terrain_alt=terrain_alt, max_pixels=worker.max_pixels,
-                     reduce=worker.reduce, noise=None if sensor is None else worker.noise[sensor])
+                     reduce=worker.reduce, noise=None if sensor is None else worker.noise[sensor],
+                     height=worker.height)
     output = Path(args.output) if args.output else default_output(args.file, args.index,
                                                                    args.sensor)
     write_png(draw(result), output)

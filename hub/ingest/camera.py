@@ -291,6 +291,19 @@ def ground_covariance(intrinsics: Intrinsics, pose: Pose, u: ArrayLike, v: Array
 _NOISY_POSE_FIELDS = (*_POSE_ANGLES, "up")
 
 
+def rise(pose: Pose, ground: ArrayLike) -> Array:
+    """East/north move ``(..., 2)`` per metre of height, up each ray from its ground point.
+
+    A point ``h`` metres above the ground point ``ground`` ``(..., 3)`` on the
+    same ray is at ``ground[..., :2] + h * rise``: the ray is straight, so the
+    move points from the ground point towards the camera, ``1 / tan(depression)``
+    long (0 at nadir, unbounded towards the horizon).
+    """
+    rel = pose.position() - np.asarray(ground, dtype=np.float64)
+    move: Array = rel[..., :2] / rel[..., 2:3]
+    return move
+
+
 def _sigmas(noise: PoseNoise) -> list[tuple[str, float]]:
     """Each independent noise source: the probe it moves and its one-sigma step."""
     return [("u", noise.sigma_px), ("v", noise.sigma_px),

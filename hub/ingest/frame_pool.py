@@ -60,7 +60,7 @@ from hub.ingest.camera import LevelTerrain, PoseNoise
 from hub.ingest.detections import UNKNOWN
 from hub.ingest.router import FrameJob
 from hub.lifecycle import Lifeline, watch_lifeline
-from hub.messages import Frame, decode
+from hub.messages import CLASSES, Frame, decode
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class FrameWorker:
     def __init__(self, config: HubConfig) -> None:
         # Imported here: OpenCV takes 0.2 s to load, and only a process that
         # reads frames (a worker, or the hub with ``workers = 0``) needs it.
-        from hub.ingest.imagery import BandDetector, frame_detections
+        from hub.ingest.imagery import BandDetector, frame_detections, height_prior
 
         self.frame_detections = frame_detections
         origin = config.mission.origin
@@ -101,14 +101,17 @@ class FrameWorker:
         self.max_pixels = imagery.max_pixels
         self.reduce = imagery.reduce
         self.max_range = imagery.max_range_m
+        # Blobs carry no class yet: every one may be an airborne object.
+        self.height = height_prior(CLASSES[UNKNOWN], imagery.max_object_height_m)
 
     def process(self, payload: bytes, sensor: int) -> Scan | Refusal:
         """Return the frame's detections as a scan, or why the frame was refused."""
         try:
             frame = decode(payload, Frame, self.max_frame_bytes)
-            ground = self.frame_detections(frame, self.detector, self.terrain, self.noise[sensor],
-                                      self.enu, max_pixels=self.max_pixels, reduce=self.reduce,
-                                      max_range=self.max_range)
+            ground = self.frame_detections(
+                frame, self.detector, self.terrain, self.noise[sensor], self.enu,
+                max_pixels=self.max_pixels, reduce=self.reduce, max_range=self.max_range,
+                height=self.height)
         except PayloadError as exc:
             return Refusal(exc.code, exc.reason)
         n = len(ground.blobs)

@@ -9,26 +9,44 @@ before its tuning had 13 and 28 ID switches, false parts of 18 and 34 m).
 
 Measured with config/hub.toml (IMM: quiet 0.05, manoeuvre 2.0 m/s², switch rate
 0.003/s, new tracks' speed sigma 8 m/s, confirm 3 of 4: the defaults of issue
-12, chosen on simulators/families.py, not on this scenario), in metres:
+12, chosen on simulators/families.py, not on this scenario; frame detections
+of unknown class widened along the line of sight, imagery.max_object_height_m
+= 300), in metres:
 
     seed    GOSPA  localisation  missed  false   ID switches
-    7       72.9   55.6          6.8     10.5    1   (the scenario's seed)
+    7       70.3   57.6          6.9     5.8     1   (the scenario's seed)
+    11      71.6   58.6          5.9     7.1     1
+    (issue 12's defaults, frame detections put on the terrain:
+    7       72.9   55.6          6.8     10.5    1
     11      71.5   58.5          5.9     7.1     1
-    (the defaults before issue 12: quiet 0.3, manoeuvre 3.0 m/s², switch rate
-    0.03/s, speed sigma 15 m/s, 3 of 5; confirmed tracks first in GNN, no new
-    track just outside a missed confirmed track's gate:
+    the defaults before issue 12 (quiet 0.3, manoeuvre 3.0 m/s², switch rate
+    0.03/s, speed sigma 15 m/s, 3 of 5), widened frame detections:
+    7       71.7   59.0          6.9     5.8     1
+    11      71.6   59.5          5.4     6.8     0
+    those defaults, frame detections on the terrain:
     7       74.3   57.1          6.8     10.4    1
-    11      71.6   59.5          5.4     6.8     0)
-    (without the frames of the camera-only ken-uav-2:
+    11      71.6   59.5          5.4     6.8     0
+    and without the frames of the camera-only ken-uav-2:
     7       71.9   59.3          6.9     5.8     1
     11      71.9   59.7          5.4     6.8     0)
 
-The camera makes seed 7's false part 4.6 m worse with one track: an airborne
-target (class uav, 80-300 m up) seen obliquely is georeferenced onto the
-terrain, about 300 m beyond itself along the line of sight, and tracked there
-for 29 s beside the radar's correct track of it. Monocular georeferencing
-cannot place an object off the ground (docs/ARCHITECTURE.md, Imagery).
-    (before those two rules:
+Put on the terrain, a frame detection of an airborne target (class uav,
+80-300 m up) seen obliquely by ken-uav-2 lands about 300 m beyond the target
+along the line of sight, with a covariance of a few metres: outside the gate
+of the radar's track of it, it started a track tracked there for 29 s, 4.6 m
+of seed 7's false part. A frame detection of unknown class now keeps its mean
+on the terrain and is widened along the line of sight by a third of
+max_object_height_m (docs/ARCHITECTURE.md, Imagery), so it updates the radar's
+track instead; the false part is the one without frames. (Each part is its
+share of each time's GOSPA, hub.cli.score: with the false track gone, GOSPA
+falls by 2.6 m and localisation's share of it rises by 1.9 m. With the mean
+at half the ceiling instead, a uniform height that biases every ground
+object, GOSPA was 72.0 and 71.7; a ceiling of 150 or 500 m gave the same
+figures as 300 m within 0.1 m.)
+
+Earlier figures, for the regressions the bounds must catch (before the rules
+"confirmed tracks first in GNN" and "no new track just outside a missed
+confirmed track's gate":
     7       73.7   58.5          6.9     8.3     4
     11      73.2   59.2          5.4     8.7     2
     single CV filter, process_noise 2.0:
@@ -38,10 +56,8 @@ cannot place an object off the ground (docs/ARCHITECTURE.md, Imagery).
     7       85.5   60.9          6.9     17.7    13
     11      94.1   54.8          5.3     34.0    28)
 
-Bounds (per seed, as BOUNDS below; left as they were for issue 12, whose
-defaults moved these figures by under 2 m): GOSPA < 79 m for both; missed < 12 m;
-false < 12 m (seed 7, its airborne-target track above) and < 9 m (seed 11);
-ID switches < 4. GOSPA over ~30
+Bounds (per seed, as BOUNDS below): GOSPA < 79 m for both; missed < 12 m;
+false < 8 m (seed 7) and < 9 m (seed 11); ID switches < 4. GOSPA over ~30
 targets is dominated by localisation (the sum of ~30 squared errors of ~11 m
 RMS each), so its bound is the loosest; the missed and false parts and the
 switches are what catch lost, duplicated or clutter tracks. Most of the false
@@ -93,7 +109,7 @@ class Bounds:
     id_switches: int
 
 
-BOUNDS = {7: Bounds(79.0, 12.0, 12.0, 4), 11: Bounds(79.0, 12.0, 9.0, 4)}
+BOUNDS = {7: Bounds(79.0, 12.0, 8.0, 4), 11: Bounds(79.0, 12.0, 9.0, 4)}
 DWELL_S = 10.0
 MAX_TRACK_DISTANCE = 50.0
 _BIG = 1 << 26

@@ -14,6 +14,7 @@ from hub.ingest.camera import (
     georeference,
     ground_covariance,
     project,
+    rise,
 )
 from hub.messages import Camera, Frame, Gimbal, Platform
 
@@ -189,3 +190,19 @@ def test_nadir_covariance_matches_closed_form() -> None:
     alt_only = ground_covariance(K, pose, float(W), 360.0, GROUND,
                                  PoseNoise(0, 0, 0, 0, 0, 0, sigma_alt=10.0))
     assert alt_only == pytest.approx(np.diag([(HALF * 10.0) ** 2, 0.0]), abs=1e-9)
+
+
+def test_rise_moves_a_ground_point_up_its_ray() -> None:
+    # Looking north 45 degrees down from 800 m: the centre ray meets the ground
+    # 800 m north and climbs back towards the camera one metre south per metre up.
+    pose = Pose(0.0, 0.0, 800.0, el=-45.0)
+    ground = _hit(pose, 640.0, 360.0)
+    assert rise(pose, ground) == pytest.approx((0.0, -1.0), abs=1e-9)
+    # Any ray: the point h up it is where the ray meets a plane h up.
+    tilted = Pose(30.0, -50.0, 700.0, heading=33.0, pitch=2.0, roll=-3.0, az=20.0, el=-35.0)
+    u, v = np.array([100.0, 640.0, 1200.0]), np.array([650.0, 360.0, 80.0])
+    low = georeference(K, tilted, u, v, GROUND).enu
+    high = georeference(K, tilted, u, v, FlatTerrain(150.0)).enu
+    np.testing.assert_allclose(high[:, :2], low[:, :2] + 150.0 * rise(tilted, low), atol=1e-9)
+    assert rise(Pose(5.0, 5.0, 900.0, el=-90.0), _hit(Pose(5.0, 5.0, 900.0, el=-90.0), 640.0,
+                                                      360.0)) == pytest.approx((0.0, 0.0))

@@ -14,6 +14,12 @@ attitude error moves all its detections together, so the 592 terms are not
 independent and the mean's spread is wider than chi-square/592 suggests; the
 bounds (mean in [1.4, 2.6], 2-8 % above the 95 % point) hold the measured
 values with room and fail a covariance off by a factor of 1.5 either way.
+
+The worker runs with ``imagery.max_object_height_m = 0``: the targets are on
+the ground, and what is measured is the covariance from pose and pixel noise.
+By default a detection of unknown class is also widened along its line of
+sight for a height it may have (tests/unit/test_imagery.py), which makes
+these ground targets' NEES mean about 0.9: cautious on purpose.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ MATCH_M = 25.0
 
 @pytest.mark.parametrize("band", ["ir", "eo"])
 def test_georeferencing_error_is_consistent_with_the_reported_covariance(band: str) -> None:
-    config = camera_config(workers=0)
+    config = camera_config(workers=0, max_object_height_m=0.0)
     scene = Scene(enu_of(config), 1.8e9)
     worker = FrameWorker(config)
     sensor = config.sensor_index()[CAMERA_ID]

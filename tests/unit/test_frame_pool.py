@@ -147,7 +147,8 @@ def test_frame_scan_is_the_detection_batch_it_stands_for() -> None:
     assert not isinstance(scan, str) and len(scan) >= 3
     frame = decode(payload, Frame, 1 << 24)
     ground = frame_detections(frame, worker.detector, worker.terrain, worker.noise[sensor],
-                              worker.enu, max_pixels=CONFIG.imagery.max_pixels)
+                              worker.enu, max_pixels=CONFIG.imagery.max_pixels,
+                              height=worker.height)
     batch = DetectionBatch(ts=frame.ts, seq=frame.seq,
                            detections=list(to_geo_detections(ground, worker.enu)))
     expected = batch_to_scan(batch, sensor, worker.enu)

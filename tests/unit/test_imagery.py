@@ -20,15 +20,24 @@ import pytest
 
 from hub.errors import PayloadError
 from hub.geo import EnuFrame
-from hub.ingest.camera import FlatTerrain, Intrinsics, Pose, PoseNoise, ground_covariance
+from hub.ingest.camera import (
+    FlatTerrain,
+    Intrinsics,
+    Pose,
+    PoseNoise,
+    ground_covariance,
+    project,
+)
 from hub.ingest.imagery import (
     BandDetector,
     ContrastDetector,
+    HeightPrior,
     HotSpotDetector,
     decode_frame,
     detect_frame,
     encoded_size,
     frame_detections,
+    height_prior,
     to_geo_detections,
 )
 from hub.messages import Camera, Frame, Gimbal, Platform
@@ -221,3 +230,83 @@ def _patch_jpeg_size(data: bytes, width: int, height: int) -> bytes:
     """Rewrite the SOF0 header of a baseline JPEG to claim another size."""
     sof = data.index(b"\xff\xc0")
     return data[:sof + 5] + struct.pack(">HH", height, width) + data[sof + 9:]
+
+
+GATE = math.sqrt(13.8)  # the tracker's default gate, in sigmas
+OBLIQUE = Platform(lat=8.0, lon=38.0, alt=800.0, heading=0.0, pitch=0.0, roll=0.0)
+LOOK_45 = Gimbal(0.0, -45.0)
+
+
+def _warm_spot(u: float, v: float) -> np.ndarray:
+    """An IR image with one warm Gaussian blob centred on continuous pixel ``(u, v)``."""
+    x, y = np.arange(W) + 0.5, np.arange(H) + 0.5
+    blob = 100.0 * np.exp(-0.5 * (((x[None, :] - u) / 3.0) ** 2 + ((y[:, None] - v) / 3.0) ** 2))
+    return np.clip(70.0 + blob + np.random.default_rng(3).normal(0.0, 4.0, (H, W)), 0,
+                   255).astype(np.uint8)
+
+
+def _mahalanobis(z: np.ndarray, cov: np.ndarray, truth: np.ndarray) -> float:
+    d = truth - z
+    return float(np.sqrt(d @ np.linalg.solve(cov, d)))
+
+
+def test_height_priors_of_ground_airborne_and_unknown_objects() -> None:
+    for cls in ("person", "vehicle", "vessel"):
+        assert height_prior(cls, 300.0) == HeightPrior()
+    assert height_prior("uav", 300.0) == HeightPrior(150.0, pytest.approx(300.0 / math.sqrt(12)))
+    assert height_prior("unknown", 300.0) == HeightPrior(0.0, 100.0)
+    assert height_prior("unknown", 0.0) == HeightPrior()
+
+
+def test_airborne_object_seen_obliquely_falls_inside_its_measurement_gate() -> None:
+    # 800 m up, looking north 45 degrees down: the optical axis meets the ground
+    # 800 m north; a UAV 200 m up on that axis is 600 m north, and its ray goes
+    # on to the ground 200 m beyond it (1 / tan 45 = 1 m per metre of height).
+    truth = np.array([0.0, 600.0, 200.0])
+    frame = make_frame(b"", "ir", platform=OBLIQUE, gimbal=LOOK_45)
+    pose = Pose.from_frame(frame, ORIGIN)
+    u, v, _ = project(Intrinsics.from_camera(frame.camera, W, H), pose, truth)
+    assert (float(u), float(v)) == pytest.approx((W / 2.0, H / 2.0), abs=1e-6)
+    frame = make_frame(jpeg(_warm_spot(float(u), float(v))), "ir", platform=OBLIQUE,
+                       gimbal=LOOK_45)
+
+    def detect(height: HeightPrior) -> tuple[np.ndarray, np.ndarray]:
+        found = frame_detections(frame, BandDetector(), FlatTerrain(), PoseNoise(), ORIGIN,
+                                 max_pixels=MAX_PIXELS, height=height)
+        assert len(found.blobs) == 1
+        return found.enu[0], found.cov[0]
+
+    on_ground, ground_cov = detect(height_prior("vehicle", 300.0))
+    assert on_ground[:2] == pytest.approx((0.0, 800.0), abs=3.0)
+    assert _mahalanobis(on_ground[:2], ground_cov, truth[:2]) > 10.0  # a false track's start
+    unknown, cov = detect(height_prior("unknown", 300.0))
+    # The mean stays on the ground; the covariance grows by 100² along the line of sight.
+    np.testing.assert_allclose(unknown, on_ground)
+    # (to the blob centroid's fraction of a pixel off the optical axis)
+    np.testing.assert_allclose(cov, ground_cov + np.diag([0.0, 100.0**2]), atol=10.0)
+    assert 1.5 < _mahalanobis(unknown[:2], cov, truth[:2]) < GATE
+    uav, cov = detect(height_prior("uav", 300.0))  # 150 m up the ray, sigma 87 m
+    assert uav == pytest.approx(on_ground + np.array([0.0, -150.0, 150.0]), abs=0.5)
+    assert _mahalanobis(uav[:2], cov, truth[:2]) < 1.0
+
+
+def test_height_prior_widens_a_nadir_view_only_away_from_its_centre() -> None:
+    image, _ = ir_image(np.random.default_rng(9))
+    frame = make_frame(jpeg(image), "ir")
+
+    def detect(height: HeightPrior) -> tuple[np.ndarray, np.ndarray]:
+        found = frame_detections(frame, BandDetector(), FlatTerrain(), PoseNoise(), ORIGIN,
+                                 max_pixels=MAX_PIXELS, height=height)
+        return found.enu, found.cov
+
+    enu, cov = detect(HeightPrior())
+    lifted, wider = detect(height_prior("unknown", 300.0))
+    np.testing.assert_allclose(lifted, enu)
+    # Straight down from 500 m, a point r metres off nadir rises r / 500 m a metre:
+    # the covariance grows by (100 r / 500)² along the radius, nothing across it.
+    r = np.hypot(enu[:, 0], enu[:, 1])
+    grown = wider - cov
+    np.testing.assert_allclose(np.trace(grown, axis1=1, axis2=2), (100.0 * r / 500.0) ** 2,
+                               rtol=1e-9)
+    across = np.stack([-enu[:, 1], enu[:, 0]], axis=1) / r[:, None]
+    np.testing.assert_allclose(np.einsum("ni,nij,nj->n", across, grown, across), 0.0, atol=1e-6)
