@@ -78,6 +78,28 @@ INIT_EXCLUSION = 2.0
 TENTATIVE_PENALTY = 1e6
 """Cost added to a tentative track's pairs: GNN then prefers confirmed tracks outright."""
 _STEP_CACHE_SIZE = 256
+
+
+def _block_terms() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The moving columns' prediction matrix as (1, dt, dt²) coefficients (``imm.step_terms``).
+
+    Block-diagonal: Fᵀ for x and each xm, (F ⊗ F)ᵀ for each flattened pm. Live
+    timestamps make nearly every dt new, so a step is built from these in
+    three additions rather than a Kronecker product and an assembly each time.
+    """
+    f_terms, k_terms = imm.step_terms()
+    terms = []
+    for ft, kt in zip(f_terms, k_terms, strict=True):
+        block = np.zeros((_MOVING.stop, _MOVING.stop))
+        for i in range(3):
+            block[4 * i:4 * i + 4, 4 * i:4 * i + 4] = ft
+        block[_PM.start:_PM.start + 16, _PM.start:_PM.start + 16] = kt
+        block[_PM.start + 16:_PM.stop, _PM.start + 16:_PM.stop] = kt
+        terms.append(block)
+    return terms[0], terms[1], terms[2]
+
+
+_BLOCK_TERMS = _block_terms()
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
@@ -241,21 +263,17 @@ class Tracker:
         """Return the prediction over ``dt`` of the moving columns as (matrix, offset), cached.
 
         The matrix is block-diagonal: Fᵀ for x and each xm, (F ⊗ F)ᵀ for each
-        flattened pm (see ``imm.predict_common``); the offset holds each
-        model's Q. Cached because sensors report at a few fixed periods.
+        flattened pm (see ``imm.step_terms``); the offset holds each
+        model's Q. Cached because replayed sensors report at a few fixed periods.
         """
         step = self._steps.get(dt)
         if step is None:
             if len(self._steps) >= _STEP_CACHE_SIZE:
                 self._steps.clear()
-            ft, kt, q16 = imm.common_step(dt, self._model_q)
-            block = np.zeros((_MOVING.stop, _MOVING.stop))
-            for i in range(3):
-                block[4 * i:4 * i + 4, 4 * i:4 * i + 4] = ft
-            block[_PM.start:_PM.start + 16, _PM.start:_PM.start + 16] = kt
-            block[_PM.start + 16:_PM.stop, _PM.start + 16:_PM.stop] = kt
+            one, linear, square = _BLOCK_TERMS
+            block = one + dt * linear + (dt * dt) * square
             offset = np.zeros(_MOVING.stop)
-            offset[_PM] = q16.ravel()
+            offset[_PM] = imm.process_noise(dt, self._model_q).ravel()
             step = self._steps[dt] = block, offset
         return step
 
