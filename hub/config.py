@@ -340,7 +340,8 @@ class Recovery(Base, frozen=True, kw_only=True):
         "Directory of the journal and checkpoints, one per hub; empty: "
         "`$XDG_STATE_HOME/hub/<broker.client_id>` (`~/.local/state/hub/...`).")] = ""
     checkpoint_every_s: Annotated[float, Meta(ge=0.5, le=3_600.0), doc(
-        "Seconds between checkpoints: a restart replays at most this much journal.")] = 5.0
+        "Seconds between checkpoints: a restart replays at most this much journal (a "
+        "checkpoint of 1,200 tracks costs the loop about 8 ms).")] = 2.0
 
 
 DEFAULT_LEVELS = ("UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET")

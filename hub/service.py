@@ -299,13 +299,13 @@ class HubService:
                 self._publish()
             # Workers boot (import numpy, OpenCV) only now: beside the recovery they
             # took the CPU it needed, and a restarted hub's picture came seconds later.
-            tasks.append(asyncio.create_task(asyncio.to_thread(self.pipeline.frames.warm_up)))
+            boot = asyncio.create_task(self.pipeline.frames.boot())
             try:
                 await stop.wait()
             finally:
                 for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(boot, *tasks, return_exceptions=True)
                 with contextlib.suppress(Exception):
                     self._send(topics.HUB_STATUS, encode(self.status(online=False)), 1, True)
 

@@ -191,6 +191,12 @@ class FramePool:
         self._dispatch = dispatch
         self._pending: dict[int, deque[FrameJob]] = {}
         self._done: list[FrameOutcome] = []
+        self._booting = False
+
+    @property
+    def ready(self) -> bool:
+        """Whether the workers have been started (frames go to them, not to the wait queue)."""
+        return self._executor is not None and not self._booting
 
     @property
     def pending(self) -> int:
@@ -220,6 +226,26 @@ class FramePool:
         for _ in range(self.workers):
             executor.submit(_ready)
 
+    async def boot(self) -> None:
+        """Warm up off the loop; frames that come meanwhile wait (latest wins per sensor).
+
+        Starting the pool takes seconds on a busy machine (the fork server
+        imports OpenCV). Frames must neither wait for it on the loop nor start
+        a second pool beside the one being built.
+        """
+        self._booting = True
+        try:
+            await asyncio.to_thread(self.warm_up)
+        except Exception:  # the next frame tries again, and counts what it costs
+            log.exception("frame workers did not start")
+        finally:
+            self._booting = False
+        while self.in_flight < max(self.workers, 1) * JOBS_PER_WORKER:
+            job = self._next_pending()
+            if job is None:
+                break
+            self._start(job)
+
     def submit(self, job: FrameJob) -> None:
         """Queue ``job``: run it now (wait), start it, or hold it (latest wins)."""
         if self.wait:
@@ -227,7 +253,7 @@ class FramePool:
             if future is not None:
                 self._done.append(_outcome(job, future))
             return
-        if self.in_flight < max(self.workers, 1) * JOBS_PER_WORKER:
+        if not self._booting and self.in_flight < max(self.workers, 1) * JOBS_PER_WORKER:
             self._start(job)
             return
         queue = self._pending.setdefault(job.sensor, deque())

@@ -39,6 +39,9 @@ async def service(mosquitto: BrokerHandle, mqtt_protocol: str) -> AsyncIterator[
     stop = asyncio.Event()
     task = asyncio.create_task(hub.run(stop))
     await until(lambda: hub.bus is not None and hub.bus.connected.is_set(), "hub online")
+    # The workers boot after the hub is online (its picture comes first); these
+    # tests count frames, so they start once the workers are up.
+    await until(lambda: hub.pipeline.frames.ready, "frame workers started")
     try:
         yield hub
     finally:

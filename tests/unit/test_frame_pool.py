@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -23,7 +24,7 @@ from hub.cli.replay import replay
 from hub.config import parse_config
 from hub.errors import ConfigError
 from hub.ingest.detections import batch_to_scan
-from hub.ingest.frame_pool import JOBS_PER_WORKER, FramePool, FrameWorker
+from hub.ingest.frame_pool import JOBS_PER_WORKER, FramePool, FrameWorker, _ready
 from hub.ingest.imagery import frame_detections, to_geo_detections
 from hub.messages import DetectionBatch, Frame, decode
 from hub.pipeline import Pipeline
@@ -93,6 +94,41 @@ def test_latest_frame_wins_and_the_replaced_one_is_counted_as_dropped() -> None:
     assert c[f"frames_processed.{CAMERA_ID}"] == 3 and c[f"frames_processed.{OTHER}"] == 1
     assert c["frames_received"] == c["frames_processed"] + c["frames_dropped"] == 5
     assert c["rejected"] == 0 and c["frame_detections"] >= 3 * 3
+
+
+class SlowToBoot(HandCranked):
+    """The warm-up blocks (a worker still importing OpenCV) until ``booted`` is set."""
+
+    def __init__(self, worker: FrameWorker) -> None:
+        super().__init__(worker)
+        self.booted = threading.Event()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if fn is not _ready:
+            return super().submit(fn, *args, **kwargs)
+        assert self.booted.wait(30)
+        future: Future[Any] = Future()
+        future.set_result(0)
+        return future
+
+
+async def test_frames_that_come_while_the_pool_boots_wait_for_it_off_the_loop() -> None:
+    executor = SlowToBoot(FrameWorker(CONFIG))
+    pool = FramePool(CONFIG, wait=False, workers=1, executor=executor,
+                     dispatch=lambda fn, *args: fn(*args))
+    pipeline = Pipeline(CONFIG, frames=pool)
+    boot = asyncio.create_task(pool.boot())
+    await asyncio.sleep(0.05)  # the warm-up is blocked in its thread, the loop is not
+    for t, topic, payload in RECORDS[:3]:
+        assert pipeline.handle(topic, payload, t)
+    assert (pool.in_flight, len(executor.waiting), pool.pending) == (0, 0, 1)  # latest waits
+    executor.booted.set()
+    await boot
+    assert (pool.in_flight, len(executor.waiting), pool.pending) == (1, 1, 0)
+    executor.finish()
+    pipeline.flush(RECORDS[3][0])
+    assert pipeline.counters["frames_processed"] == 1
+    assert pipeline.counters["frames_dropped"] == 2
 
 
 def test_per_sensor_queue_keeps_more_than_one_frame_when_configured() -> None:
