@@ -8,7 +8,6 @@ restored, but its track ids are still never given again.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
@@ -91,9 +90,14 @@ class RecoveryStore:
         age, first = self._restore(pipeline, publisher)
         replayed, heard_at = 0, None if age is None else time.time() - age
         for number in (n for n in segments(self.directory) if n >= first):
-            count, last = _replay(pipeline, segment_path(self.directory, number))
+            path = segment_path(self.directory, number)
+            count, skipped, last = _replay(pipeline, path)
             replayed += count
             heard_at = heard_at if last is None else max(heard_at or last, last)
+            if skipped:
+                self.counters["journal_skipped"] += skipped
+                log.warning("journal %s: %d records of no known form skipped", path.name,
+                            skipped)
         self.counters["recovered_records"] += replayed
         last = max([first - 1, *segments(self.directory)])
         self.journal = Journal(self.directory, last + 1)
@@ -172,19 +176,28 @@ def _keep_ids(pipeline: Pipeline, meta: dict[str, object]) -> None:
         fusion.tracker.reserve_ids(floor)
 
 
-def _replay(pipeline: Pipeline, path: Path) -> tuple[int, float | None]:
-    """Apply one segment's records to ``pipeline`` in order; return how many, and the last time."""
-    count, last = 0, None
+def _replay(pipeline: Pipeline, path: Path) -> tuple[int, int, float | None]:
+    """Apply one segment's records to ``pipeline`` in order.
+
+    Returns how many were applied, how many were skipped (well-formed
+    MessagePack but no record this hub writes), and the last receive time.
+    """
+    count, skipped, last = 0, 0, None
     for record in read_segment(path):
-        kind, t, *rest = record
-        last = float(t)
-        with contextlib.suppress(ValueError, TypeError):
+        try:
+            kind, t, *rest = record
+            last = float(t)
             if kind == "m":
                 topic, payload = rest
-                pipeline.handle(str(topic), bytes(payload), float(t))
+                pipeline.handle(str(topic), bytes(payload), last)
             elif kind == "s":
-                pipeline.queue(decode_scan(rest[0]), float(t))
+                pipeline.queue(decode_scan(rest[0]), last)
             elif kind == "f":
-                pipeline.fuse_ready(float(t))
-            count += 1
-    return count, last
+                pipeline.fuse_ready(last)
+            else:
+                raise ValueError(f"kind {kind!r}")
+        except (ValueError, TypeError):
+            skipped += 1
+            continue
+        count += 1
+    return count, skipped, last

@@ -168,6 +168,23 @@ def test_a_torn_journal_is_replayed_up_to_the_damage(
     store.close(pipeline, publisher)
 
 
+def test_records_of_no_known_form_are_skipped_and_counted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config(tmp_path / "state")
+    inputs = records(cfg.mission.origin.frame())
+    killed_after(cfg, inputs[:10])
+    directory = tmp_path / "state"
+    with segment_path(directory, segments(directory)[-1]).open("ab") as journal:
+        for odd in (["x", 1.0], ["m", "not a time", "t", b""], ["s", 2.0, "not a scan"]):
+            journal.write(msgpack.packb(odd))
+    with caplog.at_level(logging.WARNING):
+        pipeline, store, publisher = hub(cfg)
+    assert "3 records of no known form skipped" in caplog.text
+    assert store.counters["journal_skipped"] == 3
+    assert pipeline.counters["received"] == 10
+    store.close(pipeline, publisher)
+
+
 def test_a_second_hub_on_the_same_directory_is_refused(tmp_path: Path) -> None:
     cfg = config(tmp_path / "state")
     pipeline, store, publisher = hub(cfg)
