@@ -59,7 +59,7 @@ class GroupFusion:
 
     def tables(self, t: float) -> GroupTables:
         """Snapshot the group's fused tracks and friend platforms (``t``: the fusion time)."""
-        return GroupTables(t, (self.tracker.snapshot(), self.platforms.snapshot()))
+        return GroupTables(t, (self.tracker.snapshot(t), self.platforms.snapshot()))
 
 
 class Pipeline:
@@ -235,7 +235,9 @@ class Pipeline:
             self.fusion_time = max(self.fusion_time, item.t)
         if items:
             self.counters["fused"] += len(items)
+            # Only the platforms move to the fusion time: a tracker's state moves
+            # only with the scans it may see (a picture predicts a copy, see
+            # GroupFusion.tables), so no withheld source's timing reaches it.
             for fusion in self.groups:
-                fusion.tracker.advance(self.fusion_time)
                 fusion.platforms.advance(self.fusion_time)
         return len(items)

@@ -5,8 +5,8 @@ contiguous, grown by doubling and compacted on deletion; no Python object per
 track. The float fields are column views of one packed array, so an update
 gathers and scatters a track's row once and a prediction is one product.
 Every live track is kept predicted to the tracker's current time ``t`` (the
-time of the latest scan or ``advance``), so the covariances in a
-snapshot are all at that one time; ``TrackTable.predict_to`` moves them on.
+time of the latest scan or ``advance``). ``snapshot(t)`` predicts a copy to a
+later time (a picture's), so the stored state moves only with the scans.
 
 Time order. Scans must come in non-decreasing time (the pipeline's reorder
 window sees to that). A scan older than ``t`` is not applied: it is dropped
@@ -206,17 +206,36 @@ class Tracker:
             self._predict_to(t)
             self._delete(self._lost(t))
 
-    def snapshot(self) -> TrackTable:
-        """Return copies of the live tracks, predicted to the tracker's current time."""
+    def snapshot(self, t: float | None = None) -> TrackTable:
+        """Return copies of the live tracks, predicted to ``t`` (default: the tracker's time).
+
+        A later ``t`` predicts a copy and leaves out the tracks that would be
+        lost by then; the stored state stays at the last scan, so a picture's
+        time (the fusion time, set by sources the group may not see) never
+        reaches the group's own tracks.
+        """
         n = self.n
-        _, p = imm.combine(self._xm[:n], self._pm[:n], self._mu[:n])
-        status = np.where(self._confirmed[:n], CONFIRMED, TENTATIVE).astype(np.int8)
-        status[self._confirmed[:n] & (self.t - self._last[:n] > self.coast_after_s)] = COASTING
+        f = self._f[:n]
+        if t is None or t <= self.t:
+            t = self.t
+        elif n:
+            f = f.copy()
+            block, offset = self._step(t - self.t)
+            f[:, _MOVING] = f[:, _MOVING] @ block + offset
+        keep = ~self._lost(t, f)
+        rows = f[keep]
+        k = rows.shape[0]
+        _, p = imm.combine(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
+                           rows[:, _MU])
+        confirmed = self._confirmed[:n][keep]
+        last = rows[:, _LAST].copy()
+        status = np.where(confirmed, CONFIRMED, TENTATIVE).astype(np.int8)
+        status[confirmed & (t - last > self.coast_after_s)] = COASTING
         return TrackTable(
-            t=self.t, q=self.q, id=self._id[:n].copy(), x=self._x[:n].copy(),
-            P=p, status=status, cls_probs=self._cls[:n].copy(),
-            first_seen=self._first[:n].copy(), last_update=self._last[:n].copy(),
-            updates=self._updates[:n].copy(), sources=self._sources[:n].copy())
+            t=t, q=self.q, id=self._id[:n][keep], x=rows[:, _X].copy(),
+            P=p, status=status, cls_probs=rows[:, _CLS].copy(),
+            first_seen=rows[:, _FIRST].copy(), last_update=last,
+            updates=self._updates[:n][keep], sources=self._sources[:n][keep])
 
     def state(self) -> dict[str, NDArray[np.generic]]:
         """The tracker's whole state as named arrays (a checkpoint; ``restore`` takes it back)."""
@@ -277,17 +296,23 @@ class Tracker:
             step = self._steps[dt] = block, offset
         return step
 
-    def _lost(self, t: float) -> NDArray[np.bool_]:
-        """Return which live tracks are stale or too uncertain at time ``t``."""
-        n = self.n
+    def _lost(self, t: float, f: NDArray[np.float64] | None = None) -> NDArray[np.bool_]:
+        """Return which live tracks (rows ``f``, default the stored ones) are lost at ``t``.
+
+        Lost: stale, or too uncertain (the widest model's position sigma).
+        """
+        if f is None:
+            f = self._f[:self.n]
+        n = f.shape[0]
         limit2 = self.params.max_position_sigma**2
-        p_pos = self._pm[:n, -1, 0:2, 0:2]  # the widest model
+        p_pos = f[:, _PM].reshape(n, 2, 4, 4)[:, -1, 0:2, 0:2]  # the widest model
+        last = f[:, _LAST]
         # Cheap exact screen first: λmax <= trace for a covariance, and most
         # scans lose no track, so the eigenvalues are rarely needed.
-        if n == 0 or (t - self._last[:n].min() <= self.params.delete_after_s and
+        if n == 0 or (t - last.min() <= self.params.delete_after_s and
                       (p_pos[:, 0, 0] + p_pos[:, 1, 1]).max() <= 0.99 * limit2):
             return np.zeros(n, dtype=bool)
-        stale = t - self._last[:n] > self.params.delete_after_s
+        stale = t - last > self.params.delete_after_s
         return stale | (lambda_max2(p_pos) > limit2)
 
     def _update(self, ti: NDArray[np.intp], z: NDArray[np.float64], r: NDArray[np.float64],
