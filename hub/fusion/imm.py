@@ -21,8 +21,6 @@ so it is right for any interval between updates.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -43,48 +41,35 @@ def switching(tau: Array, rate: Array) -> Array:
     return pi
 
 
-def process_noise(dt: float, q: Array) -> Array:
-    """Return the (J, 4, 4) white-acceleration process noise of each model over ``dt``."""
-    out = np.zeros((q.shape[0], 4, 4))
+def process_noise(dt: float | Array, q: Array) -> Array:
+    """Return the white-acceleration process noise of each model over ``dt``.
+
+    (J, 4, 4) for a scalar ``dt``; (K, J, 4, 4) for a (K,) array of steps.
+    """
+    dt = np.asarray(dt, dtype=np.float64)[..., None]  # (..., 1) against q (J,)
+    out = np.zeros((*dt.shape[:-1], q.shape[0], 4, 4))
     d3, d2, d1 = q * dt**3 / 3.0, q * dt**2 / 2.0, q * dt
-    out[:, 0, 0] = out[:, 1, 1] = d3
-    out[:, 0, 2] = out[:, 2, 0] = out[:, 1, 3] = out[:, 3, 1] = d2
-    out[:, 2, 2] = out[:, 3, 3] = d1
+    out[..., 0, 0] = out[..., 1, 1] = d3
+    out[..., 0, 2] = out[..., 2, 0] = out[..., 1, 3] = out[..., 3, 1] = d2
+    out[..., 2, 2] = out[..., 3, 3] = d1
     return out
 
 
-def predict(xm: Array, pm: Array, dt: float, q: Array) -> tuple[Array, Array]:
-    """Predict every model state (K, J, 4) and covariance (K, J, 4, 4) by ``dt`` s, in place."""
-    xm[..., 0:2] += dt * xm[..., 2:4]
-    pm[..., 0:2, :] += dt * pm[..., 2:4, :]
-    pm[..., :, 0:2] += dt * pm[..., :, 2:4]
-    pm += process_noise(dt, q)
-    return xm, pm
+def predict(xm: Array, pm: Array, dt: float | Array, q: Array) -> tuple[Array, Array]:
+    """Predict every model state (K, J, 4) and covariance (K, J, 4, 4) by ``dt`` s, in place.
 
-
-Terms = tuple[Array, Array, Array]
-"""A matrix of one time step as its coefficients of 1, dt and dt²."""
-
-
-def step_terms() -> tuple[Terms, Terms]:
-    """Fᵀ and (F ⊗ F)ᵀ as polynomials in dt: the (1, dt, dt²) coefficients of each.
-
-    F = I + dt E, so F ⊗ F = I + dt (E ⊗ I + I ⊗ E) + dt² E ⊗ E; the three
-    terms have no entry in common, so summing them scaled gives, entry for
-    entry, the very floats of ``np.kron(f, f)``. A caller builds a step for
-    any dt with three scaled additions instead of a Kronecker product.
+    ``dt`` is one step for all or a (K,) array, one per track (the tracker
+    keeps each track at the time of its last update and predicts from there).
+    F P Fᵀ is two row and two column additions, since F = [[I, dt I], [0, I]].
     """
-    e = np.zeros((4, 4))
-    e[0, 2] = e[1, 3] = 1.0
-    i = np.eye(4)
-    f_terms = (i.T.copy(), e.T.copy(), np.zeros((4, 4)))
-    k_terms = (_transposed(np.kron(i, i)), _transposed(np.kron(e, i) + np.kron(i, e)),
-               _transposed(np.kron(e, e)))
-    return f_terms, k_terms
-
-
-def _transposed(matrix: NDArray[np.floating[Any]]) -> Array:
-    return np.ascontiguousarray(matrix.T, dtype=np.float64)
+    steps = np.asarray(dt, dtype=np.float64)
+    step = steps[:, None, None] if steps.ndim else steps
+    xm[..., 0:2] += step * xm[..., 2:4]
+    step = step[..., None] if steps.ndim else step
+    pm[..., 0:2, :] += step * pm[..., 2:4, :]
+    pm[..., :, 0:2] += step * pm[..., :, 2:4]
+    pm += process_noise(steps, q)
+    return xm, pm
 
 
 def mix(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array

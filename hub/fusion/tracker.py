@@ -4,9 +4,14 @@ All track state lives in parallel numpy arrays, rows [0, n) live and
 contiguous, grown by doubling and compacted on deletion; no Python object per
 track. The float fields are column views of one packed array, so an update
 gathers and scatters a track's row once and a prediction is one product.
-Every live track is kept predicted to the tracker's current time ``t`` (the
-time of the latest scan or ``advance``). ``snapshot(t)`` predicts a copy to a
-later time (a picture's), so the stored state moves only with the scans.
+Each track is stored at the time of its last update (``_LAST``), not at the
+tracker's time ``t``: a scan predicts a copy of only the tracks it could
+gate (an exact bound from the predicted position and the trace of the
+position covariance, see ``_near``), and writes back those it updates. A
+radar scan sees a few per cent of a wide area's tracks, and a track is
+predicted in one step from its last update however many scans passed. The
+snapshot predicts copies of all to one time (``snapshot(t)``: a picture's), so
+the stored state moves only with the scans a group may see.
 
 Time order. Scans must come in non-decreasing time (the pipeline's reorder
 window sees to that). A scan older than ``t`` is not applied: it is dropped
@@ -71,35 +76,25 @@ _X, _XM, _PM, _MU = slice(0, 4), slice(4, 12), slice(12, 44), slice(44, 46)
 _CLS = slice(46, 46 + classify.N_CLASSES)
 _FIRST, _LAST = _CLS.stop, _CLS.stop + 1
 _WIDTH = _LAST + 1
-_MOVING = slice(0, 44)
-"""The columns a prediction moves: x, xm, pm (linear in them, see ``_step``)."""
 INIT_EXCLUSION = 2.0
 """A missed confirmed track keeps new tracks out of its gate widened by this factor in d²."""
 TENTATIVE_PENALTY = 1e6
 """Cost added to a tentative track's pairs: GNN then prefers confirmed tracks outright."""
-_STEP_CACHE_SIZE = 256
+_BOUND_SLACK = 1.0 + 1e-9
+"""Widens the gating bound past the rounding of the trace's closed form (it must never cut)."""
+# The widest model's position covariance entries in the packed row, for
+# the closed-form trace of its prediction: P00 + P11, P02 + P13, P22 + P33.
+_W = _PM.start + 16
+_PP, _PV, _VV = (_W + 0, _W + 5), (_W + 2, _W + 7), (_W + 10, _W + 15)
+# Rows of ``Tracker._reach`` (one contiguous array per quantity, not strided
+# columns of the packed rows): the mixture state, those traces (Ppv's twice),
+# and the time of the last update.
+_R_X, _R_PP, _R_PV2, _R_VV, _R_LAST = slice(0, 4), 4, 5, 6, 7
+_REACH_ROWS = 8
+Terms = tuple[NDArray[np.float64], NDArray[np.float64]]
+"""Each live track's time since its last update and its ``_position_trace``."""
 
 
-def _block_terms() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """The moving columns' prediction matrix as (1, dt, dt²) coefficients (``imm.step_terms``).
-
-    Block-diagonal: Fᵀ for x and each xm, (F ⊗ F)ᵀ for each flattened pm. Live
-    timestamps make nearly every dt new, so a step is built from these in
-    three additions rather than a Kronecker product and an assembly each time.
-    """
-    f_terms, k_terms = imm.step_terms()
-    terms = []
-    for ft, kt in zip(f_terms, k_terms, strict=True):
-        block = np.zeros((_MOVING.stop, _MOVING.stop))
-        for i in range(3):
-            block[4 * i:4 * i + 4, 4 * i:4 * i + 4] = ft
-        block[_PM.start:_PM.start + 16, _PM.start:_PM.start + 16] = kt
-        block[_PM.start + 16:_PM.stop, _PM.start + 16:_PM.stop] = kt
-        terms.append(block)
-    return terms[0], terms[1], terms[2]
-
-
-_BLOCK_TERMS = _block_terms()
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
@@ -123,7 +118,8 @@ class Tracker:
         self._next_id = 1
         self.deleted = 0
         """Tracks deleted so far (a count: a list of their ids would grow for ever)."""
-        self._steps: dict[float, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+        self._reach = np.zeros((_REACH_ROWS, 0))
+        """What the gating bound needs of each track, by quantity (derived from ``_f``)."""
         self._alloc(_INITIAL_CAPACITY)
 
     _id: NDArray[np.int64]
@@ -160,32 +156,44 @@ class Tracker:
             setattr(self, name, new)
         # The float fields are views of one (cap, _WIDTH) array, so an update
         # gathers and scatters each track's row once, not once per field.
+        reach = np.zeros((_REACH_ROWS, cap))
+        reach[:, : self.n] = self._reach[:, : self.n]
+        self._reach = reach
         f = self._f
         self._x, self._mu, self._cls = f[:, _X], f[:, _MU], f[:, _CLS]
         self._xm, self._pm = f[:, _XM].reshape(cap, 2, 4), f[:, _PM].reshape(cap, 2, 4, 4)
         self._first, self._last = f[:, _FIRST], f[:, _LAST]
 
     def process(self, scan: Scan) -> None:
-        """Predict every track to ``scan.t``, then associate, update and initiate from the scan."""
+        """Move to ``scan.t``, then associate, update and initiate from the scan."""
         if scan.t < self.t:
             self.late_scans += 1
             return
-        self._predict_to(scan.t)
-        self._delete(self._lost(scan.t))
-        n, m = self.n, len(scan)
+        self.t = scan.t
+        terms = self._terms(scan.t)
+        lost = self._lost(scan.t, terms)
+        if lost.any():
+            self._delete(lost)
+            terms = self._terms(scan.t)
+        m = len(scan)
         if m == 0:  # an empty scan only counts as a miss where its sensor saw a track
             self._confirm(scan.sensor, _NO_ROWS)
             return
         # Gate with the manoeuvre model's covariance: a turn must not leave the gate
         # while the quiet model still holds most of the probability.
         chi2 = self.params.gate_chi2
-        wide = gate(self._x[:n, 0:2], self._pm[:n, -1, 0:2, 0:2], scan.z, scan.R,
-                    chi2 * INIT_EXCLUSION)
+        near = self._near(scan, chi2 * INIT_EXCLUSION, terms)
+        rows = self._predicted(near, scan.t)
+        k = near.shape[0]
+        wide = gate(rows[:, 0:2], rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
+                    scan.R, chi2 * INIT_EXCLUSION)
         gated = wide.within(chi2)
         # Confirmed tracks first: a tentative track (often clutter, at rest with a
         # wide gate) must not take a measurement a confirmed track can use.
-        ti, mi = assign(gated, n, m, ~self._confirmed[:n], TENTATIVE_PENALTY)
-        self._update(ti, scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t)
+        confirmed = self._confirmed[near]
+        ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY)
+        self._update(near[ti], rows[ti], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi],
+                     scan.t)
         free = np.ones(m, dtype=bool)
         # A measurement inside any track's gate is not a new target: starting a
         # track there would only make a duplicate that steals measurements.
@@ -194,17 +202,17 @@ class Tracker:
         # missed: that is the track's target manoeuvring, and a new track there
         # would take its next measurements and leave it to coast away.
         if wide.ti.shape[0] > gated.ti.shape[0]:  # some pair is outside the gate
-            missed = self._confirmed[:n].copy()
+            missed = confirmed
             missed[ti] = False
             free[wide.mi[missed[wide.ti]]] = False
-        self._confirm(scan.sensor, ti)
+        self._confirm(scan.sensor, near[ti])
         self._initiate(scan, np.flatnonzero(free))
 
     def advance(self, t: float) -> None:
-        """Predict every track to ``t`` (if later) and delete stale or lost tracks."""
+        """Move the tracker's time to ``t`` (if later) and delete stale or lost tracks."""
         if t > self.t:
-            self._predict_to(t)
-            self._delete(self._lost(t))
+            self.t = t
+            self._delete(self._lost(t, self._terms(t)))
 
     def snapshot(self, t: float | None = None) -> TrackTable:
         """Return copies of the live tracks, predicted to ``t`` (default: the tracker's time).
@@ -214,28 +222,21 @@ class Tracker:
         time (the fusion time, set by sources the group may not see) never
         reaches the group's own tracks.
         """
-        n = self.n
-        f = self._f[:n]
-        if t is None or t <= self.t:
-            t = self.t
-        elif n:
-            f = f.copy()
-            block, offset = self._step(t - self.t)
-            f[:, _MOVING] = f[:, _MOVING] @ block + offset
-        keep = ~self._lost(t, f)
-        rows = f[keep]
+        t = self.t if t is None else max(t, self.t)
+        keep = np.flatnonzero(~self._lost(t, self._terms(t)))
+        rows = self._predicted(keep, t)
         k = rows.shape[0]
         _, p = imm.combine(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
                            rows[:, _MU])
-        confirmed = self._confirmed[:n][keep]
+        confirmed = self._confirmed[keep]
         last = rows[:, _LAST].copy()
         status = np.where(confirmed, CONFIRMED, TENTATIVE).astype(np.int8)
         status[confirmed & (t - last > self.coast_after_s)] = COASTING
         return TrackTable(
-            t=t, q=self.q, id=self._id[:n][keep], x=rows[:, _X].copy(),
+            t=t, q=self.q, id=self._id[keep], x=rows[:, _X].copy(),
             P=p, status=status, cls_probs=rows[:, _CLS].copy(),
             first_seen=rows[:, _FIRST].copy(), last_update=last,
-            updates=self._updates[:n][keep], sources=self._sources[:n][keep])
+            updates=self._updates[keep], sources=self._sources[keep])
 
     def state(self) -> dict[str, NDArray[np.generic]]:
         """The tracker's whole state as named arrays (a checkpoint; ``restore`` takes it back)."""
@@ -256,6 +257,7 @@ class Tracker:
                 raise ValueError(f"{name}: shape {value.shape}, this tracker needs {(n, *shape)}")
             getattr(self, name)[:n] = value.astype(dtype, copy=False)
         self.n = n
+        self._refresh_reach(np.arange(n))
         t, late, next_id, deleted = arrays["scalars"].tolist()
         self.t, self.late_scans, self.deleted = t, int(late), int(deleted)
         self.reserve_ids(int(next_id))
@@ -269,58 +271,83 @@ class Tracker:
         """The id the next new track gets."""
         return self._next_id
 
-    def _predict_to(self, t: float) -> None:
-        n = self.n
-        if n and t > self.t:
-            block, offset = self._step(t - self.t)
-            # x, every xm and every row-major pm in one product (x moves with
-            # the models' common F, so it needs no re-weighting).
-            self._f[:n, _MOVING] = self._f[:n, _MOVING] @ block + offset
-        self.t = max(self.t, t)
+    def _predicted(self, rows: NDArray[np.intp], t: float) -> NDArray[np.float64]:
+        """A copy of the packed ``rows``, each predicted from its last update to ``t``."""
+        f = self._f[rows]
+        k = f.shape[0]
+        dt = t - f[:, _LAST]
+        # x moves with the models' common F (it needs no re-weighting).
+        f[:, 0:2] += dt[:, None] * f[:, 2:4]
+        imm.predict(f[:, _XM].reshape(k, 2, 4), f[:, _PM].reshape(k, 2, 4, 4), dt, self._model_q)
+        return f
 
-    def _step(self, dt: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Return the prediction over ``dt`` of the moving columns as (matrix, offset), cached.
+    def _refresh_reach(self, rows: NDArray[np.intp] | slice) -> None:
+        """Recompute ``_reach`` of ``rows`` from their packed rows (after they changed)."""
+        f = self._f[rows]
+        reach = self._reach
+        reach[_R_X, rows] = f[:, _X].T
+        reach[_R_PP, rows] = f[:, _PP[0]] + f[:, _PP[1]]
+        reach[_R_PV2, rows] = 2.0 * (f[:, _PV[0]] + f[:, _PV[1]])
+        reach[_R_VV, rows] = f[:, _VV[0]] + f[:, _VV[1]]
+        reach[_R_LAST, rows] = f[:, _LAST]
 
-        The matrix is block-diagonal: Fᵀ for x and each xm, (F ⊗ F)ᵀ for each
-        flattened pm (see ``imm.step_terms``); the offset holds each
-        model's Q. Cached because replayed sensors report at a few fixed periods.
+    def _terms(self, t: float) -> Terms:
+        """Each live track's time to ``t`` since its last update, and its position trace at ``t``.
+
+        The trace of the widest model's position covariance predicted to ``t``
+        in closed form, tr Ppp + 2 dt tr Ppv + dt² tr Pvv + 2 q dt³ / 3: a bound
+        on its largest eigenvalue without predicting the track.
         """
-        step = self._steps.get(dt)
-        if step is None:
-            if len(self._steps) >= _STEP_CACHE_SIZE:
-                self._steps.clear()
-            one, linear, square = _BLOCK_TERMS
-            block = one + dt * linear + (dt * dt) * square
-            offset = np.zeros(_MOVING.stop)
-            offset[_PM] = imm.process_noise(dt, self._model_q).ravel()
-            step = self._steps[dt] = block, offset
-        return step
+        reach = self._reach[:, :self.n]
+        dt = t - reach[_R_LAST]
+        cubic = (2.0 / 3.0) * float(self._model_q[-1])
+        trace = reach[_R_PP] + dt * (reach[_R_PV2] + dt * (reach[_R_VV] + cubic * dt))
+        return dt, trace
 
-    def _lost(self, t: float, f: NDArray[np.float64] | None = None) -> NDArray[np.bool_]:
-        """Return which live tracks (rows ``f``, default the stored ones) are lost at ``t``.
+    def _near(self, scan: Scan, chi2: float, terms: Terms) -> NDArray[np.intp]:
+        """The live rows that may gate (d² ≤ ``chi2``) with some measurement of ``scan``.
 
-        Lost: stale, or too uncertain (the widest model's position sigma).
+        Exact: d² ≥ |y|² / λmax(S) and λmax(S) ≤ tr P_pos + λmax(R), so a
+        track whose predicted position is farther than that radius from the
+        scan's bounding box in east or north gates with none of it.
         """
-        if f is None:
-            f = self._f[:self.n]
-        n = f.shape[0]
+        dt, trace = terms
+        radius = np.sqrt(chi2 * (trace + lambda_max2(scan.R).max()) * _BOUND_SLACK)
+        x = self._reach[_R_X, :self.n]
+        east = x[0] + dt * x[2]
+        north = x[1] + dt * x[3]
+        z = scan.z
+        inside = ((east + radius >= z[:, 0].min()) & (east - radius <= z[:, 0].max())
+                  & (north + radius >= z[:, 1].min()) & (north - radius <= z[:, 1].max()))
+        return np.flatnonzero(inside)
+
+    def _lost(self, t: float, terms: Terms) -> NDArray[np.bool_]:
+        """Return which live tracks are stale or too uncertain at time ``t``.
+
+        Too uncertain: the widest model's position sigma (from the largest
+        eigenvalue of its covariance predicted to ``t``) over the limit.
+        """
+        dt, trace = terms
         limit2 = self.params.max_position_sigma**2
-        p_pos = f[:, _PM].reshape(n, 2, 4, 4)[:, -1, 0:2, 0:2]  # the widest model
-        last = f[:, _LAST]
+        stale = dt > self.params.delete_after_s
         # Cheap exact screen first: λmax <= trace for a covariance, and most
         # scans lose no track, so the eigenvalues are rarely needed.
-        if n == 0 or (t - last.min() <= self.params.delete_after_s and
-                      (p_pos[:, 0, 0] + p_pos[:, 1, 1]).max() <= 0.99 * limit2):
-            return np.zeros(n, dtype=bool)
-        stale = t - last > self.params.delete_after_s
-        return stale | (lambda_max2(p_pos) > limit2)
+        wide = trace > limit2
+        if not (stale.any() or wide.any()):
+            return stale
+        suspects = np.flatnonzero(wide)
+        k = suspects.shape[0]
+        p_pos = self._predicted(suspects, t)[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2]
+        stale[suspects[lambda_max2(p_pos) > limit2]] = True
+        return stale
 
-    def _update(self, ti: NDArray[np.intp], z: NDArray[np.float64], r: NDArray[np.float64],
-                cls: NDArray[np.int16], conf: NDArray[np.float64], t: float) -> None:
-        if ti.shape[0] == 0:
-            return
-        rows = self._f[ti]  # every float field of the updated tracks, gathered once
+    def _update(self, ti: NDArray[np.intp], rows: NDArray[np.float64], z: NDArray[np.float64],
+                r: NDArray[np.float64], cls: NDArray[np.int16], conf: NDArray[np.float64],
+                t: float) -> None:
+        """Update tracks ``ti`` from their ``rows`` predicted to ``t``; store them at ``t``."""
         k = rows.shape[0]
+        if k == 0:
+            return
         # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
         xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
                                     rows[:, _MU], t - rows[:, _LAST], self._model_rate, z, r)
@@ -331,6 +358,7 @@ class Tracker:
         rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
         rows[:, _LAST] = t
         self._f[ti] = rows
+        self._refresh_reach(ti)
         self._updates[ti] += 1
 
     def _confirm(self, sensor: int, ti: NDArray[np.intp]) -> None:
@@ -380,6 +408,7 @@ class Tracker:
         self._hist[rows] = 1
         self._misses[rows] = 0
         self._confirmed[rows] = self.params.confirm_m <= 1
+        self._refresh_reach(rows)
         self.n += k
 
     def _delete(self, dead: NDArray[np.bool_]) -> None:
@@ -394,4 +423,5 @@ class Tracker:
         for name in self._layout():
             arr = getattr(self, name)
             arr[first:first + keep.shape[0]] = arr[keep]
+        self._reach[:, first:first + keep.shape[0]] = self._reach[:, keep]
         self.n = first + keep.shape[0]
