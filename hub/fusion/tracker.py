@@ -54,6 +54,7 @@ another it reported before, so its scans count only for the tracks they hit.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,7 +65,7 @@ from hub.fusion.association import assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
 from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
 
-__all__ = ["COAST_AFTER_S", "TrackTable", "Tracker"]
+__all__ = ["COAST_AFTER_S", "TrackTable", "Tracker", "process_scan"]
 
 COAST_AFTER_S = 3.0
 """A confirmed track not updated for longer than this is reported as coasting."""
@@ -166,46 +167,35 @@ class Tracker:
 
     def process(self, scan: Scan) -> None:
         """Move to ``scan.t``, then associate, update and initiate from the scan."""
+        process_scan([self], scan)
+
+    def _begin(self, scan: Scan) -> NDArray[np.intp] | None:
+        """Move to ``scan.t`` and drop lost tracks; the rows the scan may gate, None if none.
+
+        None also for a late scan (counted, not applied) and for an empty one
+        (which only counts as a miss where its sensor saw a track).
+        """
         if scan.t < self.t:
             self.late_scans += 1
-            return
+            return None
         self.t = scan.t
         terms = self._terms(scan.t)
         lost = self._lost(scan.t, terms)
         if lost.any():
             self._delete(lost)
             terms = self._terms(scan.t)
-        m = len(scan)
-        if m == 0:  # an empty scan only counts as a miss where its sensor saw a track
+        if len(scan) == 0:
             self._confirm(scan.sensor, _NO_ROWS)
-            return
-        # Gate with the manoeuvre model's covariance: a turn must not leave the gate
-        # while the quiet model still holds most of the probability.
-        chi2 = self.params.gate_chi2
-        near = self._near(scan, chi2 * INIT_EXCLUSION, terms)
-        rows = self._predicted(near, scan.t)
-        k = near.shape[0]
-        wide = gate(rows[:, 0:2], rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
-                    scan.R, chi2 * INIT_EXCLUSION)
-        gated = wide.within(chi2)
-        # Confirmed tracks first: a tentative track (often clutter, at rest with a
-        # wide gate) must not take a measurement a confirmed track can use.
-        confirmed = self._confirmed[near]
-        ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY)
-        self._update(near[ti], rows[ti], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi],
-                     scan.t)
-        free = np.ones(m, dtype=bool)
-        # A measurement inside any track's gate is not a new target: starting a
-        # track there would only make a duplicate that steals measurements.
-        free[gated.mi] = False
-        # Nor is one just outside the gate of a confirmed track that this scan
-        # missed: that is the track's target manoeuvring, and a new track there
-        # would take its next measurements and leave it to coast away.
-        if wide.ti.shape[0] > gated.ti.shape[0]:  # some pair is outside the gate
-            missed = confirmed
-            missed[ti] = False
-            free[wide.mi[missed[wide.ti]]] = False
-        self._confirm(scan.sensor, near[ti])
+            return None
+        return self._near(scan, self.params.gate_chi2 * INIT_EXCLUSION, terms)
+
+    def _finish(self, scan: Scan, hit: NDArray[np.intp], rows: NDArray[np.float64],
+                free: NDArray[np.bool_]) -> None:
+        """Store the updated ``rows`` of tracks ``hit``, count hits and misses, start new tracks."""
+        self._f[hit] = rows
+        self._refresh_reach(hit)
+        self._updates[hit] += 1
+        self._confirm(scan.sensor, hit)
         self._initiate(scan, np.flatnonzero(free))
 
     def advance(self, t: float) -> None:
@@ -273,13 +263,7 @@ class Tracker:
 
     def _predicted(self, rows: NDArray[np.intp], t: float) -> NDArray[np.float64]:
         """A copy of the packed ``rows``, each predicted from its last update to ``t``."""
-        f = self._f[rows]
-        k = f.shape[0]
-        dt = t - f[:, _LAST]
-        # x moves with the models' common F (it needs no re-weighting).
-        f[:, 0:2] += dt[:, None] * f[:, 2:4]
-        imm.predict(f[:, _XM].reshape(k, 2, 4), f[:, _PM].reshape(k, 2, 4, 4), dt, self._model_q)
-        return f
+        return _predict(self._f[rows], t, self._model_q)
 
     def _refresh_reach(self, rows: NDArray[np.intp] | slice) -> None:
         """Recompute ``_reach`` of ``rows`` from their packed rows (after they changed)."""
@@ -340,26 +324,6 @@ class Tracker:
         p_pos = self._predicted(suspects, t)[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2]
         stale[suspects[lambda_max2(p_pos) > limit2]] = True
         return stale
-
-    def _update(self, ti: NDArray[np.intp], rows: NDArray[np.float64], z: NDArray[np.float64],
-                r: NDArray[np.float64], cls: NDArray[np.int16], conf: NDArray[np.float64],
-                t: float) -> None:
-        """Update tracks ``ti`` from their ``rows`` predicted to ``t``; store them at ``t``."""
-        k = rows.shape[0]
-        if k == 0:
-            return
-        # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
-        xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
-                                    rows[:, _MU], t - rows[:, _LAST], self._model_rate, z, r)
-        rows[:, _X] = (mu[:, None, :] @ xm)[:, 0]
-        rows[:, _XM] = xm.reshape(k, 8)
-        rows[:, _PM] = pm.reshape(k, 32)
-        rows[:, _MU] = mu
-        rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
-        rows[:, _LAST] = t
-        self._f[ti] = rows
-        self._refresh_reach(ti)
-        self._updates[ti] += 1
 
     def _confirm(self, sensor: int, ti: NDArray[np.intp]) -> None:
         """Record hits and misses of this scan, confirm by M-of-N, drop failed tentatives."""
@@ -425,3 +389,91 @@ class Tracker:
             arr[first:first + keep.shape[0]] = arr[keep]
         self._reach[:, first:first + keep.shape[0]] = self._reach[:, keep]
         self.n = first + keep.shape[0]
+
+
+def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
+    """``tracker.process(scan)`` for each of ``trackers`` (of one config), the arithmetic shared.
+
+    Each tracker (a release group's) keeps its own state: it moves to the
+    scan's time, drops its lost tracks and picks the tracks the scan may gate
+    (``_begin``), and after the shared part it stores its updated tracks,
+    counts its hits and misses and starts its new tracks (``_finish``). The
+    shared part runs once over the candidates of all: prediction, gating,
+    assignment (each tracker's conflicts solved apart from the others') and
+    the IMM update. Every row's arithmetic is the row's alone, so each
+    tracker's state is, bit for bit, what it would be if it were the only one.
+    """
+    taking, nears = [], []
+    for tracker in trackers:
+        near = tracker._begin(scan)
+        if near is not None:
+            taking.append(tracker)
+            nears.append(near)
+    if not taking:
+        return
+    params, model_q, rate = taking[0].params, taking[0]._model_q, taking[0]._model_rate
+    m, sizes = len(scan), [near.shape[0] for near in nears]
+    owner = np.repeat(np.arange(len(taking)), sizes)
+    rows = _predict(np.concatenate([t._f[near] for t, near in zip(taking, nears, strict=True)]),
+                    scan.t, model_q)
+    k = rows.shape[0]
+    # Gate with the manoeuvre model's covariance: a turn must not leave the gate
+    # while the quiet model still holds most of the probability.
+    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
+                scan.R, params.gate_chi2 * INIT_EXCLUSION)
+    gated = wide.within(params.gate_chi2)
+    confirmed = np.concatenate([t._confirmed[near] for t, near in zip(taking, nears, strict=True)])
+    # Confirmed tracks first: a tentative track (often clutter, at rest with a
+    # wide gate) must not take a measurement a confirmed track can use.
+    ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY, owner)
+    updated = _updated(rows[ti], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
+                       rate)
+    free = np.ones((len(taking), m), dtype=bool)
+    # A measurement inside any track's gate is not a new target: starting a
+    # track there would only make a duplicate that steals measurements.
+    free[owner[gated.ti], gated.mi] = False
+    # Nor is one just outside the gate of a confirmed track that this scan
+    # missed: that is the track's target manoeuvring, and a new track there
+    # would take its next measurements and leave it to coast away.
+    if wide.ti.shape[0] > gated.ti.shape[0]:  # some pair is outside the gate
+        missed = confirmed
+        missed[ti] = False
+        outside = missed[wide.ti]
+        free[owner[wide.ti[outside]], wide.mi[outside]] = False
+    by_row = np.argsort(ti, kind="stable")
+    ti, updated = ti[by_row], updated[by_row]
+    starts = np.cumsum([0, *sizes])
+    bounds = np.searchsorted(ti, starts).tolist()
+    for g, (tracker, near) in enumerate(zip(taking, nears, strict=True)):
+        mine = slice(bounds[g], bounds[g + 1])
+        tracker._finish(scan, near[ti[mine] - starts[g]], updated[mine], free[g])
+
+
+def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
+             ) -> NDArray[np.float64]:
+    """Predict packed rows ``f`` (a copy) in place, each from its last update to ``t``."""
+    k = f.shape[0]
+    dt = t - f[:, _LAST]
+    # x moves with the models' common F (it needs no re-weighting).
+    f[:, 0:2] += dt[:, None] * f[:, 2:4]
+    imm.predict(f[:, _XM].reshape(k, 2, 4), f[:, _PM].reshape(k, 2, 4, 4), dt, model_q)
+    return f
+
+
+def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.float64],
+             cls: NDArray[np.int16], conf: NDArray[np.float64], t: float,
+             rate: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return packed ``rows`` (predicted to ``t``) updated with measurements z, R, cls, conf."""
+    k = rows.shape[0]
+    if k == 0:
+        return rows
+    # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
+    xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
+                                rows[:, _MU], t - rows[:, _LAST], rate, z, r)
+    rows[:, _X] = (mu[:, None, :] @ xm)[:, 0]
+    rows[:, _XM] = xm.reshape(k, 8)
+    rows[:, _PM] = pm.reshape(k, 32)
+    rows[:, _MU] = mu
+    rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
+    rows[:, _LAST] = t
+    return rows

@@ -8,7 +8,7 @@ import pytest
 from hub.config import Fusion
 from hub.fusion.association import gate
 from hub.fusion.measurements import Scan
-from hub.fusion.tracker import INIT_EXCLUSION, Tracker
+from hub.fusion.tracker import INIT_EXCLUSION, Tracker, process_scan
 from hub.fusion.tracks import CONFIRMED, TENTATIVE
 from hub.ingest.detections import unbiased_conversion
 
@@ -217,3 +217,21 @@ def test_the_gating_bound_keeps_every_track_that_gates_a_scan() -> None:
             assert i in tracker._near(edge, chi2, tracker._terms(t)), i
             checked += 1
     assert checked > 100
+
+
+def test_trackers_sharing_a_scan_end_as_each_alone_bit_for_bit() -> None:
+    """process_scan over several trackers is each tracker's process, to the last bit."""
+    scene = _scene(4, n_targets=30)
+    shared = [Tracker(Fusion(), n_sensors=2), Tracker(Fusion(), n_sensors=2)]
+    alone = [Tracker(Fusion(), n_sensors=2), Tracker(Fusion(), n_sensors=2)]
+    for scan in scene.scans:
+        # The first tracker sees both sensors, the second only the radar (sensor 0).
+        seeing = [0, 1] if scan.sensor == 0 else [0]
+        process_scan([shared[i] for i in seeing], scan)
+        for i in seeing:
+            alone[i].process(scan)
+    for together, apart in zip(shared, alone, strict=True):
+        assert (together.snapshot().status > 0).sum() >= 20
+        state, reference = together.state(), apart.state()
+        for name, value in state.items():
+            assert np.array_equal(value, reference[name]), name
