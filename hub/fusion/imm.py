@@ -41,20 +41,6 @@ def switching(tau: Array, rate: Array) -> Array:
     return pi
 
 
-def process_noise(dt: float | Array, q: Array) -> Array:
-    """Return the white-acceleration process noise of each model over ``dt``.
-
-    (J, 4, 4) for a scalar ``dt``; (K, J, 4, 4) for a (K,) array of steps.
-    """
-    dt = np.asarray(dt, dtype=np.float64)[..., None]  # (..., 1) against q (J,)
-    out = np.zeros((*dt.shape[:-1], q.shape[0], 4, 4))
-    d3, d2, d1 = q * dt**3 / 3.0, q * dt**2 / 2.0, q * dt
-    out[..., 0, 0] = out[..., 1, 1] = d3
-    out[..., 0, 2] = out[..., 2, 0] = out[..., 1, 3] = out[..., 3, 1] = d2
-    out[..., 2, 2] = out[..., 3, 3] = d1
-    return out
-
-
 def predict(xm: Array, pm: Array, dt: float | Array, q: Array) -> tuple[Array, Array]:
     """Predict every model state (K, J, 4) and covariance (K, J, 4, 4) by ``dt`` s, in place.
 
@@ -68,7 +54,15 @@ def predict(xm: Array, pm: Array, dt: float | Array, q: Array) -> tuple[Array, A
     step = step[..., None] if steps.ndim else step
     pm[..., 0:2, :] += step * pm[..., 2:4, :]
     pm[..., :, 0:2] += step * pm[..., :, 2:4]
-    pm += process_noise(steps, q)
+    # The white-acceleration Q of each model, its non-zero entries added in place
+    # (no zero-filled (K, J, 4, 4) array): q dt³/3, q dt²/2 and q dt per axis.
+    tau = steps[..., None]  # (..., 1) against q (J,)
+    d3, d2, d1 = q * tau**3 / 3.0, q * tau**2 / 2.0, q * tau
+    for i in (0, 1):
+        pm[..., i, i] += d3
+        pm[..., i, i + 2] += d2
+        pm[..., i + 2, i] += d2
+        pm[..., i + 2, i + 2] += d1
     return xm, pm
 
 

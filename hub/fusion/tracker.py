@@ -193,7 +193,7 @@ class Tracker:
                 free: NDArray[np.bool_]) -> None:
         """Store the updated ``rows`` of tracks ``hit``, count hits and misses, start new tracks."""
         self._f[hit] = rows
-        self._refresh_reach(hit)
+        self._refresh_reach(hit, rows)
         self._updates[hit] += 1
         self._confirm(scan.sensor, hit)
         self._initiate(scan, np.flatnonzero(free))
@@ -265,9 +265,10 @@ class Tracker:
         """A copy of the packed ``rows``, each predicted from its last update to ``t``."""
         return _predict(self._f[rows], t, self._model_q)
 
-    def _refresh_reach(self, rows: NDArray[np.intp] | slice) -> None:
-        """Recompute ``_reach`` of ``rows`` from their packed rows (after they changed)."""
-        f = self._f[rows]
+    def _refresh_reach(self, rows: NDArray[np.intp] | slice,
+                       f: NDArray[np.float64] | None = None) -> None:
+        """Recompute ``_reach`` of ``rows`` from their packed rows ``f`` (default: as stored)."""
+        f = self._f[rows] if f is None else f
         reach = self._reach
         reach[_R_X, rows] = f[:, _X].T
         reach[_R_PP, rows] = f[:, _PP[0]] + f[:, _PP[1]]
@@ -470,7 +471,7 @@ def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.fl
     # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
     xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
                                 rows[:, _MU], t - rows[:, _LAST], rate, z, r)
-    rows[:, _X] = (mu[:, None, :] @ xm)[:, 0]
+    rows[:, _X] = mu[:, 0, None] * xm[:, 0] + mu[:, 1, None] * xm[:, 1]
     rows[:, _XM] = xm.reshape(k, 8)
     rows[:, _PM] = pm.reshape(k, 32)
     rows[:, _MU] = mu
