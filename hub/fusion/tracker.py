@@ -190,13 +190,17 @@ class Tracker:
         return self._near(scan, self.params.gate_chi2 * INIT_EXCLUSION, terms)
 
     def _finish(self, scan: Scan, hit: NDArray[np.intp], rows: NDArray[np.float64],
-                free: NDArray[np.bool_]) -> None:
-        """Store the updated ``rows`` of tracks ``hit``, count hits and misses, start new tracks."""
+                free: NDArray[np.bool_], fresh: NDArray[np.float64] | None) -> None:
+        """Store the updated ``rows`` of tracks ``hit``, count hits and misses, start new tracks.
+
+        ``fresh``: a new track's packed row per measurement (None when none is free).
+        """
         self._f[hit] = rows
         self._refresh_reach(hit, rows)
         self._updates[hit] += 1
         self._confirm(scan.sensor, hit)
-        self._initiate(scan, np.flatnonzero(free))
+        if fresh is not None:
+            self._initiate(scan, np.flatnonzero(free), fresh)
 
     def advance(self, t: float) -> None:
         """Move the tracker's time to ``t`` (if later) and delete stale or lost tracks."""
@@ -348,8 +352,8 @@ class Tracker:
         failed = ~self._confirmed[:n] & (self._misses[:n] >= self.params.tentative_max_misses)
         self._delete(failed)
 
-    def _initiate(self, scan: Scan, mi: NDArray[np.intp]) -> None:
-        """Start one tentative track at each measurement ``mi``, at rest with wide velocity."""
+    def _initiate(self, scan: Scan, mi: NDArray[np.intp], fresh: NDArray[np.float64]) -> None:
+        """Start one tentative track at each measurement ``mi``, from its ``fresh`` packed row."""
         k = mi.shape[0]
         if k == 0:
             return
@@ -358,22 +362,15 @@ class Tracker:
         rows = slice(self.n, self.n + k)
         self._id[rows] = np.arange(self._next_id, self._next_id + k)
         self._next_id += k
-        self._x[rows] = 0.0
-        self._x[rows, 0:2] = scan.z[mi]
-        self._xm[rows] = self._x[rows, None]
-        self._pm[rows] = 0.0
-        self._pm[rows, :, 0:2, 0:2] = scan.R[mi, None]
-        self._pm[rows, :, 2, 2] = self._pm[rows, :, 3, 3] = self.params.init_speed_sigma**2
-        self._mu[rows] = 1.0 / self._mu.shape[1]
-        self._cls[rows] = classify.fuse(classify.uniform(k), scan.cls[mi], scan.conf[mi])
-        self._first[rows] = self._last[rows] = scan.t
+        born = fresh[mi]
+        self._f[rows] = born
         self._updates[rows] = 1
         self._sources[rows] = False
         self._sources[rows, scan.sensor] = True
         self._hist[rows] = 1
         self._misses[rows] = 0
         self._confirmed[rows] = self.params.confirm_m <= 1
-        self._refresh_reach(rows)
+        self._refresh_reach(rows, born)
         self.n += k
 
     def _delete(self, dead: NDArray[np.bool_]) -> None:
@@ -441,13 +438,15 @@ def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
         missed[ti] = False
         outside = missed[wide.ti]
         free[owner[wide.ti[outside]], wide.mi[outside]] = False
+    # A new track's row depends on its measurement only: built once for every tracker.
+    fresh = _fresh(scan, params.init_speed_sigma) if free.any() else None
     by_row = np.argsort(ti, kind="stable")
     ti, updated = ti[by_row], updated[by_row]
     starts = np.cumsum([0, *sizes])
     bounds = np.searchsorted(ti, starts).tolist()
     for g, (tracker, near) in enumerate(zip(taking, nears, strict=True)):
         mine = slice(bounds[g], bounds[g + 1])
-        tracker._finish(scan, near[ti[mine] - starts[g]], updated[mine], free[g])
+        tracker._finish(scan, near[ti[mine] - starts[g]], updated[mine], free[g], fresh)
 
 
 def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
@@ -478,3 +477,22 @@ def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.fl
     rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
     rows[:, _LAST] = t
     return rows
+
+
+def _fresh(scan: Scan, speed_sigma: float) -> NDArray[np.float64]:
+    """A new tentative track's packed row per measurement of ``scan``: there, at rest.
+
+    Both models start alike, with the measurement's covariance and velocity
+    sigma ``speed_sigma``; the class is the report fused into a uniform prior.
+    """
+    m = len(scan)
+    f = np.zeros((m, _WIDTH))
+    f[:, 0:2] = scan.z
+    f[:, _XM].reshape(m, 2, 4)[:] = f[:, None, _X]
+    pm = f[:, _PM].reshape(m, 2, 4, 4)
+    pm[:, :, 0:2, 0:2] = scan.R[:, None]
+    pm[:, :, 2, 2] = pm[:, :, 3, 3] = speed_sigma**2
+    f[:, _MU] = 1.0 / (_MU.stop - _MU.start)
+    f[:, _CLS] = classify.fuse(classify.uniform(m), scan.cls, scan.conf)
+    f[:, _FIRST] = f[:, _LAST] = scan.t
+    return f
