@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,7 +94,22 @@ _PP, _PV, _VV = (_W + 0, _W + 5), (_W + 2, _W + 7), (_W + 10, _W + 15)
 _R_X, _R_PP, _R_PV2, _R_VV, _R_LAST = slice(0, 4), 4, 5, 6, 7
 _REACH_ROWS = 8
 Terms = tuple[NDArray[np.float64], NDArray[np.float64]]
-"""Each live track's time since its last update and its ``_position_trace``."""
+"""Each live track's time since its last update and its position trace (``Tracker._terms``)."""
+Rows = tuple[NDArray[np.float64], NDArray[np.float64]]
+"""Packed rows (k, _WIDTH) and their ``_reach`` columns (_REACH_ROWS, k)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Box:
+    """What the gating bound needs of a scan: its bounding box and largest λmax(R)."""
+
+    lo: NDArray[np.float64]
+    hi: NDArray[np.float64]
+    lam_r: float
+
+    @staticmethod
+    def of(scan: Scan) -> _Box:
+        return _Box(scan.z.min(axis=0), scan.z.max(axis=0), float(lambda_max2(scan.R).max()))
 
 
 _NO_ROWS = np.zeros(0, dtype=np.intp)
@@ -169,11 +185,12 @@ class Tracker:
         """Move to ``scan.t``, then associate, update and initiate from the scan."""
         process_scan([self], scan)
 
-    def _begin(self, scan: Scan) -> NDArray[np.intp] | None:
+    def _begin(self, scan: Scan, box: _Box | None) -> NDArray[np.intp] | None:
         """Move to ``scan.t`` and drop lost tracks; the rows the scan may gate, None if none.
 
-        None also for a late scan (counted, not applied) and for an empty one
-        (which only counts as a miss where its sensor saw a track).
+        ``box``: the scan's (``_Box.of``), None for an empty scan, which only
+        counts as a miss where its sensor saw a track. None is returned for it
+        and for a late scan (counted, not applied).
         """
         if scan.t < self.t:
             self.late_scans += 1
@@ -184,19 +201,18 @@ class Tracker:
         if lost.any():
             self._delete(lost)
             terms = self._terms(scan.t)
-        if len(scan) == 0:
+        if box is None:
             self._confirm(scan.sensor, _NO_ROWS)
             return None
-        return self._near(scan, self.params.gate_chi2 * INIT_EXCLUSION, terms)
+        return self._near(box, self.params.gate_chi2 * INIT_EXCLUSION, terms)
 
-    def _finish(self, scan: Scan, hit: NDArray[np.intp], rows: NDArray[np.float64],
-                free: NDArray[np.bool_], fresh: NDArray[np.float64] | None) -> None:
+    def _finish(self, scan: Scan, hit: NDArray[np.intp], rows: Rows, free: NDArray[np.bool_],
+                fresh: Rows | None) -> None:
         """Store the updated ``rows`` of tracks ``hit``, count hits and misses, start new tracks.
 
-        ``fresh``: a new track's packed row per measurement (None when none is free).
+        ``fresh``: a new track's rows, one per measurement (None when none is free).
         """
-        self._f[hit] = rows
-        self._refresh_reach(hit, rows)
+        self._f[hit], self._reach[:, hit] = rows
         self._updates[hit] += 1
         self._confirm(scan.sensor, hit)
         if fresh is not None:
@@ -251,7 +267,7 @@ class Tracker:
                 raise ValueError(f"{name}: shape {value.shape}, this tracker needs {(n, *shape)}")
             getattr(self, name)[:n] = value.astype(dtype, copy=False)
         self.n = n
-        self._refresh_reach(np.arange(n))
+        self._reach[:, :n] = _reach_of(self._f[:n])
         t, late, next_id, deleted = arrays["scalars"].tolist()
         self.t, self.late_scans, self.deleted = t, int(late), int(deleted)
         self.reserve_ids(int(next_id))
@@ -269,17 +285,6 @@ class Tracker:
         """A copy of the packed ``rows``, each predicted from its last update to ``t``."""
         return _predict(self._f[rows], t, self._model_q)
 
-    def _refresh_reach(self, rows: NDArray[np.intp] | slice,
-                       f: NDArray[np.float64] | None = None) -> None:
-        """Recompute ``_reach`` of ``rows`` from their packed rows ``f`` (default: as stored)."""
-        f = self._f[rows] if f is None else f
-        reach = self._reach
-        reach[_R_X, rows] = f[:, _X].T
-        reach[_R_PP, rows] = f[:, _PP[0]] + f[:, _PP[1]]
-        reach[_R_PV2, rows] = 2.0 * (f[:, _PV[0]] + f[:, _PV[1]])
-        reach[_R_VV, rows] = f[:, _VV[0]] + f[:, _VV[1]]
-        reach[_R_LAST, rows] = f[:, _LAST]
-
     def _terms(self, t: float) -> Terms:
         """Each live track's time to ``t`` since its last update, and its position trace at ``t``.
 
@@ -293,7 +298,7 @@ class Tracker:
         trace = reach[_R_PP] + dt * (reach[_R_PV2] + dt * (reach[_R_VV] + cubic * dt))
         return dt, trace
 
-    def _near(self, scan: Scan, chi2: float, terms: Terms) -> NDArray[np.intp]:
+    def _near(self, box: _Box, chi2: float, terms: Terms) -> NDArray[np.intp]:
         """The live rows that may gate (d² ≤ ``chi2``) with some measurement of ``scan``.
 
         Exact: d² ≥ |y|² / λmax(S) and λmax(S) ≤ tr P_pos + λmax(R), so a
@@ -301,13 +306,13 @@ class Tracker:
         scan's bounding box in east or north gates with none of it.
         """
         dt, trace = terms
-        radius = np.sqrt(chi2 * (trace + lambda_max2(scan.R).max()) * _BOUND_SLACK)
+        radius = np.sqrt(chi2 * (trace + box.lam_r) * _BOUND_SLACK)
         x = self._reach[_R_X, :self.n]
         east = x[0] + dt * x[2]
         north = x[1] + dt * x[3]
-        z = scan.z
-        inside = ((east + radius >= z[:, 0].min()) & (east - radius <= z[:, 0].max())
-                  & (north + radius >= z[:, 1].min()) & (north - radius <= z[:, 1].max()))
+        lo, hi = box.lo.tolist(), box.hi.tolist()
+        inside = ((east + radius >= lo[0]) & (east - radius <= hi[0])
+                  & (north + radius >= lo[1]) & (north - radius <= hi[1]))
         return np.flatnonzero(inside)
 
     def _lost(self, t: float, terms: Terms) -> NDArray[np.bool_]:
@@ -352,8 +357,8 @@ class Tracker:
         failed = ~self._confirmed[:n] & (self._misses[:n] >= self.params.tentative_max_misses)
         self._delete(failed)
 
-    def _initiate(self, scan: Scan, mi: NDArray[np.intp], fresh: NDArray[np.float64]) -> None:
-        """Start one tentative track at each measurement ``mi``, from its ``fresh`` packed row."""
+    def _initiate(self, scan: Scan, mi: NDArray[np.intp], fresh: Rows) -> None:
+        """Start one tentative track at each measurement ``mi``, from its ``fresh`` rows."""
         k = mi.shape[0]
         if k == 0:
             return
@@ -362,15 +367,14 @@ class Tracker:
         rows = slice(self.n, self.n + k)
         self._id[rows] = np.arange(self._next_id, self._next_id + k)
         self._next_id += k
-        born = fresh[mi]
-        self._f[rows] = born
+        self._f[rows] = fresh[0][mi]
+        self._reach[:, rows] = fresh[1][:, mi]
         self._updates[rows] = 1
         self._sources[rows] = False
         self._sources[rows, scan.sensor] = True
         self._hist[rows] = 1
         self._misses[rows] = 0
         self._confirmed[rows] = self.params.confirm_m <= 1
-        self._refresh_reach(rows, born)
         self.n += k
 
     def _delete(self, dead: NDArray[np.bool_]) -> None:
@@ -402,8 +406,9 @@ def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
     tracker's state is, bit for bit, what it would be if it were the only one.
     """
     taking, nears = [], []
+    box = _Box.of(scan) if len(scan) else None
     for tracker in trackers:
-        near = tracker._begin(scan)
+        near = tracker._begin(scan, box)
         if near is not None:
             taking.append(tracker)
             nears.append(near)
@@ -439,14 +444,17 @@ def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
         outside = missed[wide.ti]
         free[owner[wide.ti[outside]], wide.mi[outside]] = False
     # A new track's row depends on its measurement only: built once for every tracker.
-    fresh = _fresh(scan, params.init_speed_sigma) if free.any() else None
+    born = _fresh(scan, params.init_speed_sigma) if free.any() else None
+    fresh = None if born is None else (born, _reach_of(born))
     by_row = np.argsort(ti, kind="stable")
     ti, updated = ti[by_row], updated[by_row]
+    reach = _reach_of(updated)
     starts = np.cumsum([0, *sizes])
     bounds = np.searchsorted(ti, starts).tolist()
     for g, (tracker, near) in enumerate(zip(taking, nears, strict=True)):
         mine = slice(bounds[g], bounds[g + 1])
-        tracker._finish(scan, near[ti[mine] - starts[g]], updated[mine], free[g], fresh)
+        tracker._finish(scan, near[ti[mine] - starts[g]], (updated[mine], reach[:, mine]), free[g],
+                        fresh)
 
 
 def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
@@ -496,3 +504,14 @@ def _fresh(scan: Scan, speed_sigma: float) -> NDArray[np.float64]:
     f[:, _CLS] = classify.fuse(classify.uniform(m), scan.cls, scan.conf)
     f[:, _FIRST] = f[:, _LAST] = scan.t
     return f
+
+
+def _reach_of(f: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The ``Tracker._reach`` columns of packed rows ``f``: what the gating bound needs."""
+    reach = np.empty((_REACH_ROWS, f.shape[0]))
+    reach[_R_X] = f[:, _X].T
+    reach[_R_PP] = f[:, _PP[0]] + f[:, _PP[1]]
+    reach[_R_PV2] = 2.0 * (f[:, _PV[0]] + f[:, _PV[1]])
+    reach[_R_VV] = f[:, _VV[0]] + f[:, _VV[1]]
+    reach[_R_LAST] = f[:, _LAST]
+    return reach

@@ -8,7 +8,7 @@ import pytest
 from hub.config import Fusion
 from hub.fusion.association import gate
 from hub.fusion.measurements import Scan
-from hub.fusion.tracker import INIT_EXCLUSION, Tracker, process_scan
+from hub.fusion.tracker import INIT_EXCLUSION, Tracker, _Box, process_scan
 from hub.fusion.tracks import CONFIRMED, TENTATIVE
 from hub.ingest.detections import unbiased_conversion
 
@@ -214,7 +214,7 @@ def test_the_gating_bound_keeps_every_track_that_gates_a_scan() -> None:
             z = rows[i, 0:2] + vectors[:, -1] * np.sqrt(0.999 * chi2 * values[-1])
             edge = Scan(t, 0, z[None], r, scan.cls[:1], scan.conf[:1])
             assert gate(rows[i:i + 1, 0:2], s[None] - r, edge.z, r, chi2).ti.shape[0] == 1
-            assert i in tracker._near(edge, chi2, tracker._terms(t)), i
+            assert i in tracker._near(_Box.of(edge), chi2, tracker._terms(t)), i
             checked += 1
     assert checked > 100
 
