@@ -165,12 +165,16 @@ class Tracker:
 
     def _alloc(self, cap: int) -> None:
         """Allocate (or grow to) capacity ``cap`` rows, keeping the live rows."""
+        rows = []
         for name, (shape, dtype) in self._layout().items():
             new = np.zeros((cap, *shape), dtype=dtype)
             old = getattr(self, name, None)
             if old is not None:
                 new[: self.n] = old[: self.n]
             setattr(self, name, new)
+            rows.append(new)
+        self._rows: list[NDArray[np.generic]] = rows
+        """The per-track arrays of ``_layout``, for moving rows without a lookup by name."""
         # The float fields are views of one (cap, _WIDTH) array, so an update
         # gathers and scatters each track's row once, not once per field.
         reach = np.zeros((_REACH_ROWS, cap))
@@ -386,8 +390,7 @@ class Tracker:
         # are mostly failed tentative tracks, the newest rows).
         first = int(dead.argmax())
         keep = first + np.flatnonzero(~dead[first:])
-        for name in self._layout():
-            arr = getattr(self, name)
+        for arr in self._rows:
             arr[first:first + keep.shape[0]] = arr[keep]
         self._reach[:, first:first + keep.shape[0]] = self._reach[:, keep]
         self.n = first + keep.shape[0]
