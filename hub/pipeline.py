@@ -2,7 +2,8 @@
 
 ``handle`` validates one message and queues what it carries; ``flush`` moves
 what the reorder window has passed into every release group's tracker whose
-sources include the message's sensor. No I/O happens here: the caller supplies
+sources include the message's sensor (a scan in one pass for all of them,
+hub.fusion.tracker.process_scan). No I/O happens here: the caller supplies
 the receive time, so a replay of a recording is deterministic. What changes
 the state (each accepted message, each frame's scan, each fusion step) goes to
 ``journal`` when one is set (hub.recovery), so a restart can replay it exactly.
@@ -19,7 +20,7 @@ from hub.config import HubConfig
 from hub.errors import PayloadError, RefusalCode
 from hub.fusion.measurements import Scan
 from hub.fusion.platforms import PlatformTable
-from hub.fusion.tracker import Tracker
+from hub.fusion.tracker import Tracker, process_scan
 from hub.geo import EnuFrame
 from hub.ingest.budget import SensorBudgets
 from hub.ingest.deadletters import DeadLetters
@@ -59,7 +60,7 @@ class GroupFusion:
 
     def tables(self, t: float) -> GroupTables:
         """Snapshot the group's fused tracks and friend platforms (``t``: the fusion time)."""
-        return GroupTables(t, (self.tracker.snapshot(), self.platforms.snapshot()))
+        return GroupTables(t, (self.tracker.snapshot(t), self.platforms.snapshot()))
 
 
 class Pipeline:
@@ -224,18 +225,21 @@ class Pipeline:
 
     def _fuse(self, items: list[InboundItem]) -> int:
         for item in items:
-            for fusion in self.groups:
-                if not fusion.group.sees(item.sensor):
-                    continue
+            seeing = [fusion for fusion in self.groups if fusion.group.sees(item.sensor)]
+            for fusion in seeing:
                 fusion.fused += 1
-                if isinstance(item, Scan):
-                    fusion.tracker.process(item)
-                elif isinstance(item, PlatformFix):
+            if isinstance(item, Scan):
+                # One pass for every group that may see the scan, each keeping its own state.
+                process_scan([fusion.tracker for fusion in seeing], item)
+            elif isinstance(item, PlatformFix):
+                for fusion in seeing:
                     fusion.platforms.update(item.sensor, item.telemetry, item.enu)
             self.fusion_time = max(self.fusion_time, item.t)
         if items:
             self.counters["fused"] += len(items)
+            # Only the platforms move to the fusion time: a tracker's state moves
+            # only with the scans it may see (a picture predicts a copy, see
+            # GroupFusion.tables), so no withheld source's timing reaches it.
             for fusion in self.groups:
-                fusion.tracker.advance(self.fusion_time)
                 fusion.platforms.advance(self.fusion_time)
         return len(items)

@@ -123,27 +123,43 @@ def _east_band_pairs(track_e: Array, radius: Array, meas_e: Array) -> tuple[Inde
 
 
 def assign(gated: Gated, n_tracks: int, n_meas: int, junior: NDArray[np.bool_] | None = None,
-           penalty: float = 0.0) -> tuple[Index, Index]:
+           penalty: float = 0.0, owner: Index | None = None) -> tuple[Index, Index]:
     """Return (track indices, measurement indices) of the GNN assignment of gated pairs.
 
     ``penalty`` is added to the cost of the pairs of the ``junior`` tracks
     (flags over all tracks); only conflicts can feel it, so only they pay for it.
+    ``owner`` (one label per track) makes separate problems of the tracks of
+    each label, every measurement available to each (release groups fusing
+    the same scan): a label's pairs are assigned as if it were alone.
     """
     ti, mi, cost = gated.ti, gated.mi, gated.cost
     if ti.shape[0] == 0:
         return ti, mi
     # A pair whose track and measurement gate with nothing else is its own
-    # cluster: assigned at once.
-    alone = (np.bincount(ti, minlength=n_tracks)[ti] == 1) & (
-        np.bincount(mi, minlength=n_meas)[mi] == 1)
+    # cluster: assigned at once. (Measurement j of label g counts as g·M + j.)
+    key = mi if owner is None else mi + n_meas * owner[ti]
+    alone = (np.bincount(ti, minlength=n_tracks)[ti] == 1) & (np.bincount(key)[key] == 1)
     if alone.all():
         return ti, mi
     rest = ~alone
     ti, mi, cost = ti[rest], mi[rest], cost[rest]
     if junior is not None:
         cost = cost + penalty * junior[ti]
-    t_sel, m_sel = _solve_conflicts(ti, mi, cost)
+    t_sel, m_sel = _solve_apart(ti, mi, cost, None if owner is None else owner[ti])
     return np.concatenate((gated.ti[alone], t_sel)), np.concatenate((gated.mi[alone], m_sel))
+
+
+def _solve_apart(ti: Index, mi: Index, cost: Array, label: Index | None) -> tuple[Index, Index]:
+    """``_solve_conflicts`` once per ``label`` (of each pair; None: one solve).
+
+    One solve over two labels' conflicts could break a tie differently from
+    each alone (the forbidden cells' costs round): a label's must be its own.
+    """
+    if label is None or np.all(label == label[0]):
+        return _solve_conflicts(ti, mi, cost)
+    picked = [_solve_conflicts(ti[mine], mi[mine], cost[mine])
+              for mine in (label == g for g in np.unique(label).tolist())]
+    return np.concatenate([p[0] for p in picked]), np.concatenate([p[1] for p in picked])
 
 
 def _solve_conflicts(ti: Index, mi: Index, cost: Array) -> tuple[Index, Index]:

@@ -21,8 +21,6 @@ so it is right for any interval between updates.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -43,48 +41,29 @@ def switching(tau: Array, rate: Array) -> Array:
     return pi
 
 
-def process_noise(dt: float, q: Array) -> Array:
-    """Return the (J, 4, 4) white-acceleration process noise of each model over ``dt``."""
-    out = np.zeros((q.shape[0], 4, 4))
-    d3, d2, d1 = q * dt**3 / 3.0, q * dt**2 / 2.0, q * dt
-    out[:, 0, 0] = out[:, 1, 1] = d3
-    out[:, 0, 2] = out[:, 2, 0] = out[:, 1, 3] = out[:, 3, 1] = d2
-    out[:, 2, 2] = out[:, 3, 3] = d1
-    return out
+def predict(xm: Array, pm: Array, dt: float | Array, q: Array) -> tuple[Array, Array]:
+    """Predict every model state (K, J, 4) and covariance (K, J, 4, 4) by ``dt`` s, in place.
 
-
-def predict(xm: Array, pm: Array, dt: float, q: Array) -> tuple[Array, Array]:
-    """Predict every model state (K, J, 4) and covariance (K, J, 4, 4) by ``dt`` s, in place."""
-    xm[..., 0:2] += dt * xm[..., 2:4]
-    pm[..., 0:2, :] += dt * pm[..., 2:4, :]
-    pm[..., :, 0:2] += dt * pm[..., :, 2:4]
-    pm += process_noise(dt, q)
-    return xm, pm
-
-
-Terms = tuple[Array, Array, Array]
-"""A matrix of one time step as its coefficients of 1, dt and dt²."""
-
-
-def step_terms() -> tuple[Terms, Terms]:
-    """Fᵀ and (F ⊗ F)ᵀ as polynomials in dt: the (1, dt, dt²) coefficients of each.
-
-    F = I + dt E, so F ⊗ F = I + dt (E ⊗ I + I ⊗ E) + dt² E ⊗ E; the three
-    terms have no entry in common, so summing them scaled gives, entry for
-    entry, the very floats of ``np.kron(f, f)``. A caller builds a step for
-    any dt with three scaled additions instead of a Kronecker product.
+    ``dt`` is one step for all or a (K,) array, one per track (the tracker
+    keeps each track at the time of its last update and predicts from there).
+    F P Fᵀ is two row and two column additions, since F = [[I, dt I], [0, I]].
     """
-    e = np.zeros((4, 4))
-    e[0, 2] = e[1, 3] = 1.0
-    i = np.eye(4)
-    f_terms = (i.T.copy(), e.T.copy(), np.zeros((4, 4)))
-    k_terms = (_transposed(np.kron(i, i)), _transposed(np.kron(e, i) + np.kron(i, e)),
-               _transposed(np.kron(e, e)))
-    return f_terms, k_terms
-
-
-def _transposed(matrix: NDArray[np.floating[Any]]) -> Array:
-    return np.ascontiguousarray(matrix.T, dtype=np.float64)
+    steps = np.asarray(dt, dtype=np.float64)
+    step = steps[:, None, None] if steps.ndim else steps
+    xm[..., 0:2] += step * xm[..., 2:4]
+    step = step[..., None] if steps.ndim else step
+    pm[..., 0:2, :] += step * pm[..., 2:4, :]
+    pm[..., :, 0:2] += step * pm[..., :, 2:4]
+    # The white-acceleration Q of each model, its non-zero entries added in place
+    # (no zero-filled (K, J, 4, 4) array): q dt³/3, q dt²/2 and q dt per axis.
+    tau = steps[..., None]  # (..., 1) against q (J,)
+    d3, d2, d1 = q * tau**3 / 3.0, q * tau**2 / 2.0, q * tau
+    for i in (0, 1):
+        pm[..., i, i] += d3
+        pm[..., i, i + 2] += d2
+        pm[..., i + 2, i] += d2
+        pm[..., i + 2, i + 2] += d1
+    return xm, pm
 
 
 def mix(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array
@@ -138,9 +117,6 @@ def combine(xm: Array, pm: Array, mu: Array) -> tuple[Array, Array]:
     return x, p
 
 
-_ADJ_SIGN = np.array([[1.0, -1.0], [-1.0, 1.0]])
-
-
 def mix_update(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array, z: Array, r: Array
                ) -> tuple[Array, Array, Array]:
     """Return ``update(*mix(xm, pm, mu, tau, rate), z, r)`` for two models, in fewer numpy calls.
@@ -148,30 +124,37 @@ def mix_update(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array, z: Arra
     Same algebra, written for the tiny stacks of one scan (a few to a few
     dozen tracks), where each numpy call costs more than its arithmetic: the
     mixing weights come from one (K, 2, 2) product, the mixed covariances
-    from P1 + w0 (P0 - P1 + w1 δδᵀ), and S⁻¹ is the 2x2 adjugate over det.
+    from P1 + w0 (P0 - P1 + w1 δδᵀ), S⁻¹ is the 2x2 adjugate over det, and
+    the Kalman products are written out entry by entry.
     """
     stay = np.exp(np.multiply.outer(tau, -rate))  # (K, 2): P(model i kept over tau)
     # Row i of a: mu_i times [stay_i, leave_i], i.e. mu_i pi[i, j] in j order for
     # i = 0 and in reversed j order for i = 1.
     a = mu[:, :, None] * np.stack((stay, 1.0 - stay), axis=-1)
-    c = a[:, 0] + a[:, 1, ::-1]  # predicted model probabilities (K, 2)
-    w0 = a[:, 0] / c  # P(model 0 before | model j now)
+    c_mu = a[:, 0] + a[:, 1, ::-1]  # predicted model probabilities (K, 2)
+    w0 = a[:, 0] / c_mu  # P(model 0 before | model j now)
     x1, p1 = xm[:, 1, None], pm[:, 1, None]
     delta = xm[:, 0] - xm[:, 1]
     x = x1 + w0[:, :, None] * delta[:, None]
     spread = (1.0 - w0)[:, :, None, None] * (delta[:, :, None] * delta[:, None, :])[:, None]
     p = p1 + w0[:, :, None, None] * ((pm[:, 0] - pm[:, 1])[:, None] + spread)
-    # Kalman update of both models: S = H P Hᵀ + R, gain P Hᵀ S⁻¹.
+    # Kalman update of both models: S = H P Hᵀ + R, gain P Hᵀ S⁻¹, every 2x2
+    # and 4x2 product written out (numpy's matmul over a stack of tiny
+    # matrices costs far more per matrix than its arithmetic).
     s = p[..., 0:2, 0:2] + r[:, None]
-    det = s[..., 0, 0] * s[..., 1, 1] - s[..., 0, 1] * s[..., 1, 0]
-    s_inv = np.swapaxes(s[..., ::-1, ::-1], -1, -2) * _ADJ_SIGN / det[..., None, None]
-    y = (z[:, None] - x[..., 0:2])[..., None]  # (K, 2, 2, 1)
-    u = s_inv @ y
-    pht = p[..., :, 0:2]
-    x_out = x + (pht @ u)[..., 0]
-    p_out = p - (pht @ s_inv) @ p[..., 0:2, :]
+    a, b, c, d = s[..., 0, 0], s[..., 0, 1], s[..., 1, 0], s[..., 1, 1]
+    det = a * d - b * c
+    y0, y1 = z[:, None, 0] - x[..., 0], z[:, None, 1] - x[..., 1]
+    # u = S⁻¹ y with S⁻¹ = [[d, -b], [-c, a]] / det
+    u0, u1 = (d * y0 - b * y1) / det, (a * y1 - c * y0) / det
+    ph0, ph1 = p[..., :, 0], p[..., :, 1]  # P Hᵀ, (K, 2, 4) each
+    x_out = x + ph0 * u0[..., None] + ph1 * u1[..., None]
+    # Gain columns: P Hᵀ S⁻¹.
+    g0 = (ph0 * d[..., None] - ph1 * c[..., None]) / det[..., None]
+    g1 = (ph1 * a[..., None] - ph0 * b[..., None]) / det[..., None]
+    p_out = p - g0[..., :, None] * p[..., 0, None, :] - g1[..., :, None] * p[..., 1, None, :]
     p_out = 0.5 * (p_out + np.swapaxes(p_out, -1, -2))
     # Likelihoods relative to the best model of each track, so none underflows.
-    log_l = -0.5 * ((np.swapaxes(y, -1, -2) @ u)[..., 0, 0] + np.log(det))
-    post = c * np.exp(log_l - log_l.max(axis=1, keepdims=True))
+    log_l = -0.5 * ((y0 * u0 + y1 * u1) + np.log(det))
+    post = c_mu * np.exp(log_l - log_l.max(axis=1, keepdims=True))
     return x_out, p_out, post / post.sum(axis=1, keepdims=True)

@@ -4,9 +4,14 @@ All track state lives in parallel numpy arrays, rows [0, n) live and
 contiguous, grown by doubling and compacted on deletion; no Python object per
 track. The float fields are column views of one packed array, so an update
 gathers and scatters a track's row once and a prediction is one product.
-Every live track is kept predicted to the tracker's current time ``t`` (the
-time of the latest scan or ``advance``), so the covariances in a
-snapshot are all at that one time; ``TrackTable.predict_to`` moves them on.
+Each track is stored at the time of its last update (``_LAST``), not at the
+tracker's time ``t``: a scan predicts a copy of only the tracks it could
+gate (an exact bound from the predicted position and the trace of the
+position covariance, see ``_near``), and writes back those it updates. A
+radar scan sees a few per cent of a wide area's tracks, and a track is
+predicted in one step from its last update however many scans passed. The
+snapshot predicts copies of all to one time (``snapshot(t)``: a picture's), so
+the stored state moves only with the scans a group may see.
 
 Time order. Scans must come in non-decreasing time (the pipeline's reorder
 window sees to that). A scan older than ``t`` is not applied: it is dropped
@@ -49,6 +54,8 @@ another it reported before, so its scans count only for the tracks they hit.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,7 +66,7 @@ from hub.fusion.association import assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
 from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
 
-__all__ = ["COAST_AFTER_S", "TrackTable", "Tracker"]
+__all__ = ["COAST_AFTER_S", "TrackTable", "Tracker", "process_scan"]
 
 COAST_AFTER_S = 3.0
 """A confirmed track not updated for longer than this is reported as coasting."""
@@ -71,35 +78,40 @@ _X, _XM, _PM, _MU = slice(0, 4), slice(4, 12), slice(12, 44), slice(44, 46)
 _CLS = slice(46, 46 + classify.N_CLASSES)
 _FIRST, _LAST = _CLS.stop, _CLS.stop + 1
 _WIDTH = _LAST + 1
-_MOVING = slice(0, 44)
-"""The columns a prediction moves: x, xm, pm (linear in them, see ``_step``)."""
 INIT_EXCLUSION = 2.0
 """A missed confirmed track keeps new tracks out of its gate widened by this factor in d²."""
 TENTATIVE_PENALTY = 1e6
 """Cost added to a tentative track's pairs: GNN then prefers confirmed tracks outright."""
-_STEP_CACHE_SIZE = 256
+_BOUND_SLACK = 1.0 + 1e-9
+"""Widens the gating bound past the rounding of the trace's closed form (it must never cut)."""
+# The widest model's position covariance entries in the packed row, for
+# the closed-form trace of its prediction: P00 + P11, P02 + P13, P22 + P33.
+_W = _PM.start + 16
+_PP, _PV, _VV = (_W + 0, _W + 5), (_W + 2, _W + 7), (_W + 10, _W + 15)
+# Rows of ``Tracker._reach`` (one contiguous array per quantity, not strided
+# columns of the packed rows): the mixture state, those traces (Ppv's twice),
+# and the time of the last update.
+_R_X, _R_PP, _R_PV2, _R_VV, _R_LAST = slice(0, 4), 4, 5, 6, 7
+_REACH_ROWS = 8
+Terms = tuple[NDArray[np.float64], NDArray[np.float64]]
+"""Each live track's time since its last update and its position trace (``Tracker._terms``)."""
+Rows = tuple[NDArray[np.float64], NDArray[np.float64]]
+"""Packed rows (k, _WIDTH) and their ``_reach`` columns (_REACH_ROWS, k)."""
 
 
-def _block_terms() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """The moving columns' prediction matrix as (1, dt, dt²) coefficients (``imm.step_terms``).
+@dataclass(frozen=True, slots=True)
+class _Box:
+    """What the gating bound needs of a scan: its bounding box and largest λmax(R)."""
 
-    Block-diagonal: Fᵀ for x and each xm, (F ⊗ F)ᵀ for each flattened pm. Live
-    timestamps make nearly every dt new, so a step is built from these in
-    three additions rather than a Kronecker product and an assembly each time.
-    """
-    f_terms, k_terms = imm.step_terms()
-    terms = []
-    for ft, kt in zip(f_terms, k_terms, strict=True):
-        block = np.zeros((_MOVING.stop, _MOVING.stop))
-        for i in range(3):
-            block[4 * i:4 * i + 4, 4 * i:4 * i + 4] = ft
-        block[_PM.start:_PM.start + 16, _PM.start:_PM.start + 16] = kt
-        block[_PM.start + 16:_PM.stop, _PM.start + 16:_PM.stop] = kt
-        terms.append(block)
-    return terms[0], terms[1], terms[2]
+    lo: NDArray[np.float64]
+    hi: NDArray[np.float64]
+    lam_r: float
+
+    @staticmethod
+    def of(scan: Scan) -> _Box:
+        return _Box(scan.z.min(axis=0), scan.z.max(axis=0), float(lambda_max2(scan.R).max()))
 
 
-_BLOCK_TERMS = _block_terms()
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
@@ -123,7 +135,8 @@ class Tracker:
         self._next_id = 1
         self.deleted = 0
         """Tracks deleted so far (a count: a list of their ids would grow for ever)."""
-        self._steps: dict[float, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+        self._reach = np.zeros((_REACH_ROWS, 0))
+        """What the gating bound needs of each track, by quantity (derived from ``_f``)."""
         self._alloc(_INITIAL_CAPACITY)
 
     _id: NDArray[np.int64]
@@ -152,71 +165,92 @@ class Tracker:
 
     def _alloc(self, cap: int) -> None:
         """Allocate (or grow to) capacity ``cap`` rows, keeping the live rows."""
+        rows = []
         for name, (shape, dtype) in self._layout().items():
             new = np.zeros((cap, *shape), dtype=dtype)
             old = getattr(self, name, None)
             if old is not None:
                 new[: self.n] = old[: self.n]
             setattr(self, name, new)
+            rows.append(new)
+        self._rows: list[NDArray[np.generic]] = rows
+        """The per-track arrays of ``_layout``, for moving rows without a lookup by name."""
         # The float fields are views of one (cap, _WIDTH) array, so an update
         # gathers and scatters each track's row once, not once per field.
+        reach = np.zeros((_REACH_ROWS, cap))
+        reach[:, : self.n] = self._reach[:, : self.n]
+        self._reach = reach
         f = self._f
         self._x, self._mu, self._cls = f[:, _X], f[:, _MU], f[:, _CLS]
         self._xm, self._pm = f[:, _XM].reshape(cap, 2, 4), f[:, _PM].reshape(cap, 2, 4, 4)
         self._first, self._last = f[:, _FIRST], f[:, _LAST]
 
     def process(self, scan: Scan) -> None:
-        """Predict every track to ``scan.t``, then associate, update and initiate from the scan."""
+        """Move to ``scan.t``, then associate, update and initiate from the scan."""
+        process_scan([self], scan)
+
+    def _begin(self, scan: Scan, box: _Box | None) -> NDArray[np.intp] | None:
+        """Move to ``scan.t`` and drop lost tracks; the rows the scan may gate, None if none.
+
+        ``box``: the scan's (``_Box.of``), None for an empty scan, which only
+        counts as a miss where its sensor saw a track. None is returned for it
+        and for a late scan (counted, not applied).
+        """
         if scan.t < self.t:
             self.late_scans += 1
-            return
-        self._predict_to(scan.t)
-        self._delete(self._lost(scan.t))
-        n, m = self.n, len(scan)
-        if m == 0:  # an empty scan only counts as a miss where its sensor saw a track
+            return None
+        self.t = scan.t
+        terms = self._terms(scan.t)
+        lost = self._lost(scan.t, terms)
+        if lost.any():
+            self._delete(lost)
+            terms = self._terms(scan.t)
+        if box is None:
             self._confirm(scan.sensor, _NO_ROWS)
-            return
-        # Gate with the manoeuvre model's covariance: a turn must not leave the gate
-        # while the quiet model still holds most of the probability.
-        chi2 = self.params.gate_chi2
-        wide = gate(self._x[:n, 0:2], self._pm[:n, -1, 0:2, 0:2], scan.z, scan.R,
-                    chi2 * INIT_EXCLUSION)
-        gated = wide.within(chi2)
-        # Confirmed tracks first: a tentative track (often clutter, at rest with a
-        # wide gate) must not take a measurement a confirmed track can use.
-        ti, mi = assign(gated, n, m, ~self._confirmed[:n], TENTATIVE_PENALTY)
-        self._update(ti, scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t)
-        free = np.ones(m, dtype=bool)
-        # A measurement inside any track's gate is not a new target: starting a
-        # track there would only make a duplicate that steals measurements.
-        free[gated.mi] = False
-        # Nor is one just outside the gate of a confirmed track that this scan
-        # missed: that is the track's target manoeuvring, and a new track there
-        # would take its next measurements and leave it to coast away.
-        if wide.ti.shape[0] > gated.ti.shape[0]:  # some pair is outside the gate
-            missed = self._confirmed[:n].copy()
-            missed[ti] = False
-            free[wide.mi[missed[wide.ti]]] = False
-        self._confirm(scan.sensor, ti)
-        self._initiate(scan, np.flatnonzero(free))
+            return None
+        return self._near(box, self.params.gate_chi2 * INIT_EXCLUSION, terms)
+
+    def _finish(self, scan: Scan, hit: NDArray[np.intp], rows: Rows, free: NDArray[np.bool_],
+                fresh: Rows | None) -> None:
+        """Store the updated ``rows`` of tracks ``hit``, count hits and misses, start new tracks.
+
+        ``fresh``: a new track's rows, one per measurement (None when none is free).
+        """
+        self._f[hit], self._reach[:, hit] = rows
+        self._updates[hit] += 1
+        self._confirm(scan.sensor, hit)
+        if fresh is not None:
+            self._initiate(scan, np.flatnonzero(free), fresh)
 
     def advance(self, t: float) -> None:
-        """Predict every track to ``t`` (if later) and delete stale or lost tracks."""
+        """Move the tracker's time to ``t`` (if later) and delete stale or lost tracks."""
         if t > self.t:
-            self._predict_to(t)
-            self._delete(self._lost(t))
+            self.t = t
+            self._delete(self._lost(t, self._terms(t)))
 
-    def snapshot(self) -> TrackTable:
-        """Return copies of the live tracks, predicted to the tracker's current time."""
-        n = self.n
-        _, p = imm.combine(self._xm[:n], self._pm[:n], self._mu[:n])
-        status = np.where(self._confirmed[:n], CONFIRMED, TENTATIVE).astype(np.int8)
-        status[self._confirmed[:n] & (self.t - self._last[:n] > self.coast_after_s)] = COASTING
+    def snapshot(self, t: float | None = None) -> TrackTable:
+        """Return copies of the live tracks, predicted to ``t`` (default: the tracker's time).
+
+        A later ``t`` predicts a copy and leaves out the tracks that would be
+        lost by then; the stored state stays at the last scan, so a picture's
+        time (the fusion time, set by sources the group may not see) never
+        reaches the group's own tracks.
+        """
+        t = self.t if t is None else max(t, self.t)
+        keep = np.flatnonzero(~self._lost(t, self._terms(t)))
+        rows = self._predicted(keep, t)
+        k = rows.shape[0]
+        _, p = imm.combine(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
+                           rows[:, _MU])
+        confirmed = self._confirmed[keep]
+        last = rows[:, _LAST].copy()
+        status = np.where(confirmed, CONFIRMED, TENTATIVE).astype(np.int8)
+        status[confirmed & (t - last > self.coast_after_s)] = COASTING
         return TrackTable(
-            t=self.t, q=self.q, id=self._id[:n].copy(), x=self._x[:n].copy(),
-            P=p, status=status, cls_probs=self._cls[:n].copy(),
-            first_seen=self._first[:n].copy(), last_update=self._last[:n].copy(),
-            updates=self._updates[:n].copy(), sources=self._sources[:n].copy())
+            t=t, q=self.q, id=self._id[keep], x=rows[:, _X].copy(),
+            P=p, status=status, cls_probs=rows[:, _CLS].copy(),
+            first_seen=rows[:, _FIRST].copy(), last_update=last,
+            updates=self._updates[keep], sources=self._sources[keep])
 
     def state(self) -> dict[str, NDArray[np.generic]]:
         """The tracker's whole state as named arrays (a checkpoint; ``restore`` takes it back)."""
@@ -237,6 +271,7 @@ class Tracker:
                 raise ValueError(f"{name}: shape {value.shape}, this tracker needs {(n, *shape)}")
             getattr(self, name)[:n] = value.astype(dtype, copy=False)
         self.n = n
+        self._reach[:, :n] = _reach_of(self._f[:n])
         t, late, next_id, deleted = arrays["scalars"].tolist()
         self.t, self.late_scans, self.deleted = t, int(late), int(deleted)
         self.reserve_ids(int(next_id))
@@ -250,63 +285,59 @@ class Tracker:
         """The id the next new track gets."""
         return self._next_id
 
-    def _predict_to(self, t: float) -> None:
-        n = self.n
-        if n and t > self.t:
-            block, offset = self._step(t - self.t)
-            # x, every xm and every row-major pm in one product (x moves with
-            # the models' common F, so it needs no re-weighting).
-            self._f[:n, _MOVING] = self._f[:n, _MOVING] @ block + offset
-        self.t = max(self.t, t)
+    def _predicted(self, rows: NDArray[np.intp], t: float) -> NDArray[np.float64]:
+        """A copy of the packed ``rows``, each predicted from its last update to ``t``."""
+        return _predict(self._f[rows], t, self._model_q)
 
-    def _step(self, dt: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Return the prediction over ``dt`` of the moving columns as (matrix, offset), cached.
+    def _terms(self, t: float) -> Terms:
+        """Each live track's time to ``t`` since its last update, and its position trace at ``t``.
 
-        The matrix is block-diagonal: Fᵀ for x and each xm, (F ⊗ F)ᵀ for each
-        flattened pm (see ``imm.step_terms``); the offset holds each
-        model's Q. Cached because replayed sensors report at a few fixed periods.
+        The trace of the widest model's position covariance predicted to ``t``
+        in closed form, tr Ppp + 2 dt tr Ppv + dt² tr Pvv + 2 q dt³ / 3: a bound
+        on its largest eigenvalue without predicting the track.
         """
-        step = self._steps.get(dt)
-        if step is None:
-            if len(self._steps) >= _STEP_CACHE_SIZE:
-                self._steps.clear()
-            one, linear, square = _BLOCK_TERMS
-            block = one + dt * linear + (dt * dt) * square
-            offset = np.zeros(_MOVING.stop)
-            offset[_PM] = imm.process_noise(dt, self._model_q).ravel()
-            step = self._steps[dt] = block, offset
-        return step
+        reach = self._reach[:, :self.n]
+        dt = t - reach[_R_LAST]
+        cubic = (2.0 / 3.0) * float(self._model_q[-1])
+        trace = reach[_R_PP] + dt * (reach[_R_PV2] + dt * (reach[_R_VV] + cubic * dt))
+        return dt, trace
 
-    def _lost(self, t: float) -> NDArray[np.bool_]:
-        """Return which live tracks are stale or too uncertain at time ``t``."""
-        n = self.n
+    def _near(self, box: _Box, chi2: float, terms: Terms) -> NDArray[np.intp]:
+        """The live rows that may gate (d² ≤ ``chi2``) with some measurement of ``scan``.
+
+        Exact: d² ≥ |y|² / λmax(S) and λmax(S) ≤ tr P_pos + λmax(R), so a
+        track whose predicted position is farther than that radius from the
+        scan's bounding box in east or north gates with none of it.
+        """
+        dt, trace = terms
+        radius = np.sqrt(chi2 * (trace + box.lam_r) * _BOUND_SLACK)
+        x = self._reach[_R_X, :self.n]
+        east = x[0] + dt * x[2]
+        north = x[1] + dt * x[3]
+        lo, hi = box.lo.tolist(), box.hi.tolist()
+        inside = ((east + radius >= lo[0]) & (east - radius <= hi[0])
+                  & (north + radius >= lo[1]) & (north - radius <= hi[1]))
+        return np.flatnonzero(inside)
+
+    def _lost(self, t: float, terms: Terms) -> NDArray[np.bool_]:
+        """Return which live tracks are stale or too uncertain at time ``t``.
+
+        Too uncertain: the widest model's position sigma (from the largest
+        eigenvalue of its covariance predicted to ``t``) over the limit.
+        """
+        dt, trace = terms
         limit2 = self.params.max_position_sigma**2
-        p_pos = self._pm[:n, -1, 0:2, 0:2]  # the widest model
+        stale = dt > self.params.delete_after_s
         # Cheap exact screen first: λmax <= trace for a covariance, and most
         # scans lose no track, so the eigenvalues are rarely needed.
-        if n == 0 or (t - self._last[:n].min() <= self.params.delete_after_s and
-                      (p_pos[:, 0, 0] + p_pos[:, 1, 1]).max() <= 0.99 * limit2):
-            return np.zeros(n, dtype=bool)
-        stale = t - self._last[:n] > self.params.delete_after_s
-        return stale | (lambda_max2(p_pos) > limit2)
-
-    def _update(self, ti: NDArray[np.intp], z: NDArray[np.float64], r: NDArray[np.float64],
-                cls: NDArray[np.int16], conf: NDArray[np.float64], t: float) -> None:
-        if ti.shape[0] == 0:
-            return
-        rows = self._f[ti]  # every float field of the updated tracks, gathered once
-        k = rows.shape[0]
-        # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
-        xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
-                                    rows[:, _MU], t - rows[:, _LAST], self._model_rate, z, r)
-        rows[:, _X] = (mu[:, None, :] @ xm)[:, 0]
-        rows[:, _XM] = xm.reshape(k, 8)
-        rows[:, _PM] = pm.reshape(k, 32)
-        rows[:, _MU] = mu
-        rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
-        rows[:, _LAST] = t
-        self._f[ti] = rows
-        self._updates[ti] += 1
+        wide = trace > limit2
+        if not (stale.any() or wide.any()):
+            return stale
+        suspects = np.flatnonzero(wide)
+        k = suspects.shape[0]
+        p_pos = self._predicted(suspects, t)[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2]
+        stale[suspects[lambda_max2(p_pos) > limit2]] = True
+        return stale
 
     def _confirm(self, sensor: int, ti: NDArray[np.intp]) -> None:
         """Record hits and misses of this scan, confirm by M-of-N, drop failed tentatives."""
@@ -330,8 +361,8 @@ class Tracker:
         failed = ~self._confirmed[:n] & (self._misses[:n] >= self.params.tentative_max_misses)
         self._delete(failed)
 
-    def _initiate(self, scan: Scan, mi: NDArray[np.intp]) -> None:
-        """Start one tentative track at each measurement ``mi``, at rest with wide velocity."""
+    def _initiate(self, scan: Scan, mi: NDArray[np.intp], fresh: Rows) -> None:
+        """Start one tentative track at each measurement ``mi``, from its ``fresh`` rows."""
         k = mi.shape[0]
         if k == 0:
             return
@@ -340,15 +371,8 @@ class Tracker:
         rows = slice(self.n, self.n + k)
         self._id[rows] = np.arange(self._next_id, self._next_id + k)
         self._next_id += k
-        self._x[rows] = 0.0
-        self._x[rows, 0:2] = scan.z[mi]
-        self._xm[rows] = self._x[rows, None]
-        self._pm[rows] = 0.0
-        self._pm[rows, :, 0:2, 0:2] = scan.R[mi, None]
-        self._pm[rows, :, 2, 2] = self._pm[rows, :, 3, 3] = self.params.init_speed_sigma**2
-        self._mu[rows] = 1.0 / self._mu.shape[1]
-        self._cls[rows] = classify.fuse(classify.uniform(k), scan.cls[mi], scan.conf[mi])
-        self._first[rows] = self._last[rows] = scan.t
+        self._f[rows] = fresh[0][mi]
+        self._reach[:, rows] = fresh[1][:, mi]
         self._updates[rows] = 1
         self._sources[rows] = False
         self._sources[rows, scan.sensor] = True
@@ -366,7 +390,131 @@ class Tracker:
         # are mostly failed tentative tracks, the newest rows).
         first = int(dead.argmax())
         keep = first + np.flatnonzero(~dead[first:])
-        for name in self._layout():
-            arr = getattr(self, name)
+        for arr in self._rows:
             arr[first:first + keep.shape[0]] = arr[keep]
+        self._reach[:, first:first + keep.shape[0]] = self._reach[:, keep]
         self.n = first + keep.shape[0]
+
+
+def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
+    """``tracker.process(scan)`` for each of ``trackers`` (of one config), the arithmetic shared.
+
+    Each tracker (a release group's) keeps its own state: it moves to the
+    scan's time, drops its lost tracks and picks the tracks the scan may gate
+    (``_begin``), and after the shared part it stores its updated tracks,
+    counts its hits and misses and starts its new tracks (``_finish``). The
+    shared part runs once over the candidates of all: prediction, gating,
+    assignment (each tracker's conflicts solved apart from the others') and
+    the IMM update. Every row's arithmetic is the row's alone, so each
+    tracker's state is, bit for bit, what it would be if it were the only one.
+    """
+    taking, nears = [], []
+    box = _Box.of(scan) if len(scan) else None
+    for tracker in trackers:
+        near = tracker._begin(scan, box)
+        if near is not None:
+            taking.append(tracker)
+            nears.append(near)
+    if not taking:
+        return
+    params, model_q, rate = taking[0].params, taking[0]._model_q, taking[0]._model_rate
+    m, sizes = len(scan), [near.shape[0] for near in nears]
+    owner = np.repeat(np.arange(len(taking)), sizes)
+    rows = _predict(np.concatenate([t._f[near] for t, near in zip(taking, nears, strict=True)]),
+                    scan.t, model_q)
+    k = rows.shape[0]
+    # Gate with the manoeuvre model's covariance: a turn must not leave the gate
+    # while the quiet model still holds most of the probability.
+    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
+                scan.R, params.gate_chi2 * INIT_EXCLUSION)
+    gated = wide.within(params.gate_chi2)
+    confirmed = np.concatenate([t._confirmed[near] for t, near in zip(taking, nears, strict=True)])
+    # Confirmed tracks first: a tentative track (often clutter, at rest with a
+    # wide gate) must not take a measurement a confirmed track can use.
+    ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY, owner)
+    updated = _updated(rows[ti], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
+                       rate)
+    free = np.ones((len(taking), m), dtype=bool)
+    # A measurement inside any track's gate is not a new target: starting a
+    # track there would only make a duplicate that steals measurements.
+    free[owner[gated.ti], gated.mi] = False
+    # Nor is one just outside the gate of a confirmed track that this scan
+    # missed: that is the track's target manoeuvring, and a new track there
+    # would take its next measurements and leave it to coast away.
+    if wide.ti.shape[0] > gated.ti.shape[0]:  # some pair is outside the gate
+        missed = confirmed
+        missed[ti] = False
+        outside = missed[wide.ti]
+        free[owner[wide.ti[outside]], wide.mi[outside]] = False
+    # A new track's row depends on its measurement only: built once for every tracker.
+    born = _fresh(scan, params.init_speed_sigma) if free.any() else None
+    fresh = None if born is None else (born, _reach_of(born))
+    by_row = np.argsort(ti, kind="stable")
+    ti, updated = ti[by_row], updated[by_row]
+    reach = _reach_of(updated)
+    starts = np.cumsum([0, *sizes])
+    bounds = np.searchsorted(ti, starts).tolist()
+    for g, (tracker, near) in enumerate(zip(taking, nears, strict=True)):
+        mine = slice(bounds[g], bounds[g + 1])
+        tracker._finish(scan, near[ti[mine] - starts[g]], (updated[mine], reach[:, mine]), free[g],
+                        fresh)
+
+
+def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
+             ) -> NDArray[np.float64]:
+    """Predict packed rows ``f`` (a copy) in place, each from its last update to ``t``."""
+    k = f.shape[0]
+    dt = t - f[:, _LAST]
+    # x moves with the models' common F (it needs no re-weighting).
+    f[:, 0:2] += dt[:, None] * f[:, 2:4]
+    imm.predict(f[:, _XM].reshape(k, 2, 4), f[:, _PM].reshape(k, 2, 4, 4), dt, model_q)
+    return f
+
+
+def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.float64],
+             cls: NDArray[np.int16], conf: NDArray[np.float64], t: float,
+             rate: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return packed ``rows`` (predicted to ``t``) updated with measurements z, R, cls, conf."""
+    k = rows.shape[0]
+    if k == 0:
+        return rows
+    # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
+    xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
+                                rows[:, _MU], t - rows[:, _LAST], rate, z, r)
+    rows[:, _X] = mu[:, 0, None] * xm[:, 0] + mu[:, 1, None] * xm[:, 1]
+    rows[:, _XM] = xm.reshape(k, 8)
+    rows[:, _PM] = pm.reshape(k, 32)
+    rows[:, _MU] = mu
+    rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
+    rows[:, _LAST] = t
+    return rows
+
+
+def _fresh(scan: Scan, speed_sigma: float) -> NDArray[np.float64]:
+    """A new tentative track's packed row per measurement of ``scan``: there, at rest.
+
+    Both models start alike, with the measurement's covariance and velocity
+    sigma ``speed_sigma``; the class is the report fused into a uniform prior.
+    """
+    m = len(scan)
+    f = np.zeros((m, _WIDTH))
+    f[:, 0:2] = scan.z
+    f[:, _XM].reshape(m, 2, 4)[:] = f[:, None, _X]
+    pm = f[:, _PM].reshape(m, 2, 4, 4)
+    pm[:, :, 0:2, 0:2] = scan.R[:, None]
+    pm[:, :, 2, 2] = pm[:, :, 3, 3] = speed_sigma**2
+    f[:, _MU] = 1.0 / (_MU.stop - _MU.start)
+    f[:, _CLS] = classify.fuse(classify.uniform(m), scan.cls, scan.conf)
+    f[:, _FIRST] = f[:, _LAST] = scan.t
+    return f
+
+
+def _reach_of(f: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The ``Tracker._reach`` columns of packed rows ``f``: what the gating bound needs."""
+    reach = np.empty((_REACH_ROWS, f.shape[0]))
+    reach[_R_X] = f[:, _X].T
+    reach[_R_PP] = f[:, _PP[0]] + f[:, _PP[1]]
+    reach[_R_PV2] = 2.0 * (f[:, _PV[0]] + f[:, _PV[1]])
+    reach[_R_VV] = f[:, _VV[0]] + f[:, _VV[1]]
+    reach[_R_LAST] = f[:, _LAST]
+    return reach

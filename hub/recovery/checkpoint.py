@@ -31,7 +31,8 @@ from hub.pipeline import Pipeline
 from hub.publish.publisher import PicturePublisher
 from hub.recovery.codec import decode_item, encode_item
 
-FORMAT = 1
+FORMAT = 2
+"""2: a tracker keeps each track at the time of its last update, not all at its time."""
 
 
 @dataclass(frozen=True, slots=True)

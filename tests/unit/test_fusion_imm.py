@@ -89,3 +89,14 @@ def test_fused_mix_update_equals_mix_then_update() -> None:
         expected = imm.update(*imm.mix(xm, pm, mu, tau, rate), z, r)
         for got, want in zip(imm.mix_update(xm, pm, mu, tau, rate, z, r), expected, strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_a_step_per_track_predicts_each_track_like_its_own_scalar_step() -> None:
+    rng = np.random.default_rng(5)
+    xm, pm = _random_states(rng, 4, 2)
+    q = np.array([0.09, 9.0])
+    dt = np.array([0.0, 0.5, 1.5, 7.25])
+    xp, pp = imm.predict(xm.copy(), pm.copy(), dt, q)
+    for k in range(4):
+        x1, p1 = imm.predict(xm[k:k + 1].copy(), pm[k:k + 1].copy(), float(dt[k]), q)
+        assert np.array_equal(xp[k], x1[0]) and np.array_equal(pp[k], p1[0])

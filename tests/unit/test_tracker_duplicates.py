@@ -10,6 +10,7 @@ track each.
 import numpy as np
 
 from hub.config import Fusion
+from hub.fusion import imm
 from hub.fusion.measurements import Scan
 from hub.fusion.tracker import INIT_EXCLUSION, Tracker
 from hub.fusion.tracks import CONFIRMED
@@ -38,8 +39,11 @@ def _confirmed_track(params: Fusion, scans: int = 6) -> Tracker:
 def _north_at_d2(tracker: Tracker, t: float, d2: float) -> list[float]:
     """Return the point north of the track's prediction at ``t`` at Mahalanobis ``d2``."""
     tracker.advance(T0 + t)
-    # The gate's covariance: the manoeuvre model's (the last), plus R.
-    s_inv = np.linalg.inv(tracker._pm[0, -1, 0:2, 0:2] + np.eye(2) * VAR)
+    # The gate's covariance: the manoeuvre model's (the last) predicted from the
+    # track's last update (where the tracker stores it) to t, plus R.
+    _, pm = imm.predict(tracker._xm[:1].copy(), tracker._pm[:1].copy(),
+                        T0 + t - tracker._last[0], tracker._model_q)
+    s_inv = np.linalg.inv(pm[0, -1, 0:2, 0:2] + np.eye(2) * VAR)
     x = tracker.snapshot().x[0]
     return [float(x[0]), float(x[1] + np.sqrt(d2 / s_inv[1, 1]))]
 
