@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from hub import __version__, faults, topics
 from hub.config import HubConfig, load_config
 from hub.errors import REFUSAL_CODES, ConfigError, RefusalCode
-from hub.heap import trim_heap, tune_heap
 from hub.ingest.frame_pool import FramePool
 from hub.messages import HubStatus, encode
 from hub.metrics import Rates
@@ -48,7 +47,6 @@ SUBSCRIPTIONS = (
     ("sensors/+/status", 1),
 )
 FLUSH_TICK_S = 0.02
-HEAP_TRIM_S = 30.0
 MIN_FLUSH_TICK_S = 0.002
 FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected",
                   "frames_late")
@@ -189,7 +187,6 @@ class HubService:
     async def run(self, stop: asyncio.Event,
                   on_tick: Callable[[HubService], Awaitable[None] | None] | None = None) -> None:
         """Serve until ``stop`` is set; ``on_tick`` is called once a second (demo display)."""
-        tune_heap()  # before the threads start, which each would take an arena
         will = (topics.HUB_STATUS, encode(self.status(online=False)), True)
         self.bus = Bus(self.config.broker, subscriptions=SUBSCRIPTIONS, handler=self._on_message,
                        will=will, password=self.password)
@@ -283,8 +280,7 @@ class HubService:
         async with self.bus:
             loops = [self._every(self._flush_tick(), self._flush_and_publish
                                  if self._event_driven else self._flush),
-                     self._every(self.config.publish.status_every_s, self._publish_status),
-                     self._every(HEAP_TRIM_S, trim_heap)]
+                     self._every(self.config.publish.status_every_s, self._publish_status)]
             if not self._event_driven:
                 loops.append(self._every(self.config.publish.interval_s, self._publish))
             if self.recovery is not None:
