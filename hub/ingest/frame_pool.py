@@ -240,7 +240,7 @@ class FramePool:
             log.exception("frame workers did not start")
         finally:
             self._booting = False
-        while self.in_flight < max(self.workers, 1) * JOBS_PER_WORKER:
+        while self._has_room():
             job = self._next_pending()
             if job is None:
                 break
@@ -253,7 +253,7 @@ class FramePool:
             if future is not None:
                 self._done.append(_outcome(job, future))
             return
-        if not self._booting and self.in_flight < max(self.workers, 1) * JOBS_PER_WORKER:
+        if not self._booting and self._has_room():
             self._start(job)
             return
         queue = self._pending.setdefault(job.sensor, deque())
@@ -277,6 +277,10 @@ class FramePool:
         if self._lifeline is not None:  # after the shutdown: workers end their jobs first
             self._lifeline.close()
             self._lifeline = None
+
+    def _has_room(self) -> bool:
+        """Whether another job may go to the workers now."""
+        return self.in_flight < max(self.workers, 1) * JOBS_PER_WORKER
 
     def _start(self, job: FrameJob) -> None:
         dispatch = self._dispatch or asyncio.get_running_loop().call_soon_threadsafe

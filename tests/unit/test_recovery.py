@@ -153,16 +153,22 @@ def test_ids_are_never_given_again_when_the_checkpoint_cannot_be_restored(
     store.close(pipeline, publisher)
 
 
-def test_a_torn_journal_is_replayed_up_to_the_damage(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def restarted_with_tail(tmp_path: Path, caplog: pytest.LogCaptureFixture, tail: bytes
+                        ) -> tuple[Pipeline, RecoveryStore, PicturePublisher]:
+    """A hub killed after 10 messages, ``tail`` appended to its journal, started again."""
     cfg = config(tmp_path / "state")
-    inputs = records(cfg.mission.origin.frame())
-    killed_after(cfg, inputs[:10])
+    killed_after(cfg, records(cfg.mission.origin.frame())[:10])
     directory = tmp_path / "state"
     with segment_path(directory, segments(directory)[-1]).open("ab") as journal:
-        journal.write(b"\x94\xa1m\xcb")  # a record cut short by a power cut
+        journal.write(tail)
     with caplog.at_level(logging.WARNING):
-        pipeline, store, publisher = hub(cfg)
+        return hub(cfg)
+
+
+def test_a_torn_journal_is_replayed_up_to_the_damage(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A record cut short by a power cut.
+    pipeline, store, publisher = restarted_with_tail(tmp_path, caplog, b"\x94\xa1m\xcb")
     assert "torn record" in caplog.text
     assert pipeline.counters["received"] == 10
     store.close(pipeline, publisher)
@@ -170,15 +176,9 @@ def test_a_torn_journal_is_replayed_up_to_the_damage(
 
 def test_records_of_no_known_form_are_skipped_and_counted(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    cfg = config(tmp_path / "state")
-    inputs = records(cfg.mission.origin.frame())
-    killed_after(cfg, inputs[:10])
-    directory = tmp_path / "state"
-    with segment_path(directory, segments(directory)[-1]).open("ab") as journal:
-        for odd in (["x", 1.0], ["m", "not a time", "t", b""], ["s", 2.0, "not a scan"]):
-            journal.write(msgpack.packb(odd))
-    with caplog.at_level(logging.WARNING):
-        pipeline, store, publisher = hub(cfg)
+    odd = (["x", 1.0], ["m", "not a time", "t", b""], ["s", 2.0, "not a scan"])
+    tail = b"".join(msgpack.packb(record) for record in odd)
+    pipeline, store, publisher = restarted_with_tail(tmp_path, caplog, tail)
     assert "3 records of no known form skipped" in caplog.text
     assert store.counters["journal_skipped"] == 3
     assert pipeline.counters["received"] == 10
