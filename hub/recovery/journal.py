@@ -9,6 +9,12 @@ out-of-memory kill) loses none. It is not fsynced per record (that would cost
 a disk flush per message): a power cut can lose the last second or so, which
 the checkpoint's fsync bounds.
 
+A journal that cannot be written (a full disk) costs durability, never data:
+the message is still fused and acknowledged, the failure is counted
+(``journal_failed``) and logged at most once per 10 s, and a record torn by the
+failure ends its segment (the next record starts a new one), so a replay
+loses only what was never written.
+
 A new segment starts at each checkpoint, which then names the first segment
 to replay; older segments are deleted once it is safely written.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +32,7 @@ from typing import Any
 import msgpack
 
 from hub.fusion.measurements import Scan
+from hub.metrics import RateLimitedLog
 from hub.recovery.codec import encode_scan
 
 log = logging.getLogger(__name__)
@@ -47,13 +55,18 @@ def segments(directory: Path) -> list[int]:
 class Journal:
     """Appends records to the current segment of ``directory``."""
 
-    def __init__(self, directory: Path, segment: int) -> None:
+    def __init__(self, directory: Path, segment: int,
+                 counters: Counter[str] | None = None) -> None:
         self.directory = directory
+        self.counters = Counter[str]() if counters is None else counters
+        """``journal_failed``: records the disk refused (fused all the same)."""
         self.segment = segment
         self.records = 0
         """Records written since the hub started."""
         self._packer = msgpack.Packer(use_bin_type=True)
         self._fd = self._open(segment)
+        self._torn = False
+        self._errors = RateLimitedLog(log)
 
     def _open(self, segment: int) -> int:
         return os.open(segment_path(self.directory, segment),
@@ -73,15 +86,30 @@ class Journal:
 
     def _write(self, record: list[object]) -> None:
         data = memoryview(self._packer.pack(record))
-        while data:
-            data = data[os.write(self._fd, data):]
+        size = len(data)
+        try:
+            if self._torn:
+                self.rotate()
+                self._torn = False
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError as exc:
+            self.counters["journal_failed"] += 1
+            self._torn = self._torn or len(data) < size
+            self._errors.error("journal %s: cannot write (%s): messages are fused but a "
+                               "crash now would lose them", self.directory, exc.strerror)
+            return
         self.records += 1
 
     def rotate(self) -> int:
-        """Start the next segment; return its number (what a checkpoint replays from)."""
+        """Start the next segment; return its number (what a checkpoint replays from).
+
+        The next segment is opened before the current one is closed: a directory
+        that cannot take it leaves the journal writing where it was.
+        """
+        fd = self._open(self.segment + 1)
         os.close(self._fd)
-        self.segment += 1
-        self._fd = self._open(self.segment)
+        self._fd, self.segment = fd, self.segment + 1
         return self.segment
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ import msgspec
 
 from hub.config import HubConfig
 from hub.errors import ConfigError
+from hub.metrics import RateLimitedLog
 from hub.pipeline import Pipeline
 from hub.publish.publisher import PicturePublisher
 from hub.recovery import checkpoint as checkpoints
@@ -82,6 +83,7 @@ class RecoveryStore:
         self.counters: Counter[str] = Counter()
         self.journal: Journal | None = None
         self._lock: int | None = None
+        self._errors = RateLimitedLog(log)
 
     def start(self, pipeline: Pipeline, publisher: PicturePublisher) -> Restored:
         """Lock the directory, bring ``pipeline`` back to where it was and start journalling."""
@@ -100,18 +102,28 @@ class RecoveryStore:
                             skipped)
         self.counters["recovered_records"] += replayed
         last = max([first - 1, *segments(self.directory)])
-        self.journal = Journal(self.directory, last + 1)
+        self.journal = Journal(self.directory, last + 1, self.counters)
         self.checkpoint(pipeline, publisher)
         pipeline.journal = self.journal
         return Restored(age, replayed, heard_at, time.monotonic() - started)
 
     def checkpoint(self, pipeline: Pipeline, publisher: PicturePublisher) -> None:
-        """Save the state; the journal before it is no longer needed."""
+        """Save the state; the journal before it is no longer needed.
+
+        A directory that refuses it (a full disk) keeps the last checkpoint and
+        every segment after it: counted, logged at most once per 10 s.
+        """
         assert self.journal is not None
-        segment = self.journal.rotate()
-        state = checkpoints.capture(pipeline, publisher, segment)
-        state.meta["saved_at"] = time.time()
-        checkpoints.save(self.directory / CHECKPOINT, state)
+        try:
+            segment = self.journal.rotate()
+            state = checkpoints.capture(pipeline, publisher, segment)
+            state.meta["saved_at"] = time.time()
+            checkpoints.save(self.directory / CHECKPOINT, state)
+        except OSError as exc:
+            self.counters["checkpoint_failed"] += 1
+            self._errors.error("recovery %s: cannot checkpoint (%s): a restart will replay "
+                               "more journal", self.directory, exc.strerror)
+            return
         for number in segments(self.directory):
             if number < segment:
                 segment_path(self.directory, number).unlink(missing_ok=True)

@@ -185,6 +185,37 @@ def test_records_of_no_known_form_are_skipped_and_counted(
     store.close(pipeline, publisher)
 
 
+def test_a_full_disk_costs_durability_but_not_the_picture(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "state"
+    cfg = config(directory)
+    inputs = records(cfg.mission.origin.frame())
+    never_full = Pipeline(cfg)
+    feed(never_full, inputs, None, mqtt_publisher(never_full, lambda *m: None))
+    pipeline, store, publisher = hub(cfg)
+    assert store.journal is not None
+    # The next segment and the checkpoint both land on a device that is always full.
+    full = (segment_path(directory, store.journal.segment + 1),
+            directory / "checkpoint.npz.tmp")
+    for path in full:
+        path.symlink_to("/dev/full")
+    with caplog.at_level(logging.ERROR):
+        feed(pipeline, inputs[:40], store, publisher)
+    assert "cannot write (No space left on device)" in caplog.text
+    assert "cannot checkpoint (No space left on device)" in caplog.text
+    # The messages between two checkpoints, and their fusion steps.
+    assert store.counters["journal_failed"] >= CHECKPOINT_EVERY
+    assert store.counters["checkpoint_failed"] == 40 // CHECKPOINT_EVERY
+    for path in full:
+        path.unlink()
+    feed(pipeline, inputs[40:], store, publisher)
+    store.close(pipeline, publisher)
+    assert_same_trackers(pipeline, never_full)
+    restarted, store, publisher = hub(cfg)
+    assert_same_trackers(restarted, never_full)
+    store.close(restarted, publisher)
+
+
 def test_a_second_hub_on_the_same_directory_is_refused(tmp_path: Path) -> None:
     cfg = config(tmp_path / "state")
     pipeline, store, publisher = hub(cfg)
