@@ -1,13 +1,16 @@
 """The multi-target tracker: IMM of CV models, gating, GNN, M-of-N, class fusion.
 
-All track state lives in parallel numpy arrays, rows [0, n) live and
-contiguous, grown by doubling and compacted on deletion; no Python object per
-track. The float fields are column views of one packed array, so an update
+All track state lives in parallel numpy arrays (``TrackRows``), rows [0, n)
+live and contiguous, grown by doubling and compacted on deletion; no Python
+object per track. The release groups' trackers share one such table, each
+row tagged with its tracker's slot, so a scan several groups fuse costs one
+pass of bookkeeping over all their rows, not one per group (``process_scan``).
+The float fields are column views of one packed array, so an update
 gathers and scatters a track's row once and a prediction is one product.
 Each track is stored at the time of its last update (``_LAST``), not at the
 tracker's time ``t``: a scan predicts a copy of only the tracks it could
 gate (an exact bound from the predicted position and the trace of the
-position covariance, see ``_near``), and writes back those it updates. A
+position covariance, see ``TrackRows.near``), and writes back those it updates. A
 radar scan sees a few per cent of a wide area's tracks, and a track is
 predicted in one step from its last update however many scans passed. The
 snapshot predicts copies of all to one time (``snapshot(t)``: a picture's), so
@@ -66,7 +69,7 @@ from hub.fusion.association import assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
 from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
 
-__all__ = ["COAST_AFTER_S", "TrackTable", "Tracker", "process_scan"]
+__all__ = ["COAST_AFTER_S", "TrackRows", "TrackTable", "Tracker", "process_scan"]
 
 COAST_AFTER_S = 3.0
 """A confirmed track not updated for longer than this is reported as coasting."""
@@ -88,13 +91,13 @@ _BOUND_SLACK = 1.0 + 1e-9
 # the closed-form trace of its prediction: P00 + P11, P02 + P13, P22 + P33.
 _W = _PM.start + 16
 _PP, _PV, _VV = (_W + 0, _W + 5), (_W + 2, _W + 7), (_W + 10, _W + 15)
-# Rows of ``Tracker._reach`` (one contiguous array per quantity, not strided
+# Rows of ``TrackRows._reach`` (one contiguous array per quantity, not strided
 # columns of the packed rows): the mixture state, those traces (Ppv's twice),
 # and the time of the last update.
 _R_X, _R_PP, _R_PV2, _R_VV, _R_LAST = slice(0, 4), 4, 5, 6, 7
 _REACH_ROWS = 8
 Terms = tuple[NDArray[np.float64], NDArray[np.float64]]
-"""Each live track's time since its last update and its position trace (``Tracker._terms``)."""
+"""Each live track's time since its last update and its position trace (``TrackRows.terms``)."""
 Rows = tuple[NDArray[np.float64], NDArray[np.float64]]
 """Packed rows (k, _WIDTH) and their ``_reach`` columns (_REACH_ROWS, k)."""
 
@@ -113,33 +116,38 @@ class _Box:
 
 
 _NO_ROWS = np.zeros(0, dtype=np.intp)
+Cols = slice | NDArray[np.intp]
+"""Some of a table's live rows: all of them (``slice(0, n)``, views) or those listed."""
 
 
-class Tracker:
-    """Track many targets from position scans of ``n_sensors`` sensors."""
+class TrackRows:
+    """The packed rows of the tracks of every tracker sharing them, one per release group.
 
-    def __init__(self, params: Fusion, n_sensors: int, coast_after_s: float = COAST_AFTER_S,
-                 reporters: frozenset[int] = frozenset()) -> None:
+    Rows [0, n) are live and contiguous, each tagged with its tracker's slot
+    (``_owner``). A tracker's rows keep the order they would have in a table
+    of its own: new rows go at the end and deletion keeps the order. A scan
+    several trackers fuse thus costs one pass of bookkeeping over all their
+    rows (the bound, lost tracks, hits and misses, confirmation, deletion, new
+    tracks) rather than one per tracker, and every row's arithmetic is still
+    its own. The float fields are column views of one packed array, so an
+    update gathers and scatters a track's row once.
+    """
+
+    def __init__(self, params: Fusion, n_sensors: int) -> None:
         self.params = params
         self.n_sensors = n_sensors
-        self.reporters = reporters
-        """Sensors whose scans are reports of what they point at, not sweeps of an area."""
-        self.coast_after_s = coast_after_s
-        self.q = params.process_noise**2
         # IMM models: quiet (going straight), manoeuvre (the last, used for gating).
-        self._model_q = np.array([params.quiet_noise**2, self.q])
-        self._model_rate = np.full(2, params.model_switch_rate)
-        self.t = -math.inf
+        self.model_q = np.array([params.quiet_noise**2, params.process_noise**2])
+        self.model_rate = np.full(2, params.model_switch_rate)
         self.n = 0
-        self.late_scans = 0
-        self._next_id = 1
-        self.deleted = 0
-        """Tracks deleted so far (a count: a list of their ids would grow for ever)."""
+        self.trackers: list[Tracker | None] = []
+        """The tracker of each slot (None once it left)."""
         self._reach = np.zeros((_REACH_ROWS, 0))
         """What the gating bound needs of each track, by quantity (derived from ``_f``)."""
         self._alloc(_INITIAL_CAPACITY)
 
     _id: NDArray[np.int64]
+    _owner: NDArray[np.int32]
     _f: NDArray[np.float64]
     _x: NDArray[np.float64]
     _confirmed: NDArray[np.bool_]
@@ -154,10 +162,10 @@ class Tracker:
     _pm: NDArray[np.float64]
     _mu: NDArray[np.float64]
 
-    def _layout(self) -> dict[str, tuple[tuple[int, ...], type[np.generic]]]:
+    def layout(self) -> dict[str, tuple[tuple[int, ...], type[np.generic]]]:
         """Return each per-track array's row shape and dtype (the float fields are packed)."""
         return {
-            "_id": ((), np.int64), "_f": ((_WIDTH,), np.float64),
+            "_id": ((), np.int64), "_owner": ((), np.int32), "_f": ((_WIDTH,), np.float64),
             "_confirmed": ((), np.bool_), "_updates": ((), np.int64),
             "_sources": ((self.n_sensors,), np.bool_), "_hist": ((), np.uint32),
             "_misses": ((), np.int32),
@@ -166,7 +174,7 @@ class Tracker:
     def _alloc(self, cap: int) -> None:
         """Allocate (or grow to) capacity ``cap`` rows, keeping the live rows."""
         rows = []
-        for name, (shape, dtype) in self._layout().items():
+        for name, (shape, dtype) in self.layout().items():
             new = np.zeros((cap, *shape), dtype=dtype)
             old = getattr(self, name, None)
             if old is not None:
@@ -174,9 +182,7 @@ class Tracker:
             setattr(self, name, new)
             rows.append(new)
         self._rows: list[NDArray[np.generic]] = rows
-        """The per-track arrays of ``_layout``, for moving rows without a lookup by name."""
-        # The float fields are views of one (cap, _WIDTH) array, so an update
-        # gathers and scatters each track's row once, not once per field.
+        """The per-track arrays of ``layout``, for moving rows without a lookup by name."""
         reach = np.zeros((_REACH_ROWS, cap))
         reach[:, : self.n] = self._reach[:, : self.n]
         self._reach = reach
@@ -185,125 +191,52 @@ class Tracker:
         self._xm, self._pm = f[:, _XM].reshape(cap, 2, 4), f[:, _PM].reshape(cap, 2, 4, 4)
         self._first, self._last = f[:, _FIRST], f[:, _LAST]
 
-    def process(self, scan: Scan) -> None:
-        """Move to ``scan.t``, then associate, update and initiate from the scan."""
-        process_scan([self], scan)
+    def join(self, tracker: Tracker) -> int:
+        """Give ``tracker`` a slot: the tag of its rows."""
+        self.trackers.append(tracker)
+        return len(self.trackers) - 1
 
-    def _begin(self, scan: Scan, box: _Box | None) -> NDArray[np.intp] | None:
-        """Move to ``scan.t`` and drop lost tracks; the rows the scan may gate, None if none.
+    def leave(self, slot: int) -> None:
+        """Drop the rows of ``slot``'s tracker and the slot (its release group is gone)."""
+        self._delete(self.owned(slot))
+        self.trackers[slot] = None
 
-        ``box``: the scan's (``_Box.of``), None for an empty scan, which only
-        counts as a miss where its sensor saw a track. None is returned for it
-        and for a late scan (counted, not applied).
+    def owned(self, slot: int) -> NDArray[np.bool_]:
+        """Which live rows are ``slot``'s tracker's."""
+        mine: NDArray[np.bool_] = self._owner[:self.n] == slot
+        return mine
+
+    def owned_by(self, slots: list[int]) -> Cols:
+        """The live rows of the trackers of ``slots``: a slice when they are every live one.
+
+        A scan seen by a few groups (a UAV's) then touches only their rows,
+        and one seen by all (a radar's) works on views, with no gathering.
         """
-        if scan.t < self.t:
-            self.late_scans += 1
-            return None
-        self.t = scan.t
-        terms = self._terms(scan.t)
-        lost = self._lost(scan.t, terms)
-        if lost.any():
-            self._delete(lost)
-            terms = self._terms(scan.t)
-        if box is None:
-            self._confirm(scan.sensor, _NO_ROWS)
-            return None
-        return self._near(box, self.params.gate_chi2 * INIT_EXCLUSION, terms)
+        if len(slots) == sum(tracker is not None for tracker in self.trackers):
+            return slice(0, self.n)
+        takes = np.zeros(len(self.trackers), dtype=np.bool_)
+        takes[slots] = True
+        return np.flatnonzero(takes[self._owner[:self.n]])
 
-    def _finish(self, scan: Scan, hit: NDArray[np.intp], rows: Rows, free: NDArray[np.bool_],
-                fresh: Rows | None) -> None:
-        """Store the updated ``rows`` of tracks ``hit``, count hits and misses, start new tracks.
-
-        ``fresh``: a new track's rows, one per measurement (None when none is free).
-        """
-        self._f[hit], self._reach[:, hit] = rows
-        self._updates[hit] += 1
-        self._confirm(scan.sensor, hit)
-        if fresh is not None:
-            self._initiate(scan, np.flatnonzero(free), fresh)
-
-    def advance(self, t: float) -> None:
-        """Move the tracker's time to ``t`` (if later) and delete stale or lost tracks."""
-        if t > self.t:
-            self.t = t
-            self._delete(self._lost(t, self._terms(t)))
-
-    def snapshot(self, t: float | None = None) -> TrackTable:
-        """Return copies of the live tracks, predicted to ``t`` (default: the tracker's time).
-
-        A later ``t`` predicts a copy and leaves out the tracks that would be
-        lost by then; the stored state stays at the last scan, so a picture's
-        time (the fusion time, set by sources the group may not see) never
-        reaches the group's own tracks.
-        """
-        t = self.t if t is None else max(t, self.t)
-        keep = np.flatnonzero(~self._lost(t, self._terms(t)))
-        rows = self._predicted(keep, t)
-        k = rows.shape[0]
-        _, p = imm.combine(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
-                           rows[:, _MU])
-        confirmed = self._confirmed[keep]
-        last = rows[:, _LAST].copy()
-        status = np.where(confirmed, CONFIRMED, TENTATIVE).astype(np.int8)
-        status[confirmed & (t - last > self.coast_after_s)] = COASTING
-        return TrackTable(
-            t=t, q=self.q, id=self._id[keep], x=rows[:, _X].copy(),
-            P=p, status=status, cls_probs=rows[:, _CLS].copy(),
-            first_seen=rows[:, _FIRST].copy(), last_update=last,
-            updates=self._updates[keep], sources=self._sources[keep])
-
-    def state(self) -> dict[str, NDArray[np.generic]]:
-        """The tracker's whole state as named arrays (a checkpoint; ``restore`` takes it back)."""
-        n = self.n
-        arrays: dict[str, NDArray[np.generic]] = {
-            name: getattr(self, name)[:n].copy() for name in self._layout()}
-        arrays["scalars"] = np.array([self.t, self.late_scans, self._next_id, self.deleted])
-        return arrays
-
-    def restore(self, arrays: dict[str, NDArray[np.generic]]) -> None:
-        """Take back a ``state``; a KeyError or ValueError when it does not fit this tracker."""
-        n = int(arrays["_id"].shape[0])
-        self.n = 0
-        self._alloc(max(_INITIAL_CAPACITY, 1 << max(n - 1, 0).bit_length()))
-        for name, (shape, dtype) in self._layout().items():
-            value = arrays[name]
-            if value.shape != (n, *shape):
-                raise ValueError(f"{name}: shape {value.shape}, this tracker needs {(n, *shape)}")
-            getattr(self, name)[:n] = value.astype(dtype, copy=False)
-        self.n = n
-        self._reach[:, :n] = _reach_of(self._f[:n])
-        t, late, next_id, deleted = arrays["scalars"].tolist()
-        self.t, self.late_scans, self.deleted = t, int(late), int(deleted)
-        self.reserve_ids(int(next_id))
-
-    def reserve_ids(self, next_id: int) -> None:
-        """Give new tracks ids from ``next_id`` up, never below what was given already."""
-        self._next_id = max(self._next_id, next_id)
-
-    @property
-    def next_id(self) -> int:
-        """The id the next new track gets."""
-        return self._next_id
-
-    def _predicted(self, rows: NDArray[np.intp], t: float) -> NDArray[np.float64]:
+    def predicted(self, rows: NDArray[np.intp], t: float) -> NDArray[np.float64]:
         """A copy of the packed ``rows``, each predicted from its last update to ``t``."""
-        return _predict(self._f[rows], t, self._model_q)
+        return _predict(self._f[rows], t, self.model_q)
 
-    def _terms(self, t: float) -> Terms:
-        """Each live track's time to ``t`` since its last update, and its position trace at ``t``.
+    def terms(self, t: float, cols: Cols) -> Terms:
+        """The rows' (of ``cols``) time to ``t`` since their last update, position trace at ``t``.
 
         The trace of the widest model's position covariance predicted to ``t``
         in closed form, tr Ppp + 2 dt tr Ppv + dt² tr Pvv + 2 q dt³ / 3: a bound
         on its largest eigenvalue without predicting the track.
         """
-        reach = self._reach[:, :self.n]
+        reach = self._reach[:, cols]
         dt = t - reach[_R_LAST]
-        cubic = (2.0 / 3.0) * float(self._model_q[-1])
+        cubic = (2.0 / 3.0) * float(self.model_q[-1])
         trace = reach[_R_PP] + dt * (reach[_R_PV2] + dt * (reach[_R_VV] + cubic * dt))
         return dt, trace
 
-    def _near(self, box: _Box, chi2: float, terms: Terms) -> NDArray[np.intp]:
-        """The live rows that may gate (d² ≤ ``chi2``) with some measurement of ``scan``.
+    def near(self, box: _Box, chi2: float, terms: Terms, cols: Cols) -> NDArray[np.bool_]:
+        """Which rows of ``cols`` may gate (d² ≤ ``chi2``) with some measurement inside ``box``.
 
         Exact: d² ≥ |y|² / λmax(S) and λmax(S) ≤ tr P_pos + λmax(R), so a
         track whose predicted position is farther than that radius from the
@@ -311,16 +244,16 @@ class Tracker:
         """
         dt, trace = terms
         radius = np.sqrt(chi2 * (trace + box.lam_r) * _BOUND_SLACK)
-        x = self._reach[_R_X, :self.n]
+        x = self._reach[_R_X, cols]
         east = x[0] + dt * x[2]
         north = x[1] + dt * x[3]
         lo, hi = box.lo.tolist(), box.hi.tolist()
-        inside = ((east + radius >= lo[0]) & (east - radius <= hi[0])
-                  & (north + radius >= lo[1]) & (north - radius <= hi[1]))
-        return np.flatnonzero(inside)
+        inside: NDArray[np.bool_] = ((east + radius >= lo[0]) & (east - radius <= hi[0])
+                                     & (north + radius >= lo[1]) & (north - radius <= hi[1]))
+        return inside
 
-    def _lost(self, t: float, terms: Terms) -> NDArray[np.bool_]:
-        """Return which live tracks are stale or too uncertain at time ``t``.
+    def lost(self, t: float, terms: Terms, cols: Cols) -> NDArray[np.bool_]:
+        """Which rows of ``cols`` are stale or too uncertain at time ``t``.
 
         Too uncertain: the widest model's position sigma (from the largest
         eigenvalue of its covariance predicted to ``t``) over the limit.
@@ -335,57 +268,118 @@ class Tracker:
             return stale
         suspects = np.flatnonzero(wide)
         k = suspects.shape[0]
-        p_pos = self._predicted(suspects, t)[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2]
+        rows = self.predicted(_rows(cols, suspects), t)
+        p_pos = rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2]
         stale[suspects[lambda_max2(p_pos) > limit2]] = True
         return stale
 
-    def _confirm(self, sensor: int, ti: NDArray[np.intp]) -> None:
-        """Record hits and misses of this scan, confirm by M-of-N, drop failed tentatives."""
-        n = self.n
+    def begin(self, scan: Scan, box: _Box | None, slots: list[int], reporter: bool
+              ) -> tuple[Cols, NDArray[np.intp]] | None:
+        """Drop the lost tracks of ``slots`` at ``scan.t``; their rows, and which the scan may gate.
+
+        The second are positions in the first. ``box``: the scan's
+        (``_Box.of``), None for an empty scan, which only counts as a miss
+        where its sensor saw a track (and None is returned).
+        """
+        cols = self.owned_by(slots)
+        terms = self.terms(scan.t, cols)
+        lost = self.lost(scan.t, terms, cols)
+        if lost.any():
+            self._delete(self._spread(cols, lost))
+            cols = self.owned_by(slots)
+            terms = self.terms(scan.t, cols)
+        if box is None:
+            self.confirm(scan.sensor, cols, _NO_ROWS, reporter)
+            return None
+        near = self.near(box, self.params.gate_chi2 * INIT_EXCLUSION, terms, cols)
+        return cols, np.flatnonzero(near)
+
+    def store(self, hit: NDArray[np.intp], updated: NDArray[np.float64]) -> None:
+        """Write back the ``updated`` packed rows of tracks ``hit``."""
+        self._f[hit], self._reach[:, hit] = updated, _reach_of(updated)
+        self._updates[hit] += 1
+
+    def confirm(self, sensor: int, cols: Cols, hit: NDArray[np.intp], reporter: bool) -> None:
+        """Record a scan's hits (positions in ``cols``) and misses on the rows ``cols``.
+
+        Then confirm by M-of-N and drop the failed tentative tracks.
+        """
         # This scan counts for the tracks it hit and for those its sensor has
         # seen before: after marking the hits as seen (through this view of the
         # sensor's column), that is the column itself. A reporter's scan (a spot
         # report about one thing) says nothing of the rest: only its hits count.
-        seen = self._sources[:n, sensor]
-        seen[ti] = True
-        counted = seen
-        if sensor in self.reporters:
-            counted = np.zeros(n, dtype=np.bool_)
-            counted[ti] = True
+        seen = self._sources[:self.n, sensor]
+        seen[_rows(cols, hit)] = True
+        counted = seen[cols]
+        if reporter:
+            counted = np.zeros(counted.shape[0], dtype=np.bool_)
+            counted[hit] = True
         if not counted.any():
             # No history moves, so no track is confirmed or fails (both are
             # settled after every change): skip the bookkeeping.
             return
-        initiation.record(self._hist[:n], self._misses[:n], counted, ti, self.params.confirm_n)
-        self._confirmed[:n] |= initiation.reaches_m(self._hist[:n], self.params.confirm_m)
-        failed = ~self._confirmed[:n] & (self._misses[:n] >= self.params.tentative_max_misses)
-        self._delete(failed)
+        hist, misses = self._hist[cols], self._misses[cols]
+        initiation.record(hist, misses, counted, hit, self.params.confirm_n)
+        confirmed = self._confirmed[cols]
+        confirmed |= initiation.reaches_m(hist, self.params.confirm_m)
+        if not isinstance(cols, slice):  # gathered copies: put them back
+            self._hist[cols], self._misses[cols], self._confirmed[cols] = hist, misses, confirmed
+        failed = ~confirmed & (misses >= self.params.tentative_max_misses)
+        self._delete(self._spread(cols, failed))
 
-    def _initiate(self, scan: Scan, mi: NDArray[np.intp], fresh: Rows) -> None:
-        """Start one tentative track at each measurement ``mi``, from its ``fresh`` rows."""
+    def _spread(self, cols: Cols, flags: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """``flags`` over the rows ``cols`` as flags over all live rows."""
+        if isinstance(cols, slice):
+            return flags
+        every = np.zeros(self.n, dtype=np.bool_)
+        every[cols] = flags
+        return every
+
+    def initiate(self, trackers: Sequence[Tracker], free: NDArray[np.bool_], sensor: int,
+                 fresh: Rows) -> None:
+        """Start a tentative track of ``trackers[g]`` at each measurement ``free[g]`` flags.
+
+        ``fresh``: a new track's rows, one per measurement. Each tracker's new
+        rows come in measurement order and take its next ids.
+        """
+        g, mi = np.nonzero(free)
         k = mi.shape[0]
         if k == 0:
             return
-        while self.n + k > self._id.shape[0]:
-            self._alloc(2 * self._id.shape[0])
-        rows = slice(self.n, self.n + k)
-        self._id[rows] = np.arange(self._next_id, self._next_id + k)
-        self._next_id += k
+        counts = np.bincount(g, minlength=len(trackers))
+        firsts = np.array([tracker.take_ids(c) for tracker, c in
+                           zip(trackers, counts.tolist(), strict=True)])
+        # The i-th new row is number i - start[g] of its tracker's.
+        ids = (firsts - (np.cumsum(counts) - counts))[g] + np.arange(k)
+        rows = self._append(k)
+        self._id[rows] = ids
+        self._owner[rows] = np.array([tracker.slot for tracker in trackers])[g]
         self._f[rows] = fresh[0][mi]
         self._reach[:, rows] = fresh[1][:, mi]
         self._updates[rows] = 1
         self._sources[rows] = False
-        self._sources[rows, scan.sensor] = True
+        self._sources[rows, sensor] = True
         self._hist[rows] = 1
         self._misses[rows] = 0
         self._confirmed[rows] = self.params.confirm_m <= 1
+
+    def _append(self, k: int) -> slice:
+        """Make ``k`` new live rows at the end (grown by doubling); their slice."""
+        while self.n + k > self._id.shape[0]:
+            self._alloc(2 * self._id.shape[0])
+        rows = slice(self.n, self.n + k)
         self.n += k
+        return rows
 
     def _delete(self, dead: NDArray[np.bool_]) -> None:
         """Remove the rows flagged in ``dead`` (over the live rows), keeping order."""
         if not dead.any():
             return
-        self.deleted += int(dead.sum())
+        counts = np.bincount(self._owner[:self.n][dead], minlength=len(self.trackers))
+        for slot in np.flatnonzero(counts).tolist():
+            tracker = self.trackers[slot]
+            if tracker is not None:
+                tracker.deleted += int(counts[slot])
         # Rows before the first dead one stay put: move only the rest (the dead
         # are mostly failed tentative tracks, the newest rows).
         first = int(dead.argmax())
@@ -396,44 +390,209 @@ class Tracker:
         self.n = first + keep.shape[0]
 
 
-def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
-    """``tracker.process(scan)`` for each of ``trackers`` (of one config), the arithmetic shared.
+class Tracker:
+    """Track many targets from position scans of ``n_sensors`` sensors.
 
-    Each tracker (a release group's) keeps its own state: it moves to the
-    scan's time, drops its lost tracks and picks the tracks the scan may gate
-    (``_begin``), and after the shared part it stores its updated tracks,
-    counts its hits and misses and starts its new tracks (``_finish``). The
-    shared part runs once over the candidates of all: prediction, gating,
-    assignment (each tracker's conflicts solved apart from the others') and
-    the IMM update. Every row's arithmetic is the row's alone, so each
-    tracker's state is, bit for bit, what it would be if it were the only one.
+    ``rows``: the table the tracks live in, shared with the other trackers
+    (release groups) of the same fusion config and sensors; by default a
+    table of its own.
     """
-    taking, nears = [], []
-    box = _Box.of(scan) if len(scan) else None
+
+    def __init__(self, params: Fusion, n_sensors: int, coast_after_s: float = COAST_AFTER_S,
+                 reporters: frozenset[int] = frozenset(), rows: TrackRows | None = None) -> None:
+        self.rows = TrackRows(params, n_sensors) if rows is None else rows
+        if self.rows.params != params or self.rows.n_sensors != n_sensors:
+            raise ValueError("a tracker shares rows only with trackers of its fusion config and "
+                             "sensors")
+        self.slot = self.rows.join(self)
+        """The tag of this tracker's rows in ``rows``."""
+        self.params = params
+        self.n_sensors = n_sensors
+        self.reporters = reporters
+        """Sensors whose scans are reports of what they point at, not sweeps of an area."""
+        self.coast_after_s = coast_after_s
+        self.q = params.process_noise**2
+        self.t = -math.inf
+        self.late_scans = 0
+        self._next_id = 1
+        self.deleted = 0
+        """Tracks deleted so far (a count: a list of their ids would grow for ever)."""
+
+    @property
+    def n(self) -> int:
+        """How many live tracks this tracker has."""
+        return int(np.count_nonzero(self.rows.owned(self.slot)))
+
+    def close(self) -> None:
+        """Drop this tracker's tracks from the shared rows (its release group is gone)."""
+        self.rows.leave(self.slot)
+
+    def process(self, scan: Scan) -> None:
+        """Move to ``scan.t``, then associate, update and initiate from the scan."""
+        process_scan([self], scan)
+
+    def takes(self, scan: Scan) -> bool:
+        """Move to ``scan.t``; False for a late scan (counted, not applied)."""
+        if scan.t < self.t:
+            self.late_scans += 1
+            return False
+        self.t = scan.t
+        return True
+
+    def take_ids(self, k: int) -> int:
+        """Reserve ``k`` ids for new tracks; the first."""
+        first = self._next_id
+        self._next_id += k
+        return first
+
+    def advance(self, t: float) -> None:
+        """Move the tracker's time to ``t`` (if later) and delete stale or lost tracks."""
+        if t > self.t:
+            self.t = t
+            cols, lost = self._lost(t)
+            self.rows._delete(self.rows._spread(cols, lost))
+
+    def _lost(self, t: float) -> tuple[Cols, NDArray[np.bool_]]:
+        """This tracker's rows in the table, and which of them are lost at ``t``."""
+        cols = self.rows.owned_by([self.slot])
+        return cols, self.rows.lost(t, self.rows.terms(t, cols), cols)
+
+    def snapshot(self, t: float | None = None) -> TrackTable:
+        """Return copies of the live tracks, predicted to ``t`` (default: the tracker's time).
+
+        A later ``t`` predicts a copy and leaves out the tracks that would be
+        lost by then; the stored state stays at the last scan, so a picture's
+        time (the fusion time, set by sources the group may not see) never
+        reaches the group's own tracks.
+        """
+        t = self.t if t is None else max(t, self.t)
+        table = self.rows
+        cols, lost = self._lost(t)
+        keep = _rows(cols, np.flatnonzero(~lost))
+        rows = table.predicted(keep, t)
+        k = rows.shape[0]
+        _, p = imm.combine(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
+                           rows[:, _MU])
+        confirmed = table._confirmed[keep]
+        last = rows[:, _LAST].copy()
+        status = np.where(confirmed, CONFIRMED, TENTATIVE).astype(np.int8)
+        status[confirmed & (t - last > self.coast_after_s)] = COASTING
+        return TrackTable(
+            t=t, q=self.q, id=table._id[keep], x=rows[:, _X].copy(),
+            P=p, status=status, cls_probs=rows[:, _CLS].copy(),
+            first_seen=rows[:, _FIRST].copy(), last_update=last,
+            updates=table._updates[keep], sources=table._sources[keep])
+
+    def _fields(self) -> dict[str, tuple[tuple[int, ...], type[np.generic]]]:
+        """The per-track arrays a checkpoint holds (the slot tag is the table's, not the state)."""
+        return {name: kind for name, kind in self.rows.layout().items() if name != "_owner"}
+
+    def state(self) -> dict[str, NDArray[np.generic]]:
+        """The tracker's whole state as named arrays (a checkpoint; ``restore`` takes it back)."""
+        mine = self.rows.owned(self.slot)
+        arrays: dict[str, NDArray[np.generic]] = {
+            name: getattr(self.rows, name)[:self.rows.n][mine] for name in self._fields()}
+        arrays["scalars"] = np.array([self.t, self.late_scans, self._next_id, self.deleted])
+        return arrays
+
+    def restore(self, arrays: dict[str, NDArray[np.generic]]) -> None:
+        """Take back a ``state``; a KeyError or ValueError when it does not fit this tracker."""
+        n = int(arrays["_id"].shape[0])
+        for name, (shape, _) in self._fields().items():
+            if arrays[name].shape != (n, *shape):
+                raise ValueError(f"{name}: shape {arrays[name].shape}, this tracker needs "
+                                 f"{(n, *shape)}")
+        table = self.rows
+        table._delete(table.owned(self.slot))
+        rows = table._append(n)
+        for name, (_, dtype) in self._fields().items():
+            getattr(table, name)[rows] = arrays[name].astype(dtype, copy=False)
+        table._owner[rows] = self.slot
+        table._reach[:, rows] = _reach_of(table._f[rows])
+        t, late, next_id, deleted = arrays["scalars"].tolist()
+        self.t, self.late_scans, self.deleted = t, int(late), int(deleted)
+        self.reserve_ids(int(next_id))
+
+    def reserve_ids(self, next_id: int) -> None:
+        """Give new tracks ids from ``next_id`` up, never below what was given already."""
+        self._next_id = max(self._next_id, next_id)
+
+    @property
+    def next_id(self) -> int:
+        """The id the next new track gets."""
+        return self._next_id
+
+
+def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
+    """``tracker.process(scan)`` for each of ``trackers`` (of one config), the work shared.
+
+    Each tracker (a release group's) keeps its own state: its time, its ids
+    and its rows. Trackers sharing one ``TrackRows`` (``_fuse``) do the
+    bookkeeping in one pass over their rows and the arithmetic in one pass
+    over their candidates, and every row's arithmetic is the row's alone, so
+    each tracker's state is, bit for bit, what it would be if it were the
+    only one.
+    """
+    tables: dict[int, list[Tracker]] = {}
     for tracker in trackers:
-        near = tracker._begin(scan, box)
-        if near is not None:
-            taking.append(tracker)
-            nears.append(near)
+        tables.setdefault(id(tracker.rows), []).append(tracker)
+    for sharing in tables.values():
+        _fuse(sharing[0].rows, sharing, scan)
+
+
+def _fuse(table: TrackRows, trackers: list[Tracker], scan: Scan) -> None:
+    """``process_scan`` for trackers sharing ``table``.
+
+    Each tracker moves to the scan's time (``Tracker.takes``); then, over
+    the rows of those that take it, the lost tracks go and the candidates are
+    picked (``TrackRows.begin``), the candidates are predicted, gated,
+    assigned and updated (``_associate``), and the updated rows are stored,
+    hits and misses counted and new tracks started.
+    """
+    taking = [tracker for tracker in trackers if tracker.takes(scan)]
     if not taking:
         return
-    params, model_q, rate = taking[0].params, taking[0]._model_q, taking[0]._model_rate
-    m, sizes = len(scan), [near.shape[0] for near in nears]
-    owner = np.repeat(np.arange(len(taking)), sizes)
-    rows = _predict(np.concatenate([t._f[near] for t, near in zip(taking, nears, strict=True)]),
-                    scan.t, model_q)
+    box = _Box.of(scan) if len(scan) else None
+    reporter = scan.sensor in taking[0].reporters
+    begun = table.begin(scan, box, [tracker.slot for tracker in taking], reporter)
+    if begun is None:
+        return
+    cols, near = begun
+    ti, updated, free = _associate(table, _rows(cols, near), taking, scan)
+    table.store(_rows(cols, near[ti]), updated)
+    table.confirm(scan.sensor, cols, near[ti], reporter)
+    if free.any():
+        # A new track's row depends on its measurement only: built once for every tracker.
+        born = _fresh(scan, table.params.init_speed_sigma)
+        table.initiate(taking, free, scan.sensor, (born, _reach_of(born)))
+
+
+def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], scan: Scan
+               ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
+    """Predict, gate, assign and update the candidate rows ``near`` of ``taking``.
+
+    Returns which of ``near`` are updated, their updated packed rows, and which
+    measurements are free to start a track, one row of flags per tracker.
+    The assignment solves each tracker's conflicts apart: one solve over two
+    trackers could break a tie differently.
+    """
+    params, m = table.params, len(scan)
+    rank = np.zeros(len(table.trackers), dtype=np.intp)
+    rank[[tracker.slot for tracker in taking]] = np.arange(len(taking))
+    owner = rank[table._owner[near]]
+    rows = table.predicted(near, scan.t)
     k = rows.shape[0]
     # Gate with the manoeuvre model's covariance: a turn must not leave the gate
     # while the quiet model still holds most of the probability.
     wide = gate(rows[:, 0:2], rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
                 scan.R, params.gate_chi2 * INIT_EXCLUSION)
     gated = wide.within(params.gate_chi2)
-    confirmed = np.concatenate([t._confirmed[near] for t, near in zip(taking, nears, strict=True)])
+    confirmed = table._confirmed[near]
     # Confirmed tracks first: a tentative track (often clutter, at rest with a
     # wide gate) must not take a measurement a confirmed track can use.
     ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY, owner)
     updated = _updated(rows[ti], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
-                       rate)
+                       table.model_rate)
     free = np.ones((len(taking), m), dtype=bool)
     # A measurement inside any track's gate is not a new target: starting a
     # track there would only make a duplicate that steals measurements.
@@ -446,18 +605,12 @@ def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
         missed[ti] = False
         outside = missed[wide.ti]
         free[owner[wide.ti[outside]], wide.mi[outside]] = False
-    # A new track's row depends on its measurement only: built once for every tracker.
-    born = _fresh(scan, params.init_speed_sigma) if free.any() else None
-    fresh = None if born is None else (born, _reach_of(born))
-    by_row = np.argsort(ti, kind="stable")
-    ti, updated = ti[by_row], updated[by_row]
-    reach = _reach_of(updated)
-    starts = np.cumsum([0, *sizes])
-    bounds = np.searchsorted(ti, starts).tolist()
-    for g, (tracker, near) in enumerate(zip(taking, nears, strict=True)):
-        mine = slice(bounds[g], bounds[g + 1])
-        tracker._finish(scan, near[ti[mine] - starts[g]], (updated[mine], reach[:, mine]), free[g],
-                        fresh)
+    return ti, updated, free
+
+
+def _rows(cols: Cols, at: NDArray[np.intp]) -> NDArray[np.intp]:
+    """The table rows at positions ``at`` of ``cols``."""
+    return at if isinstance(cols, slice) else cols[at]
 
 
 def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
@@ -510,7 +663,7 @@ def _fresh(scan: Scan, speed_sigma: float) -> NDArray[np.float64]:
 
 
 def _reach_of(f: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The ``Tracker._reach`` columns of packed rows ``f``: what the gating bound needs."""
+    """The ``TrackRows._reach`` columns of packed rows ``f``: what the gating bound needs."""
     reach = np.empty((_REACH_ROWS, f.shape[0]))
     reach[_R_X] = f[:, _X].T
     reach[_R_PP] = f[:, _PP[0]] + f[:, _PP[1]]
