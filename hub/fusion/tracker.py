@@ -1,10 +1,11 @@
 """The multi-target tracker: IMM of CV models, gating, GNN, M-of-N, class fusion.
 
-All track state lives in parallel numpy arrays (``TrackRows``), rows [0, n)
-live and contiguous, grown by doubling and compacted on deletion; no Python
-object per track. The release groups' trackers share one such table, each
-row tagged with its tracker's slot, so a scan several groups fuse costs one
-pass of bookkeeping over all their rows, not one per group (``process_scan``).
+All track state lives in parallel numpy arrays (``TrackRows``), rows [0, n),
+grown by doubling; a deleted track's row stays, inert, until an eighth of the
+rows are such, then the table is compacted. No Python object per track.
+The release groups' trackers share one such table, each row tagged with its
+tracker's slot, so a scan several groups fuse costs one pass of bookkeeping
+over all their rows, not one per group (``process_scan``).
 The float fields are column views of one packed array, so an update
 gathers and scatters a track's row once and a prediction is one product.
 Each track is stored at the time of its last update (``_LAST``), not at the
@@ -116,21 +117,26 @@ class _Box:
 
 
 _NO_ROWS = np.zeros(0, dtype=np.intp)
+_GONE = -1
+"""The slot of a deleted track's row until the table is compacted (``TrackRows._delete``)."""
+_COMPACT_SHARE = 8
+"""The table is compacted once more than 1/8 of its rows are deleted tracks'."""
 Cols = slice | NDArray[np.intp]
-"""Some of a table's live rows: all of them (``slice(0, n)``, views) or those listed."""
+"""Some of a table's rows: all of them (``slice(0, n)``, views) or those listed."""
 
 
 class TrackRows:
     """The packed rows of the tracks of every tracker sharing them, one per release group.
 
-    Rows [0, n) are live and contiguous, each tagged with its tracker's slot
-    (``_owner``). A tracker's rows keep the order they would have in a table
-    of its own: new rows go at the end and deletion keeps the order. A scan
-    several trackers fuse thus costs one pass of bookkeeping over all their
-    rows (the bound, lost tracks, hits and misses, confirmation, deletion, new
-    tracks) rather than one per tracker, and every row's arithmetic is still
-    its own. The float fields are column views of one packed array, so an
-    update gathers and scatters a track's row once.
+    Rows [0, n) are each tagged with its tracker's slot (``_owner``), or
+    with ``_GONE`` for a deleted track waiting for compaction (``_delete``).
+    A tracker's rows keep the order they would have in a table of its own:
+    new rows go at the end and deletion keeps the order. A scan several
+    trackers fuse thus costs one pass of bookkeeping over all their rows (the
+    bound, lost tracks, hits and misses, confirmation, deletion, new tracks)
+    rather than one per tracker, and every row's arithmetic is still its own.
+    The float fields are column views of one packed array, so an update
+    gathers and scatters a track's row once.
     """
 
     def __init__(self, params: Fusion, n_sensors: int) -> None:
@@ -140,6 +146,8 @@ class TrackRows:
         self.model_q = np.array([params.quiet_noise**2, params.process_noise**2])
         self.model_rate = np.full(2, params.model_switch_rate)
         self.n = 0
+        self.gone = 0
+        """How many of the rows [0, n) are deleted tracks waiting for ``_compact``."""
         self.trackers: list[Tracker | None] = []
         """The tracker of each slot (None once it left)."""
         self._reach = np.zeros((_REACH_ROWS, 0))
@@ -207,14 +215,15 @@ class TrackRows:
         return mine
 
     def owned_by(self, slots: list[int]) -> Cols:
-        """The live rows of the trackers of ``slots``: a slice when they are every live one.
+        """The rows of the trackers of ``slots``: a slice when they are every live one.
 
         A scan seen by a few groups (a UAV's) then touches only their rows,
         and one seen by all (a radar's) works on views, with no gathering.
+        The slice takes the deleted rows too, which no step of a scan can pick.
         """
         if len(slots) == sum(tracker is not None for tracker in self.trackers):
             return slice(0, self.n)
-        takes = np.zeros(len(self.trackers), dtype=np.bool_)
+        takes = np.zeros(len(self.trackers) + 1, dtype=np.bool_)  # the last: _GONE's
         takes[slots] = True
         return np.flatnonzero(takes[self._owner[:self.n]])
 
@@ -365,6 +374,8 @@ class TrackRows:
 
     def _append(self, k: int) -> slice:
         """Make ``k`` new live rows at the end (grown by doubling); their slice."""
+        if self.gone and self.n + k > self._id.shape[0]:
+            self._compact()
         while self.n + k > self._id.shape[0]:
             self._alloc(2 * self._id.shape[0])
         rows = slice(self.n, self.n + k)
@@ -372,22 +383,43 @@ class TrackRows:
         return rows
 
     def _delete(self, dead: NDArray[np.bool_]) -> None:
-        """Remove the rows flagged in ``dead`` (over the live rows), keeping order."""
+        """Delete the tracks flagged in ``dead`` (over the rows [0, n)).
+
+        A deleted row stays in place, inert, until more than 1/``_COMPACT_SHARE``
+        of the rows are: it has no slot, no scan counts for it (no sources)
+        and no bound keeps it (its last-update time is NaN, so every
+        comparison with it fails). Then ``_compact`` removes them all in one
+        move; moving every row after the first dead one at each deletion (the
+        clutter tracks that failed, at most radar scans) cost more than all
+        the other bookkeeping of the scan.
+        """
         if not dead.any():
             return
-        counts = np.bincount(self._owner[:self.n][dead], minlength=len(self.trackers))
+        owner = self._owner[:self.n]
+        counts = np.bincount(owner[dead], minlength=len(self.trackers))
         for slot in np.flatnonzero(counts).tolist():
             tracker = self.trackers[slot]
             if tracker is not None:
                 tracker.deleted += int(counts[slot])
-        # Rows before the first dead one stay put: move only the rest (the dead
-        # are mostly failed tentative tracks, the newest rows).
+        owner[dead] = _GONE
+        self._sources[:self.n][dead] = False
+        self._misses[:self.n][dead] = 0
+        self._reach[_R_LAST, :self.n][dead] = np.nan
+        self.gone += int(counts.sum())
+        if self.gone * _COMPACT_SHARE > self.n:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Remove the deleted rows, keeping the order of the others."""
+        dead = self._owner[:self.n] == _GONE
+        # Rows before the first dead one stay put: move only the rest.
         first = int(dead.argmax())
         keep = first + np.flatnonzero(~dead[first:])
         for arr in self._rows:
             arr[first:first + keep.shape[0]] = arr[keep]
         self._reach[:, first:first + keep.shape[0]] = self._reach[:, keep]
         self.n = first + keep.shape[0]
+        self.gone = 0
 
 
 class Tracker:
@@ -454,7 +486,7 @@ class Tracker:
 
     def _lost(self, t: float) -> tuple[Cols, NDArray[np.bool_]]:
         """This tracker's rows in the table, and which of them are lost at ``t``."""
-        cols = self.rows.owned_by([self.slot])
+        cols = np.flatnonzero(self.rows.owned(self.slot))
         return cols, self.rows.lost(t, self.rows.terms(t, cols), cols)
 
     def snapshot(self, t: float | None = None) -> TrackTable:

@@ -207,16 +207,18 @@ def test_the_gating_bound_keeps_every_track_that_gates_a_scan() -> None:
         tracker.process(scan)
         t = scan.t + 0.7
         table = tracker.rows
-        rows = table.predicted(np.arange(tracker.n), t)
+        live = np.flatnonzero(table.owned(tracker.slot))
+        rows = table.predicted(live, t)
+        every = slice(0, table.n)
         r = scan.R[:1]
-        for i in range(tracker.n):
+        for i, row in enumerate(live.tolist()):
             s = rows[i, 12:44].reshape(2, 4, 4)[-1, 0:2, 0:2] + r[0]
             values, vectors = np.linalg.eigh(s)
             z = rows[i, 0:2] + vectors[:, -1] * np.sqrt(0.999 * chi2 * values[-1])
             edge = Scan(t, 0, z[None], r, scan.cls[:1], scan.conf[:1])
             assert gate(rows[i:i + 1, 0:2], s[None] - r, edge.z, r, chi2).ti.shape[0] == 1
-            every = slice(0, table.n)
-            assert table.near(_Box.of(edge), chi2, table.terms(t, every), every)[i], i
+            near = table.near(_Box.of(edge), chi2, table.terms(t, every), every)
+            assert near[row], row
             checked += 1
     assert checked > 100
 
