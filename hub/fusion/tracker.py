@@ -66,7 +66,7 @@ from numpy.typing import NDArray
 
 from hub.config import Fusion
 from hub.fusion import classify, imm, initiation
-from hub.fusion.association import assign, gate, lambda_max2
+from hub.fusion.association import Gated, assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
 from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
 
@@ -608,23 +608,26 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     The assignment solves each tracker's conflicts apart: one solve over two
     trackers could break a tie differently.
     """
-    params, m = table.params, len(scan)
+    params, m, k = table.params, len(scan), near.shape[0]
     rank = np.zeros(len(table.trackers), dtype=np.intp)
     rank[[tracker.slot for tracker in taking]] = np.arange(len(taking))
     owner = rank[table._owner[near]]
-    rows = table.predicted(near, scan.t)
-    k = rows.shape[0]
+    f = table._f[near]
+    twins = _twins(f) if len(taking) > 1 else None
+    rows = _predict(f if twins is None else f[twins.first], scan.t, table.model_q)
     # Gate with the manoeuvre model's covariance: a turn must not leave the gate
     # while the quiet model still holds most of the probability.
-    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
+    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(-1, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
                 scan.R, params.gate_chi2 * INIT_EXCLUSION)
+    if twins is not None:
+        wide = _every_twins(wide, twins)
     gated = wide.within(params.gate_chi2)
     confirmed = table._confirmed[near]
     # Confirmed tracks first: a tentative track (often clutter, at rest with a
     # wide gate) must not take a measurement a confirmed track can use.
     ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY, owner)
-    updated = _updated(rows[ti], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
-                       table.model_rate)
+    updated = _updated_once(rows, ti if twins is None else twins.of[ti], mi, scan,
+                            table.model_rate)
     free = np.ones((len(taking), m), dtype=bool)
     # A measurement inside any track's gate is not a new target: starting a
     # track there would only make a duplicate that steals measurements.
@@ -638,6 +641,60 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
         outside = missed[wide.ti]
         free[owner[wide.ti[outside]], wide.mi[outside]] = False
     return ti, updated, free
+
+
+@dataclass(frozen=True, slots=True)
+class _Distinct:
+    """The distinct values of some list: the ``first`` position of each; each one's index ``of``."""
+
+    first: NDArray[np.intp]
+    of: NDArray[np.intp]
+
+    @staticmethod
+    def of_keys(keys: NDArray[np.generic]) -> _Distinct | None:
+        """The distinct ``keys``; None when they all differ."""
+        _, first, of = np.unique(keys, return_index=True, return_inverse=True)
+        return None if first.shape[0] == keys.shape[0] else _Distinct(first, of)
+
+
+def _twins(f: NDArray[np.float64]) -> _Distinct | None:
+    """The distinct packed rows of ``f`` (a contiguous copy), equal bit for bit; None if all differ.
+
+    Release groups that saw the same scans hold the same track, to the bit,
+    in one row each (11 groups seeing the same radars: ten rows of eleven),
+    and the same arithmetic on them gives the same bits: a scan predicts,
+    gates and updates each distinct row once. Keyed by the position's bits,
+    then checked on every bit of the row (two tracks at one position are
+    treated apart).
+    """
+    bits = f.view(np.uint64)
+    twins = _Distinct.of_keys(bits[:, 0] ^ (bits[:, 1] * np.uint64(0x9E3779B97F4A7C15)))
+    if twins is None or not np.array_equal(bits[twins.first][twins.of], bits):
+        return None
+    return twins
+
+
+def _every_twins(pairs: Gated, twins: _Distinct) -> Gated:
+    """The gated ``pairs`` of the distinct rows as those of every row: each its twin's."""
+    counts = np.bincount(pairs.ti, minlength=twins.first.shape[0])
+    by_row = np.argsort(pairs.ti, kind="stable")
+    each = counts[twins.of]
+    ti = np.repeat(np.arange(each.shape[0]), each)
+    # Row i's pairs are the run of its twin's pairs in ``by_row``.
+    starts = (np.cumsum(counts) - counts)[twins.of] - (np.cumsum(each) - each)
+    at = by_row[np.repeat(starts, each) + np.arange(ti.shape[0])]
+    return Gated(ti, pairs.mi[at], pairs.d2[at], pairs.cost[at])
+
+
+def _updated_once(rows: NDArray[np.float64], ri: NDArray[np.intp], mi: NDArray[np.intp],
+                  scan: Scan, rate: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``_updated`` of the predicted ``rows[ri]`` with measurements ``mi``, each pair once."""
+    pairs = _Distinct.of_keys(ri * len(scan) + mi) if ri.shape[0] > 1 else None
+    if pairs is not None:
+        ri, mi = ri[pairs.first], mi[pairs.first]
+    updated = _updated(rows[ri], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
+                       rate)
+    return updated if pairs is None else updated[pairs.of]
 
 
 def _rows(cols: Cols, at: NDArray[np.intp]) -> NDArray[np.intp]:
