@@ -8,7 +8,15 @@ import pytest
 from hub.config import Fusion
 from hub.fusion.association import gate
 from hub.fusion.measurements import Scan
-from hub.fusion.tracker import INIT_EXCLUSION, Tracker, TrackRows, _Box, process_scan
+from hub.fusion.tracker import (
+    _WIDTH,
+    INIT_EXCLUSION,
+    Tracker,
+    TrackRows,
+    _Box,
+    _twins,
+    process_scan,
+)
 from hub.fusion.tracks import CONFIRMED, TENTATIVE
 from hub.ingest.detections import unbiased_conversion
 
@@ -240,3 +248,19 @@ def test_trackers_sharing_a_scan_end_as_each_alone_bit_for_bit() -> None:
         state, reference = together.state(), apart.state()
         for name, value in state.items():
             assert np.array_equal(value, reference[name]), name
+
+
+def test_only_rows_equal_to_the_bit_are_fused_as_one() -> None:
+    """Groups' tracks are predicted and updated once only when their rows are the same bits."""
+    f = np.random.default_rng(3).normal(size=(4, _WIDTH))
+    f[1] = f[0]
+    f[3] = f[0]
+    f[3, 2] += 1e-12  # same position, another velocity: keyed alike, not equal
+    assert _twins(f) is None
+    f[3] = f[2]
+    twins = _twins(f)
+    assert twins is not None and twins.first.shape[0] == 2
+    assert twins.of[0] == twins.of[1] != twins.of[2] == twins.of[3]
+    f[2, 20] = 0.0
+    f[3, 20] = -0.0  # equal as numbers, not as bits
+    assert _twins(f) is None
