@@ -150,6 +150,8 @@ class TrackRows:
         """How many of the rows [0, n) are deleted tracks waiting for ``_compact``."""
         self.trackers: list[Tracker | None] = []
         """The tracker of each slot (None once it left)."""
+        self.live = 0
+        """How many trackers have a slot."""
         self._reach = np.zeros((_REACH_ROWS, 0))
         """What the gating bound needs of each track, by quantity (derived from ``_f``)."""
         self._alloc(_INITIAL_CAPACITY)
@@ -202,12 +204,14 @@ class TrackRows:
     def join(self, tracker: Tracker) -> int:
         """Give ``tracker`` a slot: the tag of its rows."""
         self.trackers.append(tracker)
+        self.live += 1
         return len(self.trackers) - 1
 
     def leave(self, slot: int) -> None:
         """Drop the rows of ``slot``'s tracker and the slot (its release group is gone)."""
         self._delete(self.owned(slot))
         self.trackers[slot] = None
+        self.live -= 1
 
     def owned(self, slot: int) -> NDArray[np.bool_]:
         """Which live rows are ``slot``'s tracker's."""
@@ -221,7 +225,7 @@ class TrackRows:
         and one seen by all (a radar's) works on views, with no gathering.
         The slice takes the deleted rows too, which no step of a scan can pick.
         """
-        if len(slots) == sum(tracker is not None for tracker in self.trackers):
+        if len(slots) == self.live:
             return slice(0, self.n)
         takes = np.zeros(len(self.trackers) + 1, dtype=np.bool_)  # the last: _GONE's
         takes[slots] = True
@@ -626,8 +630,7 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     # Confirmed tracks first: a tentative track (often clutter, at rest with a
     # wide gate) must not take a measurement a confirmed track can use.
     ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY, owner)
-    updated = _updated_once(rows, ti if twins is None else twins.of[ti], mi, scan,
-                            table.model_rate)
+    updated = _updated_once(rows, ti, mi, scan, table.model_rate, twins)
     free = np.ones((len(taking), m), dtype=bool)
     # A measurement inside any track's gate is not a new target: starting a
     # track there would only make a duplicate that steals measurements.
@@ -686,10 +689,17 @@ def _every_twins(pairs: Gated, twins: _Distinct) -> Gated:
     return Gated(ti, pairs.mi[at], pairs.d2[at], pairs.cost[at])
 
 
-def _updated_once(rows: NDArray[np.float64], ri: NDArray[np.intp], mi: NDArray[np.intp],
-                  scan: Scan, rate: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``_updated`` of the predicted ``rows[ri]`` with measurements ``mi``, each pair once."""
-    pairs = _Distinct.of_keys(ri * len(scan) + mi) if ri.shape[0] > 1 else None
+def _updated_once(rows: NDArray[np.float64], ti: NDArray[np.intp], mi: NDArray[np.intp],
+                  scan: Scan, rate: NDArray[np.float64], twins: _Distinct | None
+                  ) -> NDArray[np.float64]:
+    """``_updated`` of the predicted rows of candidates ``ti`` with measurements ``mi``.
+
+    With ``twins``, ``rows`` are the candidates' distinct rows, and twins
+    given the same measurement are one update. Without, every pair differs
+    (a candidate takes one measurement at most).
+    """
+    ri = ti if twins is None else twins.of[ti]
+    pairs = None if twins is None or ri.shape[0] < 2 else _Distinct.of_keys(ri * len(scan) + mi)
     if pairs is not None:
         ri, mi = ri[pairs.first], mi[pairs.first]
     updated = _updated(rows[ri], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
