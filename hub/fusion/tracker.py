@@ -672,7 +672,7 @@ def _twins(f: NDArray[np.float64]) -> _Distinct | None:
     """
     bits = f.view(np.uint64)
     twins = _Distinct.of_keys(bits[:, 0] ^ (bits[:, 1] * np.uint64(0x9E3779B97F4A7C15)))
-    if twins is None or not np.array_equal(bits[twins.first][twins.of], bits):
+    if twins is None or not (bits[twins.first[twins.of]] == bits).all():
         return None
     return twins
 
