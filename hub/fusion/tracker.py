@@ -352,7 +352,7 @@ class TrackRows:
                  fresh: Rows) -> None:
         """Start a tentative track of ``trackers[g]`` at each measurement ``free[g]`` flags.
 
-        ``fresh``: a new track's rows, one per measurement. Each tracker's new
+        ``fresh``: a new track's rows, one per column of ``free``. Each tracker's new
         rows come in measurement order and take its next ids.
         """
         g, mi = np.nonzero(free)
@@ -598,9 +598,11 @@ def _fuse(table: TrackRows, trackers: list[Tracker], scan: Scan) -> None:
     table.store(_rows(cols, near[ti]), updated)
     table.confirm(scan.sensor, cols, near[ti], reporter)
     if free.any():
-        # A new track's row depends on its measurement only: built once for every tracker.
-        born = _fresh(scan, table.params.init_speed_sigma)
-        table.initiate(taking, free, scan.sensor, (born, _reach_of(born)))
+        # A new track's row depends on its measurement only: built once for every
+        # tracker, and only for the measurements some tracker starts a track at.
+        wanted = np.flatnonzero(free.any(axis=0))
+        born = _fresh(scan.take(wanted), table.params.init_speed_sigma)
+        table.initiate(taking, free[:, wanted], scan.sensor, (born, _reach_of(born)))
 
 
 def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], scan: Scan
