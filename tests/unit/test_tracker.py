@@ -264,3 +264,13 @@ def test_only_rows_equal_to_the_bit_are_fused_as_one() -> None:
     f[2, 20] = 0.0
     f[3, 20] = -0.0  # equal as numbers, not as bits
     assert _twins(f) is None
+
+
+def test_trackers_of_another_fusion_config_cannot_share_rows() -> None:
+    """One table's rows are predicted with one config's noise: a tracker of another is refused."""
+    rows = TrackRows(Fusion(), n_sensors=2)
+    Tracker(Fusion(), n_sensors=2, rows=rows)
+    with pytest.raises(ValueError, match="shares rows only"):
+        Tracker(Fusion(process_noise=1.0), n_sensors=2, rows=rows)
+    with pytest.raises(ValueError, match="shares rows only"):
+        Tracker(Fusion(), n_sensors=3, rows=rows)
