@@ -152,6 +152,8 @@ class TrackRows:
         """The tracker of each slot (None once it left)."""
         self.live = 0
         """How many trackers have a slot."""
+        self._listed: dict[tuple[int, ...], tuple[NDArray[np.intp], int]] = {}
+        """``owned_by``'s lists, by slots, each with the rows [0, n) it covers."""
         self._reach = np.zeros((_REACH_ROWS, 0))
         """What the gating bound needs of each track, by quantity (derived from ``_f``)."""
         self._alloc(_INITIAL_CAPACITY)
@@ -223,13 +225,20 @@ class TrackRows:
 
         A scan seen by a few groups (a UAV's) then touches only their rows,
         and one seen by all (a radar's) works on views, with no gathering.
-        The slice takes the deleted rows too, which no step of a scan can pick.
+        Either may take deleted rows too, which no step of a scan can pick.
         """
         if len(slots) == self.live:
             return slice(0, self.n)
-        takes = np.zeros(len(self.trackers) + 1, dtype=np.bool_)  # the last: _GONE's
-        takes[slots] = True
-        return np.flatnonzero(takes[self._owner[:self.n]])
+        # Kept until the next compaction: rows are only added at the end, and
+        # a row deleted since stays listed, as inert as in the slice.
+        listed, upto = self._listed.get(tuple(slots), (_NO_ROWS, 0))
+        if upto < self.n:
+            takes = np.zeros(len(self.trackers) + 1, dtype=np.bool_)  # the last: _GONE's
+            takes[slots] = True
+            new = upto + np.flatnonzero(takes[self._owner[upto:self.n]])
+            listed = np.concatenate((listed, new))
+            self._listed[tuple(slots)] = (listed, self.n)
+        return listed
 
     def predicted(self, rows: NDArray[np.intp], t: float) -> NDArray[np.float64]:
         """A copy of the packed ``rows``, each predicted from its last update to ``t``."""
@@ -424,6 +433,7 @@ class TrackRows:
         self._reach[:, first:first + keep.shape[0]] = self._reach[:, keep]
         self.n = first + keep.shape[0]
         self.gone = 0
+        self._listed.clear()
 
 
 class Tracker:
