@@ -119,6 +119,8 @@ class _Box:
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 _GONE = -1
 """The slot of a deleted track's row until the table is compacted (``TrackRows._delete``)."""
+_TWINS_FROM = 32
+"""Fewer candidates cost a scan their numpy calls, not their rows: no looking for twins."""
 _COMPACT_SHARE = 8
 """The table is compacted once more than 1/8 of its rows are deleted tracks'."""
 Cols = slice | NDArray[np.intp]
@@ -629,7 +631,7 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     rank[[tracker.slot for tracker in taking]] = np.arange(len(taking))
     owner = rank[table._owner[near]]
     f = table._f[near]
-    twins = _twins(f) if len(taking) > 1 else None
+    twins = _twins(f) if len(taking) > 1 and k >= _TWINS_FROM else None
     rows = _predict(f if twins is None else f[twins.first], scan.t, table.model_q)
     # Gate with the manoeuvre model's covariance: a turn must not leave the gate
     # while the quiet model still holds most of the probability.
