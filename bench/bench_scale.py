@@ -10,7 +10,7 @@ over the median CPU time: the machine is shared).
 The identity check replays the first ``--check-seconds`` through the full
 config, then, for each partner's group, through a pipeline that has only that
 group and is fed only that group's sensors, and compares the group's tracks
-(ids, states, covariances, status) exactly. Usage:
+(ids, states, covariances, status) and its whole stored state exactly. Usage:
 
     .venv/bin/python bench/bench_scale.py [--repeat 3] [--check-seconds 10]
 """
@@ -80,6 +80,9 @@ def identity(config: HubConfig, records: list[Record]) -> dict[str, Any]:
         a, b = fused.tracker.snapshot(), alone.group_of(partner.id).tracker.snapshot()
         same = (np.array_equal(a.id, b.id) and np.array_equal(a.x, b.x)
                 and np.array_equal(a.P, b.P) and np.array_equal(a.status, b.status))
+        # The whole stored state too: histories, misses, sources, every float.
+        state, state_alone = fused.tracker.state(), alone.group_of(partner.id).tracker.state()
+        same = same and all(np.array_equal(v, state_alone[k]) for k, v in state.items())
         out[partner.id] = {"tracks": len(a), "identical": same}
     return out
 

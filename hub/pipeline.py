@@ -20,7 +20,7 @@ from hub.config import HubConfig
 from hub.errors import PayloadError, RefusalCode
 from hub.fusion.measurements import Scan
 from hub.fusion.platforms import PlatformTable
-from hub.fusion.tracker import Tracker, process_scan
+from hub.fusion.tracker import Tracker, TrackRows, process_scan
 from hub.geo import EnuFrame
 from hub.ingest.budget import SensorBudgets
 from hub.ingest.deadletters import DeadLetters
@@ -51,10 +51,11 @@ class InputLog(Protocol):
 class GroupFusion:
     """The tracker and friend platforms of one release group."""
 
-    def __init__(self, group: ReleaseGroup, config: HubConfig, frame: EnuFrame) -> None:
+    def __init__(self, group: ReleaseGroup, config: HubConfig, frame: EnuFrame,
+                 rows: TrackRows) -> None:
         self.group = group
         self.tracker = Tracker(config.fusion, len(config.sensors), reporters=frozenset(
-            i for i, sensor in enumerate(config.sensors) if sensor.kind == "team"))
+            i for i, sensor in enumerate(config.sensors) if sensor.kind == "team"), rows=rows)
         self.platforms = PlatformTable(config, frame)
         self.fused = 0
 
@@ -74,7 +75,9 @@ class Pipeline:
         self.router = Router(config, self.frame)
         self.reorder: ReorderBuffer[InboundItem] = ReorderBuffer(config.fusion.reorder_window_s)
         self.policy = ReleasePolicy(config, self.frame)
-        self.groups = [GroupFusion(g, config, self.frame)
+        self.rows = TrackRows(config.fusion, len(config.sensors))
+        """Every group's tracks, in one table (each group's rows its own)."""
+        self.groups = [GroupFusion(g, config, self.frame, self.rows)
                        for g in release_groups(config, self.policy)]
         self.counters: Counter[str] = Counter()
         self.budgets = SensorBudgets(config, self.counters)
@@ -102,9 +105,12 @@ class Pipeline:
         kept = {fusion.group.sensors: fusion for fusion in self.groups}
         groups = []
         for group in release_groups(config, policy):
-            fusion = kept.get(group.sensors) or GroupFusion(group, config, self.frame)
+            fusion = kept.pop(group.sensors, None) or GroupFusion(group, config, self.frame,
+                                                                  self.rows)
             fusion.group = group
             groups.append(fusion)
+        for dropped in kept.values():
+            dropped.tracker.close()
         changed = changed_partners(self.policy, policy)
         self.config, self.policy, self.groups = config, policy, groups
         return changed

@@ -30,3 +30,8 @@ class Scan:
 
     def __len__(self) -> int:
         return int(self.z.shape[0])
+
+    def take(self, rows: NDArray[np.intp]) -> Scan:
+        """The scan of measurements ``rows`` of this one, in that order."""
+        return Scan(self.t, self.sensor, self.z[rows], self.R[rows], self.cls[rows],
+                    self.conf[rows])

@@ -200,3 +200,28 @@ def test_every_group_fused_with_the_others_is_the_group_processed_alone() -> Non
         pa, pb = fused.tables(full.fusion_time), alone.group_of(partner.id).tables(full.fusion_time)
         for ta, tb in zip(pa.tables, pb.tables, strict=True):
             assert np.array_equal(ta.x, tb.x) and np.array_equal(ta.P, tb.P), partner.id
+
+
+def test_a_group_dropped_by_new_rules_leaves_the_shared_rows_and_the_others_as_they_were() -> None:
+    """Every group's tracks live in one table: a dropped group's rows go, nothing else moves."""
+    config = two_partner_config()
+    # A third sensor for the mission picture alone, so that a's sources are a group of their own.
+    config = msgspec.structs.replace(config, sensors=[*config.sensors, msgspec.structs.replace(
+        config.sensors[1], id="own", release_to=[])])
+    pipeline = run(config, scenario(EnuFrame(*ORIGIN)))
+    assert len(pipeline.groups) == 3
+    before = {f.group.sensors: f.tracker.state() for f in pipeline.groups}
+    dropped = pipeline.group_of("a")
+    assert (dropped.tracker.snapshot().status > 0).sum() == 2
+    # 'secret' withdrawn from a: a's group is now b's, and its tracker goes.
+    pipeline.reload_rules(msgspec.structs.replace(config, sensors=[
+        msgspec.structs.replace(s, release_to=[]) if s.id == "secret" else s
+        for s in config.sensors]))
+    assert dropped not in pipeline.groups and len(pipeline.groups) == 2
+    table = pipeline.rows
+    owners = table._owner[:table.n]
+    assert not (owners == dropped.tracker.slot).any()
+    assert sum(f.tracker.n for f in pipeline.groups) == table.n - table.gone
+    for fusion in pipeline.groups:
+        for name, value in fusion.tracker.state().items():
+            assert np.array_equal(value, before[fusion.group.sensors][name]), name

@@ -8,7 +8,15 @@ import pytest
 from hub.config import Fusion
 from hub.fusion.association import gate
 from hub.fusion.measurements import Scan
-from hub.fusion.tracker import INIT_EXCLUSION, Tracker, _Box, process_scan
+from hub.fusion.tracker import (
+    _WIDTH,
+    INIT_EXCLUSION,
+    Tracker,
+    TrackRows,
+    _Box,
+    _twins,
+    process_scan,
+)
 from hub.fusion.tracks import CONFIRMED, TENTATIVE
 from hub.ingest.detections import unbiased_conversion
 
@@ -194,7 +202,7 @@ def test_accuracy_on_synthetic_two_sensor_scene(seed: int) -> None:
 
 
 def test_the_gating_bound_keeps_every_track_that_gates_a_scan() -> None:
-    """Only the tracks ``_near`` a scan are predicted and gated: it must miss none.
+    """Only the tracks ``near`` a scan are predicted and gated: it must miss none.
 
     Each track gets a one-measurement scan just inside its gate along the
     axis where its gate is widest, the hardest case for the bound.
@@ -206,23 +214,28 @@ def test_the_gating_bound_keeps_every_track_that_gates_a_scan() -> None:
     for scan in scene.scans[::5]:
         tracker.process(scan)
         t = scan.t + 0.7
-        rows = tracker._predicted(np.arange(tracker.n), t)
+        table = tracker.rows
+        live = np.flatnonzero(table.owned(tracker.slot))
+        rows = table.predicted(live, t)
+        every = slice(0, table.n)
         r = scan.R[:1]
-        for i in range(tracker.n):
+        for i, row in enumerate(live.tolist()):
             s = rows[i, 12:44].reshape(2, 4, 4)[-1, 0:2, 0:2] + r[0]
             values, vectors = np.linalg.eigh(s)
             z = rows[i, 0:2] + vectors[:, -1] * np.sqrt(0.999 * chi2 * values[-1])
             edge = Scan(t, 0, z[None], r, scan.cls[:1], scan.conf[:1])
             assert gate(rows[i:i + 1, 0:2], s[None] - r, edge.z, r, chi2).ti.shape[0] == 1
-            assert i in tracker._near(_Box.of(edge), chi2, tracker._terms(t)), i
+            near = table.near(_Box.of(edge), chi2, table.terms(t, every), every)
+            assert near[row], row
             checked += 1
     assert checked > 100
 
 
 def test_trackers_sharing_a_scan_end_as_each_alone_bit_for_bit() -> None:
-    """process_scan over several trackers is each tracker's process, to the last bit."""
+    """process_scan over trackers sharing rows is each tracker's process, to the last bit."""
     scene = _scene(4, n_targets=30)
-    shared = [Tracker(Fusion(), n_sensors=2), Tracker(Fusion(), n_sensors=2)]
+    rows = TrackRows(Fusion(), n_sensors=2)
+    shared = [Tracker(Fusion(), n_sensors=2, rows=rows), Tracker(Fusion(), n_sensors=2, rows=rows)]
     alone = [Tracker(Fusion(), n_sensors=2), Tracker(Fusion(), n_sensors=2)]
     for scan in scene.scans:
         # The first tracker sees both sensors, the second only the radar (sensor 0).
@@ -235,3 +248,29 @@ def test_trackers_sharing_a_scan_end_as_each_alone_bit_for_bit() -> None:
         state, reference = together.state(), apart.state()
         for name, value in state.items():
             assert np.array_equal(value, reference[name]), name
+
+
+def test_only_rows_equal_to_the_bit_are_fused_as_one() -> None:
+    """Groups' tracks are predicted and updated once only when their rows are the same bits."""
+    f = np.random.default_rng(3).normal(size=(4, _WIDTH))
+    f[1] = f[0]
+    f[3] = f[0]
+    f[3, 2] += 1e-12  # same position, another velocity: keyed alike, not equal
+    assert _twins(f) is None
+    f[3] = f[2]
+    twins = _twins(f)
+    assert twins is not None and twins.first.shape[0] == 2
+    assert twins.of[0] == twins.of[1] != twins.of[2] == twins.of[3]
+    f[2, 20] = 0.0
+    f[3, 20] = -0.0  # equal as numbers, not as bits
+    assert _twins(f) is None
+
+
+def test_trackers_of_another_fusion_config_cannot_share_rows() -> None:
+    """One table's rows are predicted with one config's noise: a tracker of another is refused."""
+    rows = TrackRows(Fusion(), n_sensors=2)
+    Tracker(Fusion(), n_sensors=2, rows=rows)
+    with pytest.raises(ValueError, match="shares rows only"):
+        Tracker(Fusion(process_noise=1.0), n_sensors=2, rows=rows)
+    with pytest.raises(ValueError, match="shares rows only"):
+        Tracker(Fusion(), n_sensors=3, rows=rows)

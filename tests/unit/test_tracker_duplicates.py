@@ -41,8 +41,9 @@ def _north_at_d2(tracker: Tracker, t: float, d2: float) -> list[float]:
     tracker.advance(T0 + t)
     # The gate's covariance: the manoeuvre model's (the last) predicted from the
     # track's last update (where the tracker stores it) to t, plus R.
-    _, pm = imm.predict(tracker._xm[:1].copy(), tracker._pm[:1].copy(),
-                        T0 + t - tracker._last[0], tracker._model_q)
+    rows = tracker.rows
+    _, pm = imm.predict(rows._xm[:1].copy(), rows._pm[:1].copy(), T0 + t - rows._last[0],
+                        rows.model_q)
     s_inv = np.linalg.inv(pm[0, -1, 0:2, 0:2] + np.eye(2) * VAR)
     x = tracker.snapshot().x[0]
     return [float(x[0]), float(x[1] + np.sqrt(d2 / s_inv[1, 1]))]
