@@ -1,4 +1,4 @@
-"""The multi-target tracker: IMM of CV models, gating, GNN, M-of-N, class fusion.
+"""The multi-target tracker: IMM (stationary, quiet, manoeuvre), gating, GNN, M-of-N, class fusion.
 
 All track state lives in parallel numpy arrays, rows [0, n) live and
 contiguous, grown by doubling and compacted on deletion; no Python object per
@@ -45,7 +45,9 @@ Deletion. A track dies when it has had no update for ``delete_after_s``, when
 its position sigma (square root of the largest eigenvalue of its position
 covariance) exceeds ``max_position_sigma``, or, while tentative, after
 ``tentative_max_misses`` consecutive misses (hub.fusion.initiation says what
-counts as a miss). ``deleted`` counts the dead; ids are never reused.
+counts as a miss), or, once confirmed, after ``radar_miss_limit`` radar scans
+in a row that missed it (``_missed_by_radars``). ``deleted`` counts the dead;
+ids are never reused.
 A *reporter* (a team's spot reports: a person marks one thing at a time)
 gives no misses: its report about one object is no evidence against
 another it reported before, so its scans count only for the tracks they hit.
@@ -74,8 +76,11 @@ COAST_AFTER_S = 3.0
 _INITIAL_CAPACITY = 64
 # Columns of the packed float rows: mixture state, model states and
 # covariances, model probabilities, class probabilities, first and last time.
-_X, _XM, _PM, _MU = slice(0, 4), slice(4, 12), slice(12, 44), slice(44, 46)
-_CLS = slice(46, 46 + classify.N_CLASSES)
+_J = imm.N_MODELS
+_X, _XM = slice(0, 4), slice(4, 4 + 4 * _J)
+_PM = slice(_XM.stop, _XM.stop + 16 * _J)
+_MU = slice(_PM.stop, _PM.stop + _J)
+_CLS = slice(_MU.stop, _MU.stop + classify.N_CLASSES)
 _FIRST, _LAST = _CLS.stop, _CLS.stop + 1
 _WIDTH = _LAST + 1
 INIT_EXCLUSION = 2.0
@@ -86,7 +91,7 @@ _BOUND_SLACK = 1.0 + 1e-9
 """Widens the gating bound past the rounding of the trace's closed form (it must never cut)."""
 # The widest model's position covariance entries in the packed row, for
 # the closed-form trace of its prediction: P00 + P11, P02 + P13, P22 + P33.
-_W = _PM.start + 16
+_W = _PM.start + 16 * imm.MANOEUVRE
 _PP, _PV, _VV = (_W + 0, _W + 5), (_W + 2, _W + 7), (_W + 10, _W + 15)
 # Rows of ``Tracker._reach`` (one contiguous array per quantity, not strided
 # columns of the packed rows): the mixture state, those traces (Ppv's twice),
@@ -119,16 +124,20 @@ class Tracker:
     """Track many targets from position scans of ``n_sensors`` sensors."""
 
     def __init__(self, params: Fusion, n_sensors: int, coast_after_s: float = COAST_AFTER_S,
-                 reporters: frozenset[int] = frozenset()) -> None:
+                 reporters: frozenset[int] = frozenset(),
+                 radars: frozenset[int] = frozenset()) -> None:
         self.params = params
         self.n_sensors = n_sensors
         self.reporters = reporters
         """Sensors whose scans are reports of what they point at, not sweeps of an area."""
+        self.radars = radars
+        """Sensors that sweep all their coverage every scan: their misses count for deletion."""
         self.coast_after_s = coast_after_s
         self.q = params.process_noise**2
-        # IMM models: quiet (going straight), manoeuvre (the last, used for gating).
-        self._model_q = np.array([params.quiet_noise**2, self.q])
-        self._model_rate = np.full(2, params.model_switch_rate)
+        # IMM models (hub.fusion.imm): stationary, quiet (going straight),
+        # manoeuvre (the last, used for gating).
+        self._model_q = np.array([0.0, params.quiet_noise**2, self.q])
+        self._switching = imm.Switching(params.stop_rate, params.model_switch_rate)
         self.t = -math.inf
         self.n = 0
         self.late_scans = 0
@@ -150,6 +159,7 @@ class Tracker:
     _sources: NDArray[np.bool_]
     _hist: NDArray[np.uint32]
     _misses: NDArray[np.int32]
+    _radar_misses: NDArray[np.int32]
     _xm: NDArray[np.float64]
     _pm: NDArray[np.float64]
     _mu: NDArray[np.float64]
@@ -160,7 +170,7 @@ class Tracker:
             "_id": ((), np.int64), "_f": ((_WIDTH,), np.float64),
             "_confirmed": ((), np.bool_), "_updates": ((), np.int64),
             "_sources": ((self.n_sensors,), np.bool_), "_hist": ((), np.uint32),
-            "_misses": ((), np.int32),
+            "_misses": ((), np.int32), "_radar_misses": ((), np.int32),
         }
 
     def _alloc(self, cap: int) -> None:
@@ -182,7 +192,7 @@ class Tracker:
         self._reach = reach
         f = self._f
         self._x, self._mu, self._cls = f[:, _X], f[:, _MU], f[:, _CLS]
-        self._xm, self._pm = f[:, _XM].reshape(cap, 2, 4), f[:, _PM].reshape(cap, 2, 4, 4)
+        self._xm, self._pm = f[:, _XM].reshape(cap, _J, 4), f[:, _PM].reshape(cap, _J, 4, 4)
         self._first, self._last = f[:, _FIRST], f[:, _LAST]
 
     def process(self, scan: Scan) -> None:
@@ -240,7 +250,7 @@ class Tracker:
         keep = np.flatnonzero(~self._lost(t, self._terms(t)))
         rows = self._predicted(keep, t)
         k = rows.shape[0]
-        _, p = imm.combine(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
+        _, p = imm.combine(rows[:, _XM].reshape(k, _J, 4), rows[:, _PM].reshape(k, _J, 4, 4),
                            rows[:, _MU])
         confirmed = self._confirmed[keep]
         last = rows[:, _LAST].copy()
@@ -335,7 +345,7 @@ class Tracker:
             return stale
         suspects = np.flatnonzero(wide)
         k = suspects.shape[0]
-        p_pos = self._predicted(suspects, t)[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2]
+        p_pos = self._predicted(suspects, t)[:, _PM].reshape(k, _J, 4, 4)[:, -1, 0:2, 0:2]
         stale[suspects[lambda_max2(p_pos) > limit2]] = True
         return stale
 
@@ -357,9 +367,33 @@ class Tracker:
             # settled after every change): skip the bookkeeping.
             return
         initiation.record(self._hist[:n], self._misses[:n], counted, ti, self.params.confirm_n)
+        gone = self._missed_by_radars(sensor, counted, ti)
         self._confirmed[:n] |= initiation.reaches_m(self._hist[:n], self.params.confirm_m)
         failed = ~self._confirmed[:n] & (self._misses[:n] >= self.params.tentative_max_misses)
-        self._delete(failed)
+        self._delete(failed | gone)
+
+    def _missed_by_radars(self, sensor: int, counted: NDArray[np.bool_], ti: NDArray[np.intp]
+                          ) -> NDArray[np.bool_]:
+        """Count the radar scans in a row that missed each track; return the confirmed ones gone.
+
+        A hit by any sensor restarts the count; a scan of a radar (``radars``)
+        adds one for each track it counts (``counted``: it saw the track before)
+        and did not hit. A radar sweeps all its coverage every scan, so
+        ``radar_miss_limit`` of them in a row (P(miss) = 1 - Pd each) mean the
+        target is gone (it died, parked under a GMTI radar, left the coverage)
+        long before ``delete_after_s``. A camera's misses do not count: its
+        footprint moves on and leaves targets it saw behind.
+        """
+        n = self.n
+        misses = self._radar_misses[:n]
+        limit = self.params.radar_miss_limit
+        if sensor in self.radars and limit > 0:
+            misses += counted
+            misses[ti] = 0
+            gone: NDArray[np.bool_] = self._confirmed[:n] & (misses >= limit)
+            return gone
+        misses[ti] = 0
+        return np.zeros(n, dtype=np.bool_)
 
     def _initiate(self, scan: Scan, mi: NDArray[np.intp], fresh: Rows) -> None:
         """Start one tentative track at each measurement ``mi``, from its ``fresh`` rows."""
@@ -378,6 +412,7 @@ class Tracker:
         self._sources[rows, scan.sensor] = True
         self._hist[rows] = 1
         self._misses[rows] = 0
+        self._radar_misses[rows] = 0
         self._confirmed[rows] = self.params.confirm_m <= 1
         self.n += k
 
@@ -417,7 +452,7 @@ def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
             nears.append(near)
     if not taking:
         return
-    params, model_q, rate = taking[0].params, taking[0]._model_q, taking[0]._model_rate
+    params, model_q, switching = taking[0].params, taking[0]._model_q, taking[0]._switching
     m, sizes = len(scan), [near.shape[0] for near in nears]
     owner = np.repeat(np.arange(len(taking)), sizes)
     rows = _predict(np.concatenate([t._f[near] for t, near in zip(taking, nears, strict=True)]),
@@ -425,7 +460,7 @@ def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
     k = rows.shape[0]
     # Gate with the manoeuvre model's covariance: a turn must not leave the gate
     # while the quiet model still holds most of the probability.
-    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
+    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(k, _J, 4, 4)[:, -1, 0:2, 0:2], scan.z,
                 scan.R, params.gate_chi2 * INIT_EXCLUSION)
     gated = wide.within(params.gate_chi2)
     confirmed = np.concatenate([t._confirmed[near] for t, near in zip(taking, nears, strict=True)])
@@ -433,7 +468,7 @@ def process_scan(trackers: Sequence[Tracker], scan: Scan) -> None:
     # wide gate) must not take a measurement a confirmed track can use.
     ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY, owner)
     updated = _updated(rows[ti], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
-                       rate)
+                       switching)
     free = np.ones((len(taking), m), dtype=bool)
     # A measurement inside any track's gate is not a new target: starting a
     # track there would only make a duplicate that steals measurements.
@@ -467,23 +502,27 @@ def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
     dt = t - f[:, _LAST]
     # x moves with the models' common F (it needs no re-weighting).
     f[:, 0:2] += dt[:, None] * f[:, 2:4]
-    imm.predict(f[:, _XM].reshape(k, 2, 4), f[:, _PM].reshape(k, 2, 4, 4), dt, model_q)
+    # The stationary model (at rest, no process noise) is a fixed point of the
+    # prediction: only the moving models are predicted.
+    moving = slice(imm.STATIONARY + 1, None)
+    imm.predict(f[:, _XM].reshape(k, _J, 4)[:, moving], f[:, _PM].reshape(k, _J, 4, 4)[:, moving],
+                dt, model_q[moving])
     return f
 
 
 def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.float64],
              cls: NDArray[np.int16], conf: NDArray[np.float64], t: float,
-             rate: NDArray[np.float64]) -> NDArray[np.float64]:
+             switching: imm.Switching) -> NDArray[np.float64]:
     """Return packed ``rows`` (predicted to ``t``) updated with measurements z, R, cls, conf."""
     k = rows.shape[0]
     if k == 0:
         return rows
     # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
-    xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
-                                rows[:, _MU], t - rows[:, _LAST], rate, z, r)
-    rows[:, _X] = mu[:, 0, None] * xm[:, 0] + mu[:, 1, None] * xm[:, 1]
-    rows[:, _XM] = xm.reshape(k, 8)
-    rows[:, _PM] = pm.reshape(k, 32)
+    xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, _J, 4), rows[:, _PM].reshape(k, _J, 4, 4),
+                                rows[:, _MU], switching.over(t - rows[:, _LAST]), z, r)
+    rows[:, _X] = np.einsum("kj,kjd->kd", mu, xm)
+    rows[:, _XM] = xm.reshape(k, 4 * _J)
+    rows[:, _PM] = pm.reshape(k, 16 * _J)
     rows[:, _MU] = mu
     rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
     rows[:, _LAST] = t
@@ -493,17 +532,20 @@ def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.fl
 def _fresh(scan: Scan, speed_sigma: float) -> NDArray[np.float64]:
     """A new tentative track's packed row per measurement of ``scan``: there, at rest.
 
-    Both models start alike, with the measurement's covariance and velocity
-    sigma ``speed_sigma``; the class is the report fused into a uniform prior.
+    The moving models start alike, with the measurement's covariance and
+    velocity sigma ``speed_sigma``, the stationary one with the same position
+    and no velocity; model probabilities ``imm.NEW_TRACK_MU``; the class is
+    the report fused into a uniform prior.
     """
     m = len(scan)
     f = np.zeros((m, _WIDTH))
     f[:, 0:2] = scan.z
-    f[:, _XM].reshape(m, 2, 4)[:] = f[:, None, _X]
-    pm = f[:, _PM].reshape(m, 2, 4, 4)
+    f[:, _XM].reshape(m, _J, 4)[:] = f[:, None, _X]
+    pm = f[:, _PM].reshape(m, _J, 4, 4)
     pm[:, :, 0:2, 0:2] = scan.R[:, None]
     pm[:, :, 2, 2] = pm[:, :, 3, 3] = speed_sigma**2
-    f[:, _MU] = 1.0 / (_MU.stop - _MU.start)
+    pm[:, imm.STATIONARY, 2, 2] = pm[:, imm.STATIONARY, 3, 3] = 0.0
+    f[:, _MU] = imm.NEW_TRACK_MU
     f[:, _CLS] = classify.fuse(classify.uniform(m), scan.cls, scan.conf)
     f[:, _FIRST] = f[:, _LAST] = scan.t
     return f
