@@ -293,8 +293,11 @@ class Fusion(Base, frozen=True, kw_only=True):
     quiet_noise: Annotated[Positive, doc(
         "Acceleration noise of the quiet model, m/s² (walking, driving straight).")] = 0.05
     model_switch_rate: Annotated[Positive, doc(
-        "Rate at which a track switches between the quiet and manoeuvre models, per "
-        "second.")] = 0.003
+        "Rate at which a track switches between the quiet and manoeuvre models and from "
+        "the stationary model to the quiet one, per second.")] = 0.003
+    stop_rate: Annotated[Positive, doc(
+        "Rate at which a moving track switches to the stationary model (a vehicle parks, "
+        "a person stands), per second.")] = 0.0001
     init_speed_sigma: Annotated[Positive, doc(
         "One-sigma speed of a new track before its velocity is observed, m/s.")] = 8.0
     gate_chi2: Annotated[Positive, doc(
@@ -307,6 +310,9 @@ class Fusion(Base, frozen=True, kw_only=True):
         "Consecutive misses after which a tentative track is deleted.")] = 3
     delete_after_s: Annotated[Positive, doc(
         "A track with no update for this long is deleted, seconds.")] = 8.0
+    radar_miss_limit: Annotated[int, Meta(ge=0), doc(
+        "A confirmed track that radars which saw it miss this many scans in a row is "
+        "deleted (its target is gone); 0: only `delete_after_s` applies.")] = 6
     max_position_sigma: Annotated[Positive, doc(
         "A track whose position sigma grows past this is deleted, metres.")] = 300.0
     friend_timeout_s: Annotated[Positive, doc(

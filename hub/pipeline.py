@@ -54,8 +54,11 @@ class GroupFusion:
     def __init__(self, group: ReleaseGroup, config: HubConfig, frame: EnuFrame,
                  rows: TrackRows) -> None:
         self.group = group
-        self.tracker = Tracker(config.fusion, len(config.sensors), reporters=frozenset(
-            i for i, sensor in enumerate(config.sensors) if sensor.kind == "team"), rows=rows)
+        kinds = [sensor.kind for sensor in config.sensors]
+        self.tracker = Tracker(
+            config.fusion, len(kinds),
+            reporters=frozenset(i for i, kind in enumerate(kinds) if kind == "team"),
+            radars=frozenset(i for i, kind in enumerate(kinds) if kind == "radar"), rows=rows)
         self.platforms = PlatformTable(config, frame)
         self.fused = 0
 

@@ -1,10 +1,20 @@
-"""Interacting multiple model (IMM) filter of constant-velocity models, vectorised over tracks.
+"""Interacting multiple model (IMM) filter of three motion models, vectorised over tracks.
 
-Both models are the CV model of hub.fusion.models, each with its own
-acceleration spectral density ``q[j]``: a quiet one for targets going straight and a loud
-one for turns and speed changes. Each track carries one state per model
-``xm`` (K, J, 4), ``pm`` (K, J, 4, 4) and the model probabilities ``mu``
-(K, J); its estimate is the moment-matched mixture (``combine``).
+Three models share the state ``[e, n, ve, vn]`` and the CV transition of
+hub.fusion.models, each with its own acceleration spectral density
+``q[j]``: a *stationary* one (``STATIONARY``: velocity held at zero, no process
+noise, for parked vehicles and people standing), a *quiet* one for targets
+going straight, and a loud *manoeuvre* one (the last) for turns and speed
+changes. Each track carries one state per model ``xm`` (K, J, 4),
+``pm`` (K, J, 4, 4) and the model probabilities ``mu`` (K, J); its estimate is
+the moment-matched mixture (``combine``).
+
+The stationary model is the CV model with zero velocity, zero velocity
+covariance and q = 0, so the common prediction leaves it where it is; only
+mixing must put it back there: its mixed state keeps the mixed position and
+drops the velocity (``mix``). A parked target's position is then the running
+average of its measurements (its error falls as 1/√n), where a CV model keeps
+wandering with the velocity it believes in.
 
 Cycle. Every scan predicts every model of every track (``predict``); only
 the tracks the scan updates are mixed (``mix``, with the Markov switching
@@ -12,11 +22,11 @@ probabilities over the time since their last update) and updated
 (``update``: each model's Kalman update, then the model probabilities from
 the models' measurement likelihoods). Mixing once per update rather than
 once per scan of any sensor keeps the per-scan cost near that of a single
-filter; because both models share F, mixing predicted states gives the same
+filter; because the models share F, mixing predicted states gives the same
 means as predicting mixed ones, and the covariances differ only in which
 model's Q the switched share was predicted with. The switching matrix comes
-from a continuous-time Markov chain with exit rate ``rate[j]`` per second,
-so it is right for any interval between updates.
+from a continuous-time Markov chain (``Switching``: stationary ⇄ quiet ⇄
+manoeuvre), so it is right for any interval between updates.
 """
 
 from __future__ import annotations
@@ -27,18 +37,45 @@ from numpy.typing import NDArray
 Array = NDArray[np.float64]
 
 
-def switching(tau: Array, rate: Array) -> Array:
-    """Return the (K, J, J) model transition matrices over intervals ``tau`` (K,) s.
+STATIONARY, QUIET, MANOEUVRE = 0, 1, 2
+"""Model indices; the manoeuvre model is the widest and is used for gating."""
+N_MODELS = 3
+NEW_TRACK_MU = (0.01, 0.9, 0.09)
+_TINY = np.finfo(np.float64).tiny
+"""A new track's model probabilities: most targets go straight, few stand or turn."""
 
-    Model ``j`` is left with probability 1 - exp(-rate[j] tau), to the other
-    models in equal shares.
+
+class Switching:
+    """The models' Markov chain in continuous time: stationary ⇄ quiet ⇄ manoeuvre.
+
+    A moving target stops at ``stop_rate`` per second (quiet to stationary);
+    every other change (starting, starting or ending a manoeuvre) happens at
+    ``switch_rate``. A stationary target never turns without first moving,
+    so the chain has no stationary ⇄ manoeuvre edge. The transition matrix
+    over ``tau`` is exp(G tau) for the generator G, computed from G's
+    eigendecomposition once (G is similar to a symmetric matrix, a
+    birth-death chain's, so its eigenvalues are real).
     """
-    j = rate.shape[0]
-    leave = 1.0 - np.exp(-tau[:, None] * rate[None, :])  # (K, J)
-    pi = np.repeat((leave / max(j - 1, 1))[:, :, None], j, axis=2)
-    diag = np.arange(j)
-    pi[:, diag, diag] = 1.0 - leave
-    return pi
+
+    def __init__(self, stop_rate: float, switch_rate: float) -> None:
+        s = switch_rate
+        self.generator = np.array([[-s, s, 0.0],
+                                   [stop_rate, -stop_rate - s, s],
+                                   [0.0, s, -s]])
+        eigenvalues, vectors = np.linalg.eig(self.generator)
+        self._rates = eigenvalues.real
+        self._v = vectors.real
+        self._v_inv = np.linalg.inv(self._v)
+
+    def over(self, tau: Array) -> Array:
+        """Return the (K, J, J) transition matrices over intervals ``tau`` (K,) s.
+
+        ``pi[k, i, j]``: the probability of being in model j after ``tau[k]``
+        when in model i before.
+        """
+        decay = np.exp(np.multiply.outer(tau, self._rates))  # (K, J)
+        pi: Array = (self._v * decay[:, None, :]) @ self._v_inv
+        return pi
 
 
 def predict(xm: Array, pm: Array, dt: float | Array, q: Array) -> tuple[Array, Array]:
@@ -75,21 +112,29 @@ def _predict_tracks_last(xt: Array, pt: Array, tau: Array, q: Array) -> None:
         pt[:, i + 2, i + 2] += d1
 
 
-def mix(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array
-        ) -> tuple[Array, Array, Array]:
-    """Mix the two model states after intervals ``tau`` (K,); return (xm, pm, predicted mu).
+def mix(xm: Array, pm: Array, mu: Array, pi: Array) -> tuple[Array, Array, Array]:
+    """Mix the model states with transition matrices ``pi`` (K, J, J); return (xm, pm, mu).
 
-    With two models the spread of the means about model j's mixed mean is
-    w0j w1j (x0 - x1)(x0 - x1)ᵀ, so no (K, J, J, 4, 4) array is built.
+    The returned ``mu`` is the predicted model probabilities. The spread of
+    the means about model j's mixed mean is Σᵢ wᵢⱼ yᵢ yᵢᵀ - ȳⱼ ȳⱼᵀ with the
+    means y taken from the manoeuvre model's (small numbers, no cancellation),
+    so every sum over models is one small matrix product. The stationary
+    model's mixed state is put back at rest (velocity and its covariance
+    zero): mixing is where the moving models' velocities would leak into it.
     """
-    pi = switching(tau, rate)
-    c = mu[:, 0, None] * pi[:, 0] + mu[:, 1, None] * pi[:, 1]  # predicted probabilities
-    w = mu[:, :, None] * pi / c[:, None, :]  # w[k, i, j] = P(model i before | j now)
-    x0 = w[:, 0, :, None] * xm[:, 0, None] + w[:, 1, :, None] * xm[:, 1, None]
-    delta = xm[:, 0] - xm[:, 1]
-    outer = delta[:, :, None] * delta[:, None, :]
-    p0 = (w[:, 0, :, None, None] * pm[:, 0, None] + w[:, 1, :, None, None] * pm[:, 1, None]
-          + (w[:, 0] * w[:, 1])[:, :, None, None] * outer[:, None])
+    k, j = mu.shape
+    # A model no track can be in (probability 0 after underflow) gets weight 0, not 0/0.
+    c = np.maximum((mu[:, None, :] @ pi)[:, 0], _TINY)
+    w_t = np.swapaxes(mu[:, :, None] * pi, 1, 2) / c[:, :, None]  # [k, j, i]: P(i before | j now)
+    ref = xm[:, MANOEUVRE, None]
+    y = xm - ref
+    second = (pm + y[..., :, None] * y[..., None, :]).reshape(k, j, 16)
+    y0 = w_t @ y
+    p0 = (w_t @ second).reshape(k, j, 4, 4) - y0[..., :, None] * y0[..., None, :]
+    x0 = ref + y0
+    x0[:, STATIONARY, 2:4] = 0.0
+    p0[:, STATIONARY, 2:4, :] = 0.0
+    p0[:, STATIONARY, :, 2:4] = 0.0
     return x0, p0, c
 
 
@@ -126,28 +171,17 @@ def combine(xm: Array, pm: Array, mu: Array) -> tuple[Array, Array]:
     return x, p
 
 
-def mix_update(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array, z: Array, r: Array
+def mix_update(xm: Array, pm: Array, mu: Array, pi: Array, z: Array, r: Array
                ) -> tuple[Array, Array, Array]:
-    """Return ``update(*mix(xm, pm, mu, tau, rate), z, r)`` for two models, in fewer numpy calls.
+    """Return ``update(*mix(xm, pm, mu, pi), z, r)``, in fewer numpy calls.
 
     Same algebra, written for the tiny stacks of one scan (a few to a few
-    dozen tracks), where each numpy call costs more than its arithmetic: the
-    mixing weights come from one (K, 2, 2) product, the mixed covariances
-    from P1 + w0 (P0 - P1 + w1 δδᵀ), S⁻¹ is the 2x2 adjugate over det, and
-    the Kalman products are written out entry by entry.
+    dozen tracks), where each numpy call costs more than its arithmetic: S⁻¹
+    is the 2x2 adjugate over det, and the Kalman products are written out
+    entry by entry.
     """
-    stay = np.exp(np.multiply.outer(tau, -rate))  # (K, 2): P(model i kept over tau)
-    # Row i of a: mu_i times [stay_i, leave_i], i.e. mu_i pi[i, j] in j order for
-    # i = 0 and in reversed j order for i = 1.
-    a = mu[:, :, None] * np.stack((stay, 1.0 - stay), axis=-1)
-    c_mu = a[:, 0] + a[:, 1, ::-1]  # predicted model probabilities (K, 2)
-    w0 = a[:, 0] / c_mu  # P(model 0 before | model j now)
-    x1, p1 = xm[:, 1, None], pm[:, 1, None]
-    delta = xm[:, 0] - xm[:, 1]
-    x = x1 + w0[:, :, None] * delta[:, None]
-    spread = (1.0 - w0)[:, :, None, None] * (delta[:, :, None] * delta[:, None, :])[:, None]
-    p = p1 + w0[:, :, None, None] * ((pm[:, 0] - pm[:, 1])[:, None] + spread)
-    # Kalman update of both models: S = H P Hᵀ + R, gain P Hᵀ S⁻¹, every 2x2
+    x, p, c_mu = mix(xm, pm, mu, pi)
+    # Kalman update of every model: S = H P Hᵀ + R, gain P Hᵀ S⁻¹, every 2x2
     # and 4x2 product written out (numpy's matmul over a stack of tiny
     # matrices costs far more per matrix than its arithmetic).
     s = p[..., 0:2, 0:2] + r[:, None]
@@ -156,7 +190,7 @@ def mix_update(xm: Array, pm: Array, mu: Array, tau: Array, rate: Array, z: Arra
     y0, y1 = z[:, None, 0] - x[..., 0], z[:, None, 1] - x[..., 1]
     # u = S⁻¹ y with S⁻¹ = [[d, -b], [-c, a]] / det
     u0, u1 = (d * y0 - b * y1) / det, (a * y1 - c * y0) / det
-    ph0, ph1 = p[..., :, 0], p[..., :, 1]  # P Hᵀ, (K, 2, 4) each
+    ph0, ph1 = p[..., :, 0], p[..., :, 1]  # P Hᵀ, (K, J, 4) each
     x_out = x + ph0 * u0[..., None] + ph1 * u1[..., None]
     # Gain columns: P Hᵀ S⁻¹.
     g0 = (ph0 * d[..., None] - ph1 * c[..., None]) / det[..., None]

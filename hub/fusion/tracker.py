@@ -1,4 +1,4 @@
-"""The multi-target tracker: IMM of CV models, gating, GNN, M-of-N, class fusion.
+"""The multi-target tracker: IMM (stationary, quiet, manoeuvre), gating, GNN, M-of-N, class fusion.
 
 All track state lives in parallel numpy arrays (``TrackRows``), rows [0, n),
 grown by doubling; a deleted track's row stays, inert, until an eighth of the
@@ -49,7 +49,9 @@ Deletion. A track dies when it has had no update for ``delete_after_s``, when
 its position sigma (square root of the largest eigenvalue of its position
 covariance) exceeds ``max_position_sigma``, or, while tentative, after
 ``tentative_max_misses`` consecutive misses (hub.fusion.initiation says what
-counts as a miss). ``deleted`` counts the dead; ids are never reused.
+counts as a miss), or, once confirmed, after ``radar_miss_limit`` radar scans
+in a row that missed it (``_missed_by_radars``). ``deleted`` counts the dead;
+ids are never reused.
 A *reporter* (a team's spot reports: a person marks one thing at a time)
 gives no misses: its report about one object is no evidence against
 another it reported before, so its scans count only for the tracks they hit.
@@ -78,8 +80,11 @@ COAST_AFTER_S = 3.0
 _INITIAL_CAPACITY = 64
 # Columns of the packed float rows: mixture state, model states and
 # covariances, model probabilities, class probabilities, first and last time.
-_X, _XM, _PM, _MU = slice(0, 4), slice(4, 12), slice(12, 44), slice(44, 46)
-_CLS = slice(46, 46 + classify.N_CLASSES)
+_J = imm.N_MODELS
+_X, _XM = slice(0, 4), slice(4, 4 + 4 * _J)
+_PM = slice(_XM.stop, _XM.stop + 16 * _J)
+_MU = slice(_PM.stop, _PM.stop + _J)
+_CLS = slice(_MU.stop, _MU.stop + classify.N_CLASSES)
 _FIRST, _LAST = _CLS.stop, _CLS.stop + 1
 _WIDTH = _LAST + 1
 INIT_EXCLUSION = 2.0
@@ -90,7 +95,7 @@ _BOUND_SLACK = 1.0 + 1e-9
 """Widens the gating bound past the rounding of the trace's closed form (it must never cut)."""
 # The widest model's position covariance entries in the packed row, for
 # the closed-form trace of its prediction: P00 + P11, P02 + P13, P22 + P33.
-_W = _PM.start + 16
+_W = _PM.start + 16 * imm.MANOEUVRE
 _PP, _PV, _VV = (_W + 0, _W + 5), (_W + 2, _W + 7), (_W + 10, _W + 15)
 # Rows of ``TrackRows._reach`` (one contiguous array per quantity, not strided
 # columns of the packed rows): the mixture state, those traces (Ppv's twice),
@@ -144,9 +149,10 @@ class TrackRows:
     def __init__(self, params: Fusion, n_sensors: int) -> None:
         self.params = params
         self.n_sensors = n_sensors
-        # IMM models: quiet (going straight), manoeuvre (the last, used for gating).
-        self.model_q = np.array([params.quiet_noise**2, params.process_noise**2])
-        self.model_rate = np.full(2, params.model_switch_rate)
+        # IMM models (hub.fusion.imm): stationary, quiet (going straight),
+        # manoeuvre (the last, used for gating).
+        self.model_q = np.array([0.0, params.quiet_noise**2, params.process_noise**2])
+        self.switching = imm.Switching(params.stop_rate, params.model_switch_rate)
         self.n = 0
         self.gone = 0
         """How many of the rows [0, n) are deleted tracks waiting for ``_compact``."""
@@ -172,6 +178,7 @@ class TrackRows:
     _sources: NDArray[np.bool_]
     _hist: NDArray[np.uint32]
     _misses: NDArray[np.int32]
+    _radar_misses: NDArray[np.int32]
     _xm: NDArray[np.float64]
     _pm: NDArray[np.float64]
     _mu: NDArray[np.float64]
@@ -182,7 +189,7 @@ class TrackRows:
             "_id": ((), np.int64), "_owner": ((), np.int32), "_f": ((_WIDTH,), np.float64),
             "_confirmed": ((), np.bool_), "_updates": ((), np.int64),
             "_sources": ((self.n_sensors,), np.bool_), "_hist": ((), np.uint32),
-            "_misses": ((), np.int32),
+            "_misses": ((), np.int32), "_radar_misses": ((), np.int32),
         }
 
     def _alloc(self, cap: int) -> None:
@@ -202,7 +209,7 @@ class TrackRows:
         self._reach = reach
         f = self._f
         self._x, self._mu, self._cls = f[:, _X], f[:, _MU], f[:, _CLS]
-        self._xm, self._pm = f[:, _XM].reshape(cap, 2, 4), f[:, _PM].reshape(cap, 2, 4, 4)
+        self._xm, self._pm = f[:, _XM].reshape(cap, _J, 4), f[:, _PM].reshape(cap, _J, 4, 4)
         self._first, self._last = f[:, _FIRST], f[:, _LAST]
 
     def join(self, tracker: Tracker) -> int:
@@ -293,11 +300,11 @@ class TrackRows:
         suspects = np.flatnonzero(wide)
         k = suspects.shape[0]
         rows = self.predicted(_rows(cols, suspects), t)
-        p_pos = rows[:, _PM].reshape(k, 2, 4, 4)[:, -1, 0:2, 0:2]
+        p_pos = rows[:, _PM].reshape(k, _J, 4, 4)[:, -1, 0:2, 0:2]
         stale[suspects[lambda_max2(p_pos) > limit2]] = True
         return stale
 
-    def begin(self, scan: Scan, box: _Box | None, slots: list[int], reporter: bool
+    def begin(self, scan: Scan, box: _Box | None, slots: list[int], reporter: bool, radar: bool
               ) -> tuple[Cols, NDArray[np.intp]] | None:
         """Drop the lost tracks of ``slots`` at ``scan.t``; their rows, and which the scan may gate.
 
@@ -313,7 +320,7 @@ class TrackRows:
             cols = self.owned_by(slots)
             terms = self.terms(scan.t, cols)
         if box is None:
-            self.confirm(scan.sensor, cols, _NO_ROWS, reporter)
+            self.confirm(scan.sensor, cols, _NO_ROWS, reporter, radar)
             return None
         near = self.near(box, self.params.gate_chi2 * INIT_EXCLUSION, terms, cols)
         return cols, np.flatnonzero(near)
@@ -323,10 +330,13 @@ class TrackRows:
         self._f[hit], self._reach[:, hit] = updated, _reach_of(updated)
         self._updates[hit] += 1
 
-    def confirm(self, sensor: int, cols: Cols, hit: NDArray[np.intp], reporter: bool) -> None:
+    def confirm(self, sensor: int, cols: Cols, hit: NDArray[np.intp], reporter: bool,
+                radar: bool) -> None:
         """Record a scan's hits (positions in ``cols``) and misses on the rows ``cols``.
 
-        Then confirm by M-of-N and drop the failed tentative tracks.
+        Then confirm by M-of-N and drop the failed tentative tracks and the
+        confirmed ones radars lost (``_missed_by_radars``; ``radar``: the
+        scan is a radar's).
         """
         # This scan counts for the tracks it hit and for those its sensor has
         # seen before: after marking the hits as seen (through this view of the
@@ -342,14 +352,42 @@ class TrackRows:
             # No history moves, so no track is confirmed or fails (both are
             # settled after every change): skip the bookkeeping.
             return
-        hist, misses = self._hist[cols], self._misses[cols]
+        hist, misses, radar_misses = self._hist[cols], self._misses[cols], self._radar_misses[cols]
         initiation.record(hist, misses, counted, hit, self.params.confirm_n)
         confirmed = self._confirmed[cols]
+        # Before this scan's confirmations: a track confirmed now has not been missed.
+        gone = self._missed_by_radars(radar_misses, counted, hit, radar, confirmed)
         confirmed |= initiation.reaches_m(hist, self.params.confirm_m)
         if not isinstance(cols, slice):  # gathered copies: put them back
-            self._hist[cols], self._misses[cols], self._confirmed[cols] = hist, misses, confirmed
+            self._hist[cols], self._misses[cols] = hist, misses
+            self._radar_misses[cols], self._confirmed[cols] = radar_misses, confirmed
         failed = ~confirmed & (misses >= self.params.tentative_max_misses)
-        self._delete(self._spread(cols, failed))
+        self._delete(self._spread(cols, failed | gone))
+
+    def _missed_by_radars(self, misses: NDArray[np.int32], counted: NDArray[np.bool_],
+                          hit: NDArray[np.intp], radar: bool, confirmed: NDArray[np.bool_]
+                          ) -> NDArray[np.bool_]:
+        """Count the radar scans in a row that missed each track; return the confirmed ones gone.
+
+        ``misses``: the rows' counts (``_radar_misses``), counted in place;
+        ``counted``, ``hit`` and ``confirmed`` as in ``confirm``. A hit by any
+        sensor restarts the count; a scan of a radar (``radar``: its sensor is
+        one of ``Tracker.radars``) adds one for each track it counts (it saw
+        the track before) and did not hit. A radar sweeps all its coverage
+        every scan, so ``radar_miss_limit`` of them in a row (P(miss) = 1 - Pd
+        each) mean the target is gone (it died, parked under a GMTI radar,
+        left the coverage) long before ``delete_after_s``. A camera's misses
+        do not count: its footprint moves on and leaves targets it saw behind.
+        Each row keeps its own count, twins too (``_twins`` shares arithmetic only).
+        """
+        limit = self.params.radar_miss_limit
+        if radar and limit > 0:
+            misses += counted
+            misses[hit] = 0
+            gone: NDArray[np.bool_] = confirmed & (misses >= limit)
+            return gone
+        misses[hit] = 0
+        return np.zeros(misses.shape[0], dtype=np.bool_)
 
     def _spread(self, cols: Cols, flags: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """``flags`` over the rows ``cols`` as flags over all live rows."""
@@ -385,6 +423,7 @@ class TrackRows:
         self._sources[rows, sensor] = True
         self._hist[rows] = 1
         self._misses[rows] = 0
+        self._radar_misses[rows] = 0
         self._confirmed[rows] = self.params.confirm_m <= 1
 
     def _append(self, k: int) -> slice:
@@ -418,7 +457,10 @@ class TrackRows:
                 tracker.deleted += int(counts[slot])
         owner[dead] = _GONE
         self._sources[:self.n][dead] = False
+        # Counts that would flag the row again (a failed tentative track, a
+        # confirmed one radars lost) start over: a dead row must not die twice.
         self._misses[:self.n][dead] = 0
+        self._radar_misses[:self.n][dead] = 0
         self._reach[_R_LAST, :self.n][dead] = np.nan
         self.gone += int(counts.sum())
         if self.gone * _COMPACT_SHARE > self.n:
@@ -442,12 +484,14 @@ class Tracker:
     """Track many targets from position scans of ``n_sensors`` sensors.
 
     ``rows``: the table the tracks live in, shared with the other trackers
-    (release groups) of the same fusion config and sensors; by default a
-    table of its own.
+    (release groups) of the same fusion config and sensors (and the same
+    ``reporters`` and ``radars``: a scan's kind is read off the first
+    tracker taking it); by default a table of its own.
     """
 
     def __init__(self, params: Fusion, n_sensors: int, coast_after_s: float = COAST_AFTER_S,
-                 reporters: frozenset[int] = frozenset(), rows: TrackRows | None = None) -> None:
+                 reporters: frozenset[int] = frozenset(), radars: frozenset[int] = frozenset(),
+                 rows: TrackRows | None = None) -> None:
         self.rows = TrackRows(params, n_sensors) if rows is None else rows
         if self.rows.params != params or self.rows.n_sensors != n_sensors:
             raise ValueError("a tracker shares rows only with trackers of its fusion config and "
@@ -458,6 +502,8 @@ class Tracker:
         self.n_sensors = n_sensors
         self.reporters = reporters
         """Sensors whose scans are reports of what they point at, not sweeps of an area."""
+        self.radars = radars
+        """Sensors that sweep all their coverage every scan: their misses count for deletion."""
         self.coast_after_s = coast_after_s
         self.q = params.process_noise**2
         self.t = -math.inf
@@ -519,7 +565,7 @@ class Tracker:
         keep = _rows(cols, np.flatnonzero(~lost))
         rows = table.predicted(keep, t)
         k = rows.shape[0]
-        _, p = imm.combine(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
+        _, p = imm.combine(rows[:, _XM].reshape(k, _J, 4), rows[:, _PM].reshape(k, _J, 4, 4),
                            rows[:, _MU])
         confirmed = table._confirmed[keep]
         last = rows[:, _LAST].copy()
@@ -601,14 +647,14 @@ def _fuse(table: TrackRows, trackers: list[Tracker], scan: Scan) -> None:
     if not taking:
         return
     box = _Box.of(scan) if len(scan) else None
-    reporter = scan.sensor in taking[0].reporters
-    begun = table.begin(scan, box, [tracker.slot for tracker in taking], reporter)
+    reporter, radar = scan.sensor in taking[0].reporters, scan.sensor in taking[0].radars
+    begun = table.begin(scan, box, [tracker.slot for tracker in taking], reporter, radar)
     if begun is None:
         return
     cols, near = begun
     ti, updated, free = _associate(table, _rows(cols, near), taking, scan)
     table.store(_rows(cols, near[ti]), updated)
-    table.confirm(scan.sensor, cols, near[ti], reporter)
+    table.confirm(scan.sensor, cols, near[ti], reporter, radar)
     if free.any():
         # A new track's row depends on its measurement only: built once for every
         # tracker, and only for the measurements some tracker starts a track at.
@@ -635,7 +681,7 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     rows = _predict(f if twins is None else f[twins.first], scan.t, table.model_q)
     # Gate with the manoeuvre model's covariance: a turn must not leave the gate
     # while the quiet model still holds most of the probability.
-    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(-1, 2, 4, 4)[:, -1, 0:2, 0:2], scan.z,
+    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(-1, _J, 4, 4)[:, -1, 0:2, 0:2], scan.z,
                 scan.R, params.gate_chi2 * INIT_EXCLUSION)
     if twins is not None:
         wide = _every_twins(wide, twins)
@@ -644,7 +690,7 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     # Confirmed tracks first: a tentative track (often clutter, at rest with a
     # wide gate) must not take a measurement a confirmed track can use.
     ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY, owner)
-    updated = _updated_once(rows, ti, mi, scan, table.model_rate, twins)
+    updated = _updated_once(rows, ti, mi, scan, table.switching, twins)
     free = np.ones((len(taking), m), dtype=bool)
     # A measurement inside any track's gate is not a new target: starting a
     # track there would only make a duplicate that steals measurements.
@@ -704,7 +750,7 @@ def _every_twins(pairs: Gated, twins: _Distinct) -> Gated:
 
 
 def _updated_once(rows: NDArray[np.float64], ti: NDArray[np.intp], mi: NDArray[np.intp],
-                  scan: Scan, rate: NDArray[np.float64], twins: _Distinct | None
+                  scan: Scan, switching: imm.Switching, twins: _Distinct | None
                   ) -> NDArray[np.float64]:
     """``_updated`` of the predicted rows of candidates ``ti`` with measurements ``mi``.
 
@@ -717,7 +763,7 @@ def _updated_once(rows: NDArray[np.float64], ti: NDArray[np.intp], mi: NDArray[n
     if pairs is not None:
         ri, mi = ri[pairs.first], mi[pairs.first]
     updated = _updated(rows[ri], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
-                       rate)
+                       switching)
     return updated if pairs is None else updated[pairs.of]
 
 
@@ -733,23 +779,27 @@ def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
     dt = t - f[:, _LAST]
     # x moves with the models' common F (it needs no re-weighting).
     f[:, 0:2] += dt[:, None] * f[:, 2:4]
-    imm.predict(f[:, _XM].reshape(k, 2, 4), f[:, _PM].reshape(k, 2, 4, 4), dt, model_q)
+    # The stationary model (at rest, no process noise) is a fixed point of the
+    # prediction: only the moving models are predicted.
+    moving = slice(imm.STATIONARY + 1, None)
+    imm.predict(f[:, _XM].reshape(k, _J, 4)[:, moving], f[:, _PM].reshape(k, _J, 4, 4)[:, moving],
+                dt, model_q[moving])
     return f
 
 
 def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.float64],
              cls: NDArray[np.int16], conf: NDArray[np.float64], t: float,
-             rate: NDArray[np.float64]) -> NDArray[np.float64]:
+             switching: imm.Switching) -> NDArray[np.float64]:
     """Return packed ``rows`` (predicted to ``t``) updated with measurements z, R, cls, conf."""
     k = rows.shape[0]
     if k == 0:
         return rows
     # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
-    xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, 2, 4), rows[:, _PM].reshape(k, 2, 4, 4),
-                                rows[:, _MU], t - rows[:, _LAST], rate, z, r)
-    rows[:, _X] = mu[:, 0, None] * xm[:, 0] + mu[:, 1, None] * xm[:, 1]
-    rows[:, _XM] = xm.reshape(k, 8)
-    rows[:, _PM] = pm.reshape(k, 32)
+    xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, _J, 4), rows[:, _PM].reshape(k, _J, 4, 4),
+                                rows[:, _MU], switching.over(t - rows[:, _LAST]), z, r)
+    rows[:, _X] = np.einsum("kj,kjd->kd", mu, xm)
+    rows[:, _XM] = xm.reshape(k, 4 * _J)
+    rows[:, _PM] = pm.reshape(k, 16 * _J)
     rows[:, _MU] = mu
     rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
     rows[:, _LAST] = t
@@ -759,17 +809,20 @@ def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.fl
 def _fresh(scan: Scan, speed_sigma: float) -> NDArray[np.float64]:
     """A new tentative track's packed row per measurement of ``scan``: there, at rest.
 
-    Both models start alike, with the measurement's covariance and velocity
-    sigma ``speed_sigma``; the class is the report fused into a uniform prior.
+    The moving models start alike, with the measurement's covariance and
+    velocity sigma ``speed_sigma``, the stationary one with the same position
+    and no velocity; model probabilities ``imm.NEW_TRACK_MU``; the class is
+    the report fused into a uniform prior.
     """
     m = len(scan)
     f = np.zeros((m, _WIDTH))
     f[:, 0:2] = scan.z
-    f[:, _XM].reshape(m, 2, 4)[:] = f[:, None, _X]
-    pm = f[:, _PM].reshape(m, 2, 4, 4)
+    f[:, _XM].reshape(m, _J, 4)[:] = f[:, None, _X]
+    pm = f[:, _PM].reshape(m, _J, 4, 4)
     pm[:, :, 0:2, 0:2] = scan.R[:, None]
     pm[:, :, 2, 2] = pm[:, :, 3, 3] = speed_sigma**2
-    f[:, _MU] = 1.0 / (_MU.stop - _MU.start)
+    pm[:, imm.STATIONARY, 2, 2] = pm[:, imm.STATIONARY, 3, 3] = 0.0
+    f[:, _MU] = imm.NEW_TRACK_MU
     f[:, _CLS] = classify.fuse(classify.uniform(m), scan.cls, scan.conf)
     f[:, _FIRST] = f[:, _LAST] = scan.t
     return f

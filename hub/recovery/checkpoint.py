@@ -31,8 +31,9 @@ from hub.pipeline import Pipeline
 from hub.publish.publisher import PicturePublisher
 from hub.recovery.codec import decode_item, encode_item
 
-FORMAT = 2
-"""2: a tracker keeps each track at the time of its last update, not all at its time."""
+FORMAT = 3
+"""2: a tracker keeps each track at the time of its last update, not all at its time.
+3: three IMM models per track (stationary added) and a count of radar misses."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,8 @@
 """IMM of CV models: each model matches the single Kalman filter; mixing and model probabilities."""
 
 import numpy as np
+import pytest
+import scipy.linalg
 
 from hub.fusion import imm, models
 
@@ -48,23 +50,70 @@ def test_model_probabilities_follow_the_likelihoods() -> None:
     assert mu[0, 0] > 0.5 > mu[1, 0]
 
 
-def test_mixing_keeps_the_mixture_and_moves_probability_at_the_switching_rate() -> None:
+def test_switching_is_the_matrix_exponential_of_the_chain() -> None:
+    switching = imm.Switching(stop_rate=0.01, switch_rate=0.2)
+    g = switching.generator
+    assert np.allclose(g.sum(axis=1), 0.0) and g[imm.STATIONARY, imm.MANOEUVRE] == 0.0
+    tau = np.array([0.0, 0.5, 3.0, 40.0])
+    pi = switching.over(tau)
+    for k, t in enumerate(tau):
+        np.testing.assert_allclose(pi[k], scipy.linalg.expm(g * t), atol=1e-12)
+    np.testing.assert_allclose(pi[0], np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(pi.sum(axis=2), 1.0)
+    assert (pi > -1e-12).all()
+    # Chapman-Kolmogorov: 0.5 s then 3 s is 3.5 s.
+    np.testing.assert_allclose(pi[1] @ pi[2], switching.over(np.array([3.5]))[0], atol=1e-12)
+    # Over a short step a moving target stops at stop_rate, never turns while parked.
+    short = switching.over(np.array([1e-3]))[0]
+    assert short[imm.QUIET, imm.STATIONARY] == pytest.approx(1e-5, rel=1e-3)
+    assert short[imm.STATIONARY, imm.MANOEUVRE] < 1e-6
+
+
+def test_mixing_keeps_the_mixtures_position_and_puts_the_stationary_model_at_rest() -> None:
     rng = np.random.default_rng(4)
-    xm, pm = _random_states(rng, 3, 2)
-    mu = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]])
-    tau, rate = np.array([0.0, 2.0, 10.0]), np.array([0.1, 0.3])
-    x0, p0, c = imm.mix(xm, pm, mu, tau, rate)
-    leave = 1.0 - np.exp(-tau[:, None] * rate[None])
-    np.testing.assert_allclose(c[:, 1], mu[:, 0] * leave[:, 0] + mu[:, 1] * (1 - leave[:, 1]))
+    xm, pm = _random_states(rng, 3, 3)
+    mu = np.array([[0.1, 0.8, 0.1], [0.3, 0.4, 0.3], [0.05, 0.15, 0.8]])
+    pi = imm.Switching(0.05, 0.1).over(np.array([0.0, 2.0, 10.0]))
+    x0, p0, c = imm.mix(xm, pm, mu, pi)
+    np.testing.assert_allclose(c, np.einsum("ki,kij->kj", mu, pi))
     np.testing.assert_allclose(c.sum(axis=1), 1.0)
-    # Mixing redistributes, it does not change the overall mixture.
+    # Mixing redistributes: the mixture's position mean and covariance stay
+    # (only the stationary model's velocity, which it must not have, is dropped).
     xa, pa = imm.combine(xm, pm, mu)
     xb, pb = imm.combine(x0, p0, c)
-    np.testing.assert_allclose(xa, xb)
-    np.testing.assert_allclose(pa, pb, rtol=1e-9)
-    # With no time to switch, nothing is mixed.
-    np.testing.assert_allclose(x0[0], xm[0])
-    np.testing.assert_allclose(p0[0], pm[0])
+    np.testing.assert_allclose(xa[:, 0:2], xb[:, 0:2])
+    np.testing.assert_allclose(pa[:, 0:2, 0:2], pb[:, 0:2, 0:2], rtol=1e-9)
+    assert (x0[:, imm.STATIONARY, 2:4] == 0.0).all()
+    assert (p0[:, imm.STATIONARY, 2:4, :] == 0.0).all()
+    assert (p0[:, imm.STATIONARY, :, 2:4] == 0.0).all()
+    # With no time to switch, the moving models are not mixed.
+    np.testing.assert_allclose(x0[0, 1:], xm[0, 1:])
+    np.testing.assert_allclose(p0[0, 1:], pm[0, 1:])
+
+
+def test_the_stationary_model_is_the_running_mean_of_its_measurements() -> None:
+    # Without switching, the stationary model is a Kalman filter of a fixed
+    # point: after n measurements with equal R its position is their mean and
+    # its covariance R / n, and the prediction leaves both where they are.
+    rng = np.random.default_rng(6)
+    r = np.array([[[100.0, 20.0], [20.0, 400.0]]])
+    z = rng.normal(size=(12, 2)) * 15.0 + [300.0, -50.0]
+    q = np.array([0.0, 0.05**2, 4.0])
+    xm = np.zeros((1, 3, 4))
+    xm[0, :, 0:2] = z[0]
+    xm[0, 1:, 2:4] = 5.0  # the moving models believe in a velocity
+    pm = np.zeros((1, 3, 4, 4))
+    pm[0, :, 0:2, 0:2] = r[0]
+    pm[0, 1:, 2, 2] = pm[0, 1:, 3, 3] = 64.0
+    mu = np.array([[1 / 3, 1 / 3, 1 / 3]])
+    no_switching = np.eye(3)[None]
+    for zk in z[1:]:
+        xm, pm = imm.predict(xm, pm, 1.0, q)
+        xm, pm, mu = imm.mix_update(xm, pm, mu, no_switching, zk[None], r)
+    np.testing.assert_allclose(xm[0, imm.STATIONARY, 0:2], z.mean(axis=0))
+    np.testing.assert_allclose(xm[0, imm.STATIONARY, 2:4], 0.0)
+    np.testing.assert_allclose(pm[0, imm.STATIONARY, 0:2, 0:2], r[0] / len(z))
+    assert mu[0, imm.STATIONARY] > 0.5  # the point does stand still
 
 
 def test_combine_is_the_moment_matched_mixture() -> None:
@@ -80,14 +129,15 @@ def test_combine_is_the_moment_matched_mixture() -> None:
 
 def test_fused_mix_update_equals_mix_then_update() -> None:
     rng = np.random.default_rng(5)
+    switching = imm.Switching(0.02, 0.3)
     for k in (1, 7):
-        xm, pm = _random_states(rng, k, 2)
-        mu = rng.dirichlet([1.0, 1.0], size=k)
-        tau, rate = rng.uniform(0.0, 5.0, size=k), np.array([0.1, 0.3])
+        xm, pm = _random_states(rng, k, 3)
+        mu = rng.dirichlet([1.0, 1.0, 1.0], size=k)
+        pi = switching.over(rng.uniform(0.0, 5.0, size=k))
         z = rng.normal(size=(k, 2)) * 10.0
         r = np.broadcast_to(np.array([[25.0, 5.0], [5.0, 100.0]]), (k, 2, 2)).copy()
-        expected = imm.update(*imm.mix(xm, pm, mu, tau, rate), z, r)
-        for got, want in zip(imm.mix_update(xm, pm, mu, tau, rate, z, r), expected, strict=True):
+        expected = imm.update(*imm.mix(xm, pm, mu, pi), z, r)
+        for got, want in zip(imm.mix_update(xm, pm, mu, pi, z, r), expected, strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 

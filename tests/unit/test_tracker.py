@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from hub.config import Fusion
+from hub.fusion import imm
 from hub.fusion.association import gate
 from hub.fusion.measurements import Scan
 from hub.fusion.tracker import (
+    _PM,
     _WIDTH,
     INIT_EXCLUSION,
     Tracker,
@@ -71,6 +73,49 @@ def test_a_reporters_spot_report_on_one_object_is_no_miss_for_the_others(reporte
         assert np.abs(table.x[:, :2] - np.array(objects)).max() < 1.0
     else:  # as sweeps of an area, each report is a miss for the other two: never 3 of 5
         assert CONFIRMED not in table.status.tolist()
+
+
+@pytest.mark.parametrize("radar", [True, False])
+def test_radar_scans_that_miss_a_confirmed_track_delete_it_before_delete_after_s(
+        radar: bool) -> None:
+    # Sensor 0 sees a target for 4 scans, then the target is gone: sensor 0
+    # (a radar, or a UAV camera) keeps reporting, but nothing near it.
+    limit = 4
+    tracker = Tracker(Fusion(radar_miss_limit=limit, delete_after_s=30.0), n_sensors=2,
+                      radars=frozenset({0}) if radar else frozenset())
+    for k in range(4):
+        tracker.process(_scan(k, 0, [[10.0 * k, 0.0]]))
+    assert tracker.snapshot().status.tolist() == [CONFIRMED]
+    # limit - 1 misses, a hit by another sensor (which starts the count
+    # again), limit - 1 misses: the track lives.
+    for t in (4.0, 5.0, 6.0):
+        tracker.process(_scan(t, 0, [[5000.0, 5000.0]]))
+    tracker.process(_scan(6.5, 1, [[65.0, 0.0]]))
+    for t in (7.0, 8.0, 9.0):
+        tracker.process(_scan(t, 0, []))
+    assert 1 in tracker.snapshot().id and tracker.snapshot().updates[0] == 5
+    tracker.process(_scan(10.0, 0, []))
+    # A radar's limit-th miss in a row deletes it; a camera's misses do not
+    # (its footprint moved on): that track lives to delete_after_s.
+    assert (1 in tracker.snapshot().id) is not radar
+
+
+def test_a_parked_target_is_held_by_the_stationary_model_a_moving_one_is_not() -> None:
+    rng = np.random.default_rng(8)
+    tracker = Tracker(Fusion(), n_sensors=1)
+    for k in range(120):
+        parked = np.array([1000.0, 500.0])
+        walking = np.array([-1000.0 + 1.2 * k, 0.0])  # a person, 1.2 m/s
+        z = np.stack((parked, walking)) + rng.normal(size=(2, 2)) * 10.0
+        tracker.process(_scan(k, 0, z.tolist(), var=100.0))
+    table = tracker.snapshot()
+    assert table.id.tolist() == [1, 2]
+    mu = tracker.rows._mu[:2]
+    assert mu[0, imm.STATIONARY] > 0.9 and mu[1, imm.STATIONARY] < 0.01
+    # 120 measurements of sigma 10 m: the parked car's mean is within ~1 m
+    # (a CV model keeps a velocity it cannot rule out and wanders more).
+    assert np.hypot(*(table.x[0, 0:2] - [1000.0, 500.0])) < 2.5
+    assert np.hypot(*table.x[0, 2:4]) < 0.1
 
 
 def test_late_scans_are_dropped_and_counted_and_stale_tracks_deleted() -> None:
@@ -220,7 +265,7 @@ def test_the_gating_bound_keeps_every_track_that_gates_a_scan() -> None:
         every = slice(0, table.n)
         r = scan.R[:1]
         for i, row in enumerate(live.tolist()):
-            s = rows[i, 12:44].reshape(2, 4, 4)[-1, 0:2, 0:2] + r[0]
+            s = rows[i, _PM].reshape(imm.N_MODELS, 4, 4)[-1, 0:2, 0:2] + r[0]
             values, vectors = np.linalg.eigh(s)
             z = rows[i, 0:2] + vectors[:, -1] * np.sqrt(0.999 * chi2 * values[-1])
             edge = Scan(t, 0, z[None], r, scan.cls[:1], scan.conf[:1])
@@ -234,9 +279,11 @@ def test_the_gating_bound_keeps_every_track_that_gates_a_scan() -> None:
 def test_trackers_sharing_a_scan_end_as_each_alone_bit_for_bit() -> None:
     """process_scan over trackers sharing rows is each tracker's process, to the last bit."""
     scene = _scene(4, n_targets=30)
-    rows = TrackRows(Fusion(), n_sensors=2)
-    shared = [Tracker(Fusion(), n_sensors=2, rows=rows), Tracker(Fusion(), n_sensors=2, rows=rows)]
-    alone = [Tracker(Fusion(), n_sensors=2), Tracker(Fusion(), n_sensors=2)]
+    # Sensor 0 a radar with a short miss limit: its counts and deletions are in play too.
+    params, radars = Fusion(radar_miss_limit=2), frozenset({0})
+    rows = TrackRows(params, n_sensors=2)
+    shared = [Tracker(params, n_sensors=2, radars=radars, rows=rows) for _ in range(2)]
+    alone = [Tracker(params, n_sensors=2, radars=radars) for _ in range(2)]
     for scan in scene.scans:
         # The first tracker sees both sensors, the second only the radar (sensor 0).
         seeing = [0, 1] if scan.sensor == 0 else [0]
@@ -248,6 +295,39 @@ def test_trackers_sharing_a_scan_end_as_each_alone_bit_for_bit() -> None:
         state, reference = together.state(), apart.state()
         for name, value in state.items():
             assert np.array_equal(value, reference[name]), name
+
+
+def test_twins_keep_their_own_radar_miss_counts() -> None:
+    """Rows equal to the bit share the arithmetic only: each group counts its own radar misses.
+
+    Both groups hold the same 20 tracks (twins, looked for over 40
+    candidates); a radar scan late for the first group (its time moved on
+    with a scan of sensor 1) counts only for the second, which then loses
+    the tracks one radar scan sooner, as it would alone.
+    """
+    params, radars = Fusion(radar_miss_limit=3, delete_after_s=30.0), frozenset({0, 1})
+    rows = TrackRows(params, n_sensors=2)
+    shared = [Tracker(params, n_sensors=2, radars=radars, rows=rows) for _ in range(2)]
+    alone = [Tracker(params, n_sensors=2, radars=radars) for _ in range(2)]
+    grid = [[1000.0 * i, 1000.0 * j] for i in range(4) for j in range(5)]
+    scans = [([0, 1], _scan(k, 0, [[e + 10.0 * k, n] for e, n in grid])) for k in range(4)]
+    scans += [([0], _scan(4.5, 1, [])), ([0, 1], _scan(4.2, 0, []))]
+    scans += [([0, 1], _scan(t, 0, [[9000.0, 9000.0]])) for t in (5.0, 6.0, 7.0)]
+    live = []
+    for seeing, scan in scans:
+        process_scan([shared[i] for i in seeing], scan)
+        for i in seeing:
+            alone[i].process(scan)
+        live.append([tracker.n for tracker in shared])
+        for together, apart in zip(shared, alone, strict=True):
+            state, reference = together.state(), apart.state()
+            for name, value in state.items():
+                assert np.array_equal(value, reference[name]), name
+    assert shared[0].late_scans == 1
+    # The late scan (the 6th) missed the second group's tracks only: its third
+    # radar miss in a row is at 6 s, the first group's at 7 s (the far
+    # measurement at 5 s started one tentative track in each).
+    assert live == [[20, 20]] * 6 + [[21, 21], [21, 1], [1, 1]]
 
 
 def test_only_rows_equal_to_the_bit_are_fused_as_one() -> None:
