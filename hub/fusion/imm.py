@@ -41,8 +41,8 @@ STATIONARY, QUIET, MANOEUVRE = 0, 1, 2
 """Model indices; the manoeuvre model is the widest and is used for gating."""
 N_MODELS = 3
 NEW_TRACK_MU = (0.01, 0.9, 0.09)
-_TINY = np.finfo(np.float64).tiny
 """A new track's model probabilities: most targets go straight, few stand or turn."""
+_TINY = np.finfo(np.float64).tiny
 
 
 class Switching:
@@ -89,7 +89,7 @@ def predict(xm: Array, pm: Array, dt: float | Array, q: Array) -> tuple[Array, A
     ns an entry, ten times the copies.
     """
     steps = np.asarray(dt, dtype=np.float64)
-    xt, pt = np.moveaxis(xm, 0, -1).copy(), np.moveaxis(pm, 0, -1).copy()
+    xt, pt = _tracks_last(xm), _tracks_last(pm)
     _predict_tracks_last(xt, pt, steps, q)
     xm[...] = np.moveaxis(xt, -1, 0)
     pm[...] = np.moveaxis(pt, -1, 0)
@@ -122,20 +122,50 @@ def mix(xm: Array, pm: Array, mu: Array, pi: Array) -> tuple[Array, Array, Array
     model's mixed state is put back at rest (velocity and its covariance
     zero): mixing is where the moving models' velocities would leak into it.
     """
+    x0, p0, c = _mix_tracks_last(xm, pm, mu, pi)
+    return _tracks_first(x0), _tracks_first(p0), c
+
+
+def _mix_tracks_last(xm: Array, pm: Array, mu: Array, pi: Array) -> tuple[Array, Array, Array]:
+    """``mix``, its mixed states (J, 4, K) and covariances (J, 4, 4, K) with the tracks last.
+
+    The sums over models are matmuls with the tracks first (numpy's BLAS
+    fuses their multiply-adds, which no elementwise arithmetic reproduces to
+    the bit); the rest runs with the tracks last, where numpy's elementwise
+    loops run along the tracks instead of the tiny trailing axes (the outer
+    products cost four times as much broadcast over those).
+    """
     k, j = mu.shape
     # A model no track can be in (probability 0 after underflow) gets weight 0, not 0/0.
     c = np.maximum((mu[:, None, :] @ pi)[:, 0], _TINY)
     w_t = np.swapaxes(mu[:, :, None] * pi, 1, 2) / c[:, :, None]  # [k, j, i]: P(i before | j now)
     ref = xm[:, MANOEUVRE, None]
     y = xm - ref
-    second = (pm + y[..., :, None] * y[..., None, :]).reshape(k, j, 16)
-    y0 = w_t @ y
-    p0 = (w_t @ second).reshape(k, j, 4, 4) - y0[..., :, None] * y0[..., None, :]
-    x0 = ref + y0
-    x0[:, STATIONARY, 2:4] = 0.0
-    p0[:, STATIONARY, 2:4, :] = 0.0
-    p0[:, STATIONARY, :, 2:4] = 0.0
+    second = pm.reshape(k, j, 16) + _tracks_first(_outer(_tracks_last(y))).reshape(k, j, 16)
+    y0 = _tracks_last(w_t @ y)
+    p0 = _tracks_last((w_t @ second).reshape(k, j, 4, 4))
+    p0 -= _outer(y0)
+    x0 = ref[:, 0].T + y0
+    x0[STATIONARY, 2:4] = 0.0
+    p0[STATIONARY, 2:4, :] = 0.0
+    p0[STATIONARY, :, 2:4] = 0.0
     return x0, p0, c
+
+
+def _outer(yt: Array) -> Array:
+    """The outer products y yᵀ (J, 4, 4, K) of vectors y (J, 4, K), the tracks last."""
+    yy: Array = yt[:, :, None] * yt[:, None, :]
+    return yy
+
+
+def _tracks_last(a: Array) -> Array:
+    """A contiguous copy of ``a`` (K, ...) with the tracks on the last axis (..., K)."""
+    return a.transpose((*range(1, a.ndim), 0)).copy()
+
+
+def _tracks_first(a: Array) -> Array:
+    """A contiguous copy of ``a`` (..., K) with the tracks back on the first axis (K, ...)."""
+    return np.ascontiguousarray(a.transpose((a.ndim - 1, *range(a.ndim - 1))))
 
 
 def update(xm: Array, pm: Array, mu: Array, z: Array, r: Array) -> tuple[Array, Array, Array]:
@@ -176,28 +206,44 @@ def mix_update(xm: Array, pm: Array, mu: Array, pi: Array, z: Array, r: Array
     """Return ``update(*mix(xm, pm, mu, pi), z, r)``, in fewer numpy calls.
 
     Same algebra, written for the tiny stacks of one scan (a few to a few
-    dozen tracks), where each numpy call costs more than its arithmetic: S⁻¹
-    is the 2x2 adjugate over det, and the Kalman products are written out
-    entry by entry.
+    hundred tracks), where each numpy call costs more than its arithmetic:
+    S⁻¹ is the 2x2 adjugate over det, and the Kalman products are written out
+    entry by entry. Past the mixing sums the arithmetic runs on copies with
+    the tracks last (``_mix_tracks_last``, ``_update_tracks_last``), as
+    ``predict``'s does: the same operations in the same order as with the
+    tracks first, so the same floats, without numpy broadcasting a per-track
+    operand over the tiny trailing axes.
     """
-    x, p, c_mu = mix(xm, pm, mu, pi)
+    x, p, c_mu = _mix_tracks_last(xm, pm, mu, pi)
+    # The small inputs as transposed views: elementwise arithmetic gives the
+    # same bits at any stride.
+    x_out, p_out, mu_out = _update_tracks_last(x, p, c_mu.T, z.T, r.transpose(1, 2, 0))
+    return _tracks_first(x_out), _tracks_first(p_out), _tracks_first(mu_out)
+
+
+def _update_tracks_last(x: Array, p: Array, c_mu: Array, z: Array, r: Array
+                        ) -> tuple[Array, Array, Array]:
+    """``mix_update``'s Kalman update of mixed states (J, 4, K), covariances (J, 4, 4, K).
+
+    ``c_mu`` (J, K): the predicted model probabilities; z (2, K), R (2, 2, K).
+    """
     # Kalman update of every model: S = H P Hᵀ + R, gain P Hᵀ S⁻¹, every 2x2
     # and 4x2 product written out (numpy's matmul over a stack of tiny
     # matrices costs far more per matrix than its arithmetic).
-    s = p[..., 0:2, 0:2] + r[:, None]
-    a, b, c, d = s[..., 0, 0], s[..., 0, 1], s[..., 1, 0], s[..., 1, 1]
+    s = p[:, 0:2, 0:2] + r
+    a, b, c, d = s[:, 0, 0], s[:, 0, 1], s[:, 1, 0], s[:, 1, 1]
     det = a * d - b * c
-    y0, y1 = z[:, None, 0] - x[..., 0], z[:, None, 1] - x[..., 1]
+    y0, y1 = z[0] - x[:, 0], z[1] - x[:, 1]
     # u = S⁻¹ y with S⁻¹ = [[d, -b], [-c, a]] / det
     u0, u1 = (d * y0 - b * y1) / det, (a * y1 - c * y0) / det
-    ph0, ph1 = p[..., :, 0], p[..., :, 1]  # P Hᵀ, (K, J, 4) each
-    x_out = x + ph0 * u0[..., None] + ph1 * u1[..., None]
+    ph0, ph1 = p[:, :, 0], p[:, :, 1]  # P Hᵀ, (J, 4, K) each
+    x_out = x + ph0 * u0[:, None] + ph1 * u1[:, None]
     # Gain columns: P Hᵀ S⁻¹.
-    g0 = (ph0 * d[..., None] - ph1 * c[..., None]) / det[..., None]
-    g1 = (ph1 * a[..., None] - ph0 * b[..., None]) / det[..., None]
-    p_out = p - g0[..., :, None] * p[..., 0, None, :] - g1[..., :, None] * p[..., 1, None, :]
-    p_out = 0.5 * (p_out + np.swapaxes(p_out, -1, -2))
+    g0 = (ph0 * d[:, None] - ph1 * c[:, None]) / det[:, None]
+    g1 = (ph1 * a[:, None] - ph0 * b[:, None]) / det[:, None]
+    p_out = p - g0[:, :, None] * p[:, None, 0] - g1[:, :, None] * p[:, None, 1]
+    p_out = 0.5 * (p_out + np.swapaxes(p_out, 1, 2))
     # Likelihoods relative to the best model of each track, so none underflows.
     log_l = -0.5 * ((y0 * u0 + y1 * u1) + np.log(det))
-    post = c_mu * np.exp(log_l - log_l.max(axis=1, keepdims=True))
-    return x_out, p_out, post / post.sum(axis=1, keepdims=True)
+    post = c_mu * np.exp(log_l - log_l.max(axis=0))
+    return x_out, p_out, post / post.sum(axis=0)

@@ -150,3 +150,23 @@ def test_a_step_per_track_predicts_each_track_like_its_own_scalar_step() -> None
     for k in range(4):
         x1, p1 = imm.predict(xm[k:k + 1].copy(), pm[k:k + 1].copy(), float(dt[k]), q)
         assert np.array_equal(xp[k], x1[0]) and np.array_equal(pp[k], p1[0])
+
+
+def test_mix_update_gives_each_track_the_bits_it_has_alone() -> None:
+    # The tracker updates a row in scans of any number of tracks (and the
+    # groups' twins once for all): a track's result must not depend on the
+    # others it is batched with, to the bit.
+    rng = np.random.default_rng(9)
+    switching = imm.Switching(1e-4, 0.003)
+    k = 300
+    xm, pm = _random_states(rng, k, 3)
+    mu = rng.dirichlet([1.0, 1.0, 1.0], size=k)
+    pi = switching.over(rng.uniform(0.0, 30.0, size=k))
+    z = xm[:, imm.MANOEUVRE, 0:2] + rng.normal(size=(k, 2)) * 10.0
+    r = np.broadcast_to(np.array([[25.0, 5.0], [5.0, 100.0]]), (k, 2, 2)).copy()
+    together = imm.mix_update(xm, pm, mu, pi, z, r)
+    for i in (0, 1, 7, 150, 299):
+        alone = imm.mix_update(xm[i:i + 1], pm[i:i + 1], mu[i:i + 1], pi[i:i + 1], z[i:i + 1],
+                               r[i:i + 1])
+        for got, want in zip(together, alone, strict=True):
+            assert np.array_equal(got[i], want[0])
