@@ -48,6 +48,8 @@ SUBSCRIPTIONS = (
 )
 FLUSH_TICK_S = 0.02
 MIN_FLUSH_TICK_S = 0.002
+FIRST_CHECKPOINT_S = 0.5
+"""Seconds after start to the first checkpoint: after the first picture, not before it."""
 FRAME_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_rejected",
                   "frames_late")
 RATED = ("received", "rejected", "over_budget", "detections", "fused", *FRAME_COUNTERS)
@@ -284,8 +286,9 @@ class HubService:
             if not self._event_driven:
                 loops.append(self._every(self.config.publish.interval_s, self._publish))
             if self.recovery is not None:
+                # The first soon after the first picture: it supersedes the replayed journal.
                 loops.append(self._every(self.config.recovery.checkpoint_every_s,
-                                         self._checkpoint))
+                                         self._checkpoint, first=FIRST_CHECKPOINT_S))
             if on_tick is not None:
                 loops.append(self._every(1.0, lambda: on_tick(self)))
             tasks = [asyncio.create_task(loop) for loop in loops]
@@ -329,10 +332,16 @@ class HubService:
         self._send(topics.HUB_STATUS, encode(self.status()), 1, True)
 
     @staticmethod
-    async def _every(period: float, action: Callable[[], object]) -> None:
-        """Call ``action`` every ``period`` seconds; a failure is logged, not fatal."""
+    async def _every(period: float, action: Callable[[], object],
+                     first: float | None = None) -> None:
+        """Call ``action`` every ``period`` seconds (the first time after ``first``, if given).
+
+        A failure is logged, not fatal.
+        """
+        delay = period if first is None else first
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(delay)
+            delay = period
             try:
                 result = action()
                 if asyncio.iscoroutine(result):

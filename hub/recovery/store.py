@@ -1,7 +1,8 @@
 """One hub's recovery directory: its lock, checkpoint and journal, and the restart sequence.
 
 On start: take the lock (one hub per directory), load the checkpoint, replay
-the journal written after it, checkpoint at once, and journal from then on.
+the journal written after it, and journal from then on (into a new segment;
+the next periodic checkpoint supersedes the replayed ones).
 A checkpoint of another registry or release grouping is set aside, not
 restored, but its track ids are still never given again.
 """
@@ -103,7 +104,11 @@ class RecoveryStore:
         self.counters["recovered_records"] += replayed
         last = max([first - 1, *segments(self.directory)])
         self.journal = Journal(self.directory, last + 1, self.counters)
-        self.checkpoint(pipeline, publisher)
+        if age is None:
+            # Nothing on disk holds the ids this run must not give again: write it now.
+            # A restored checkpoint does, and replaying it again is exact, so that
+            # one waits for the first periodic checkpoint, after the first picture.
+            self.checkpoint(pipeline, publisher)
         pipeline.journal = self.journal
         return Restored(age, replayed, heard_at, time.monotonic() - started)
 
