@@ -699,7 +699,7 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     # missed: that is the track's target manoeuvring, and a new track there
     # would take its next measurements and leave it to coast away.
     if wide.ti.shape[0] > gated.ti.shape[0]:  # some pair is outside the gate
-        missed = confirmed
+        missed = confirmed.copy()  # not an alias: ``confirmed`` stays the flags it names
         missed[ti] = False
         outside = missed[wide.ti]
         free[owner[wide.ti[outside]], wide.mi[outside]] = False
