@@ -350,6 +350,53 @@ class Recovery(Base, frozen=True, kw_only=True):
         "checkpoint of 1,200 tracks costs the loop about 8 ms).")] = 2.0
 
 
+NatsUrl = Annotated[str, Meta(pattern=r"^(nats|tls)://[^\s/]+:[0-9]{1,5}$")]
+
+
+class Cluster(Base, frozen=True, kw_only=True):
+    """Run as workers of one hub on a NATS cluster (docs/SCALING.md).
+
+    Field units and partners keep speaking MQTT, to any node's MQTT listener
+    (``broker`` names the one this process publishes pictures through);
+    validated scans travel in a replicated JetStream stream, and each release
+    group's tracker is owned by one fusion worker at a time under a lease.
+    """
+
+    servers: Annotated[list[NatsUrl], Meta(min_length=1), doc(
+        "NATS servers to connect to (`nats://host:port` or `tls://host:port`); any "
+        "live one will do, the client moves to another when one dies.")]
+    username: Annotated[str | None, doc("NATS user; none: no user.")] = None
+    password_env: Annotated[str | None, doc(
+        "Environment variable holding the NATS user's password.")] = None
+    tls: Annotated[ClientTls | None, doc(
+        "TLS to the NATS servers with a client certificate; none: plain TCP.")] = None
+    prefix: Annotated[Id, doc(
+        "Prefix of this hub's streams, buckets and subjects: two hubs on one cluster "
+        "need two prefixes.")] = "hub"
+    replicas: Annotated[int, Meta(ge=1, le=5), doc(
+        "Copies JetStream keeps of the streams, leases and checkpoints (at most the "
+        "number of nodes).")] = 3
+    lease_ttl_s: Annotated[float, Meta(ge=1.0, le=60.0), doc(
+        "Seconds a dead fusion worker holds its groups before a standby may take them; "
+        "renewed every third of it.")] = 2.0
+    checkpoint_every_s: Annotated[float, Meta(ge=0.2, le=600.0), doc(
+        "Seconds between checkpoints of each owned group: a takeover replays at most "
+        "this much of the stream.")] = 2.0
+    tick_s: Annotated[float, Meta(ge=0.005, le=1.0), doc(
+        "Seconds between fusion steps, each one a record in the stream so that every "
+        "worker fuses the same steps.")] = 0.05
+
+    def password(self) -> str | None:
+        """The NATS password from ``password_env``; ConfigError when it is unset."""
+        if self.password_env is None:
+            return None
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(f"$.cluster.password_env: environment variable "
+                              f"{self.password_env} is not set")
+        return value
+
+
 DEFAULT_LEVELS = ("UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET")
 
 
@@ -642,6 +689,8 @@ class HubConfig(Base, frozen=True, kw_only=True):
     releases: Annotated[list[Release], doc(
         "Each contributing nation's releases; the first that matches a (sensor, partner) "
         "pair applies.")] = []
+    cluster: Annotated[Cluster | None, doc(
+        "Run as workers on a NATS cluster; none: one process on one MQTT broker.")] = None
 
     def sensor_index(self) -> dict[str, int]:
         """Map each sensor id to its position in ``sensors``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import random
 import signal
@@ -18,6 +19,10 @@ import threading
 from collections.abc import Awaitable, Callable
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
+
+from hub import faults
+
+log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 """prctl(2) option: the signal a process gets when the thread that created it ends."""
@@ -45,6 +50,26 @@ async def first_of(*awaitables: Awaitable[object]) -> None:
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def every(period: float, action: Callable[[], object], first: float | None = None) -> None:
+    """Call ``action`` every ``period`` seconds (the first time after ``first``, if given).
+
+    ``action`` may return a coroutine, which is awaited. A failure is logged
+    and reported (hub.faults), not fatal: the next period calls it again.
+    """
+    delay = period if first is None else first
+    while True:
+        await asyncio.sleep(delay)
+        delay = period
+        try:
+            result = action()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception as exc:
+            name = getattr(action, "__name__", repr(action))
+            log.exception("periodic task %s failed", name)
+            faults.survived(f"periodic task {name}", exc)
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:

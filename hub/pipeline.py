@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 from hub import faults
@@ -70,7 +71,8 @@ class GroupFusion:
 class Pipeline:
     """Validate, order and fuse inbound messages into one tracker per release group."""
 
-    def __init__(self, config: HubConfig, frames: FramePool | None = None) -> None:
+    def __init__(self, config: HubConfig, frames: FramePool | None = None,
+                 groups: Collection[str] | None = None) -> None:
         self.config = config
         self.frames = FramePool(config, wait=True) if frames is None else frames
         """Camera frames to scans; by default waiting for each (replay, tests)."""
@@ -80,8 +82,12 @@ class Pipeline:
         self.policy = ReleasePolicy(config, self.frame)
         self.rows = TrackRows(config.fusion, len(config.sensors))
         """Every group's tracks, in one table (each group's rows its own)."""
+        self._only = None if groups is None else frozenset(groups)
         self.groups = [GroupFusion(g, config, self.frame, self.rows)
-                       for g in release_groups(config, self.policy)]
+                       for g in self._release_groups(config, self.policy)]
+        """The release groups fused here: all, or those named by key (a cluster's worker)."""
+        self.on_item: Callable[[InboundItem, float], bool] = self.queue
+        """Where admitted items go: the reorder window, or (a cluster's ingest) a stream."""
         self.counters: Counter[str] = Counter()
         self.budgets = SensorBudgets(config, self.counters)
         self.refusals = DeadLetters(self.counters, DEAD_LETTER_BACKLOG)
@@ -107,7 +113,7 @@ class Pipeline:
         policy = ReleasePolicy(config, self.frame)
         kept = {fusion.group.sensors: fusion for fusion in self.groups}
         groups = []
-        for group in release_groups(config, policy):
+        for group in self._release_groups(config, policy):
             fusion = kept.pop(group.sensors, None) or GroupFusion(group, config, self.frame,
                                                                   self.rows)
             fusion.group = group
@@ -117,6 +123,10 @@ class Pipeline:
         changed = changed_partners(self.policy, policy)
         self.config, self.policy, self.groups = config, policy, groups
         return changed
+
+    def _release_groups(self, config: HubConfig, policy: ReleasePolicy) -> list[ReleaseGroup]:
+        return [g for g in release_groups(config, policy)
+                if self._only is None or g.key in self._only]
 
     def handle(self, topic: str, payload: bytes, t_received: float) -> bool:
         """Charge, validate and queue one message; False when it was dropped or refused."""
@@ -143,7 +153,7 @@ class Pipeline:
         if self.journal is not None:
             self.journal.message(t_received, topic, payload)
         if item is not None:
-            self.queue(item, t_received)
+            self.on_item(item, t_received)
         return True
 
     def _over_budget(self, sensor_id: str, topic: str, size: int, t_received: float) -> None:
@@ -185,7 +195,7 @@ class Pipeline:
             t = max(t_received, outcome.t_received)
             if self.journal is not None:
                 self.journal.scan(t, outcome.scan)
-            if not self.queue(outcome.scan, t):  # a busy pool's result can miss the window
+            if not self.on_item(outcome.scan, t):  # a busy pool's result can miss the window
                 self._count_frame("late", outcome.sensor)
 
     def reject(self, topic: str, size: int, code: RefusalCode, reason: str,

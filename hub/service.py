@@ -15,10 +15,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from hub import __version__, faults, topics
+from hub import __version__, topics
 from hub.config import HubConfig, load_config
 from hub.errors import REFUSAL_CODES, ConfigError, RefusalCode
 from hub.ingest.frame_pool import FramePool
+from hub.lifecycle import every
 from hub.messages import HubStatus, encode
 from hub.metrics import Rates
 from hub.mqtt.bus import Bus
@@ -280,17 +281,17 @@ class HubService:
                      on_tick: Callable[[HubService], Awaitable[None] | None] | None) -> None:
         assert self.bus is not None
         async with self.bus:
-            loops = [self._every(self._flush_tick(), self._flush_and_publish
+            loops = [every(self._flush_tick(), self._flush_and_publish
                                  if self._event_driven else self._flush),
-                     self._every(self.config.publish.status_every_s, self._publish_status)]
+                     every(self.config.publish.status_every_s, self._publish_status)]
             if not self._event_driven:
-                loops.append(self._every(self.config.publish.interval_s, self._publish))
+                loops.append(every(self.config.publish.interval_s, self._publish))
             if self.recovery is not None:
                 # The first soon after the first picture: it supersedes the replayed journal.
-                loops.append(self._every(self.config.recovery.checkpoint_every_s,
+                loops.append(every(self.config.recovery.checkpoint_every_s,
                                          self._checkpoint, first=FIRST_CHECKPOINT_S))
             if on_tick is not None:
-                loops.append(self._every(1.0, lambda: on_tick(self)))
+                loops.append(every(1.0, lambda: on_tick(self)))
             tasks = [asyncio.create_task(loop) for loop in loops]
             # At once, not a period later: a restarted hub's picture and status are due.
             self._publish_status()
@@ -330,23 +331,3 @@ class HubService:
 
     def _publish_status(self) -> None:
         self._send(topics.HUB_STATUS, encode(self.status()), 1, True)
-
-    @staticmethod
-    async def _every(period: float, action: Callable[[], object],
-                     first: float | None = None) -> None:
-        """Call ``action`` every ``period`` seconds (the first time after ``first``, if given).
-
-        A failure is logged, not fatal.
-        """
-        delay = period if first is None else first
-        while True:
-            await asyncio.sleep(delay)
-            delay = period
-            try:
-                result = action()
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception as exc:
-                name = getattr(action, "__name__", repr(action))
-                log.exception("periodic task %s failed", name)
-                faults.survived(f"periodic task {name}", exc)

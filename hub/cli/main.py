@@ -61,6 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     password = config.broker.password()
     if args.credentials:
         config, password = hub_login(config, Path(args.credentials))
+    if config.cluster is not None or args.role is not None:
+        return _run_worker(config, args, password)
     service = HubService(config, password=password)
     address = f"mqtt://{config.broker.host}:{config.broker.port}"
 
@@ -76,6 +78,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with pid_file(Path(args.pid_file) if args.pid_file else default_pid_file(config)):
         asyncio.run(serve())
+    return 0
+
+
+def _run_worker(config: HubConfig, args: argparse.Namespace, password: str | None) -> int:
+    """``hub run`` of one process of a clustered hub (docs/SCALING.md)."""
+    from hub.cluster.worker import (
+        ROLES,
+        check_worker_id,
+        default_worker_id,
+        parse_roles,
+        run_worker,
+    )
+
+    if config.cluster is None:
+        return _report(f"error: --role: {args.config} has no [cluster] section", 2)
+    try:
+        roles = parse_roles(args.role or ",".join(ROLES))
+        worker_id = check_worker_id(args.worker_id or default_worker_id())
+    except ValueError as exc:
+        return _report(f"error: --role/--worker-id: {exc}", 2)
+    print(f"worker {worker_id}: {', '.join(sorted(roles))} on {', '.join(config.cluster.servers)}",
+          flush=True)
+
+    async def serve() -> None:
+        await run_worker(config, roles, worker_id, stop_event(args.duration), password)
+
+    asyncio.run(serve())
     return 0
 
 
@@ -239,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--credentials", metavar="FILE", type=text_file,
                    help="credentials.toml from `hub broker-config`: log in as the hub's "
                         "identity with the password kept there")
+    p.add_argument("--role", help="with [cluster]: the roles of this process, "
+                   "comma-separated, of ingest, imagery, fusion (default: all)")
+    p.add_argument("--worker-id", help="with [cluster]: this process's name among the "
+                   "workers (default: host-pid)")
 
     p = command("reload", cmd_reload, "check the config, then make the running hub reload "
                 "its release rules (SIGHUP)")

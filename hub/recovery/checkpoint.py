@@ -15,12 +15,13 @@ checkpoint of another is not restored.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgpack
 import numpy as np
@@ -96,9 +97,7 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
     """Write ``checkpoint`` to ``path`` whole or not at all (temporary file, fsync, rename)."""
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("wb") as file:
-        entries: dict[str, Any] = {"meta": np.array(json.dumps(checkpoint.meta)),
-                                   **checkpoint.arrays}
-        np.savez(file, **entries)
+        _write(file, checkpoint)
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
@@ -109,7 +108,19 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
         os.close(directory)
 
 
-def load(path: Path) -> Checkpoint:
+def dump(checkpoint: Checkpoint) -> bytes:
+    """``checkpoint`` as the bytes ``save`` writes (a cluster keeps them in an object store)."""
+    buffer = io.BytesIO()
+    _write(buffer, checkpoint)
+    return buffer.getvalue()
+
+
+def _write(file: IO[bytes], checkpoint: Checkpoint) -> None:
+    entries: dict[str, Any] = {"meta": np.array(json.dumps(checkpoint.meta)), **checkpoint.arrays}
+    np.savez(file, **entries)
+
+
+def load(path: Path | IO[bytes]) -> Checkpoint:
     """Read a checkpoint; ValueError (or OSError) naming the problem when it cannot be used."""
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -120,3 +131,8 @@ def load(path: Path) -> Checkpoint:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError("a checkpoint of another format")
     return Checkpoint(arrays, meta)
+
+
+def parse(data: bytes) -> Checkpoint:
+    """The checkpoint ``dump`` gave ``data`` for; ValueError when it is none."""
+    return load(io.BytesIO(data))

@@ -16,7 +16,7 @@ import contextlib
 
 from hub.pipeline import Pipeline
 from hub.config import DEFAULT_CONFIG, load_config
-from hub.service import HubService
+from hub.lifecycle import every
 
 
 def boom() -> None:
@@ -24,7 +24,7 @@ def boom() -> None:
 
 
 async def one_failing_tick() -> None:
-    task = asyncio.create_task(HubService._every(0.001, boom))
+    task = asyncio.create_task(every(0.001, boom))
     await asyncio.sleep(0.05)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

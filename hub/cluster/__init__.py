@@ -1,0 +1,1 @@
+"""The hub as workers on a NATS cluster: streams, leases, and the ingest and fusion roles."""

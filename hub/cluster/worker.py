@@ -1,0 +1,80 @@
+"""One process of a clustered hub: the roles it runs, on one NATS connection.
+
+``hub run -c CONFIG --role ingest,imagery,fusion`` with a ``[cluster]``
+section: any number of such processes on any machines make one hub. Fusion
+publishes the partners' pictures through an MQTT connection to a node
+(``[broker]``, MQTT 3.1.1: NATS speaks no 5), so they are retained there as
+on Mosquitto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+from collections.abc import Iterable
+
+from hub.cluster.connect import connect, declare
+from hub.cluster.fusion import FusionWorker
+from hub.cluster.ingest import IngestWorker
+from hub.config import HubConfig
+from hub.errors import ConfigError
+from hub.mqtt.bus import Bus
+
+ROLES = ("ingest", "imagery", "fusion")
+_NOT_IN_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def parse_roles(text: str) -> frozenset[str]:
+    """The roles named in ``text`` (comma-separated); ValueError naming any unknown one."""
+    roles = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(roles - set(ROLES))
+    if unknown or not roles:
+        raise ValueError(f"unknown role {', '.join(unknown) or '(none)'}: choose from "
+                         f"{', '.join(ROLES)}")
+    return roles
+
+
+def default_worker_id() -> str:
+    """This host's name and this process's id: unique while the process lives."""
+    return _NOT_IN_ID.sub("-", f"{socket.gethostname()}-{os.getpid()}")[-48:]
+
+
+def check_worker_id(worker_id: str) -> str:
+    """``worker_id`` if it can name a lease and an MQTT client; ValueError otherwise."""
+    if not worker_id or len(worker_id) > 48 or _NOT_IN_ID.search(worker_id):
+        raise ValueError(f"worker id {worker_id!r}: use 1-48 letters, digits, '-' or '_'")
+    return worker_id
+
+
+async def run_worker(config: HubConfig, roles: Iterable[str], worker_id: str,
+                     stop: asyncio.Event, password: str | None = None) -> None:
+    """Run ``roles`` of the clustered hub ``config`` until ``stop``."""
+    if config.cluster is None:
+        raise ConfigError("$.cluster: roles need a [cluster] section")
+    if "fusion" in roles and config.broker.protocol != "3.1.1":
+        raise ConfigError('$.broker.protocol: NATS speaks MQTT 3.1.1 only; set "3.1.1" to '
+                          "publish pictures through it")
+    roles = frozenset(roles)
+    nc = await connect(config.cluster, f"{config.cluster.prefix}-{worker_id}")
+    try:
+        link = await declare(nc, config.cluster)
+        jobs = []
+        if roles & {"ingest", "imagery"}:
+            ingest = IngestWorker(config, link, worker_id, ingest="ingest" in roles,
+                                  imagery="imagery" in roles)
+            jobs.append(ingest.run(stop))
+        if "fusion" not in roles:
+            await asyncio.gather(*jobs)
+            return
+        client_id = f"{config.broker.client_id}-{worker_id}"[:64]
+        async with Bus(config.broker, subscriptions=(), handler=None, will=None,
+                       client_id=client_id, password=password) as bus:
+            def send(topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+                return bus.publish(topic, payload, qos=qos, retain=retain)
+
+            fusion = FusionWorker(config, link, worker_id, send)
+            await asyncio.gather(fusion.run(stop), *jobs)
+    finally:
+        await nc.drain()
