@@ -53,6 +53,8 @@ class GroupRunner:
         self.applied = 0
         """The stream sequence of the last record applied (0: none)."""
         self.bad_records = 0
+        self.taken_at = time.time()
+        """When this worker took the group (wall clock): a takeover's end, in the report."""
 
     def restore(self, data: bytes) -> bool:
         """Take the state of a checkpoint; False (and the state untouched) if it does not fit."""
@@ -204,7 +206,7 @@ class FusionWorker:
 
     async def _report(self) -> None:
         groups = {key: {"applied": o.runner.applied, "fused": o.runner.pipeline.counters["fused"],
-                        "bad_records": o.runner.bad_records}
+                        "bad_records": o.runner.bad_records, "taken_at": o.runner.taken_at}
                   for key, o in self.owned.items()}
         report = {"worker": self.worker_id, "role": "fusion", "t": time.time(), "groups": groups}
         await self.cluster.nc.publish(self.names.status_subject, json.dumps(report).encode())

@@ -77,4 +77,4 @@ async def run_worker(config: HubConfig, roles: Iterable[str], worker_id: str,
             fusion = FusionWorker(config, link, worker_id, send)
             await asyncio.gather(fusion.run(stop), *jobs)
     finally:
-        await nc.drain()
+        await nc.close()
