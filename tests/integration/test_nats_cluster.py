@@ -24,10 +24,12 @@ from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from hub.broker.launcher import free_port
 from hub.cluster.connect import connect_nats
 from hub.cluster.nats_server import NatsCluster
 from hub.cluster.subjects import mqtt_topic_to_subject, subject_to_mqtt_topic
 from hub.config import Broker
+from hub.errors import BrokerUnavailable
 from hub.mqtt.bus import Bus
 
 WAIT_S = 30.0
@@ -54,7 +56,9 @@ def peer(cluster: NatsCluster, index: int, prefix: str, clean_session: bool = Tr
 
 @pytest.fixture
 async def nats_client(nats_cluster: NatsCluster) -> AsyncIterator[Nats]:
-    client = await connect_nats(nats_cluster.urls[1:2], name=unique("test"))
+    """nats-py on node 0, where the MQTT peers of the mapping tests are: a subscription's
+    interest reaches the other nodes a little later, and core NATS drops what nobody wants."""
+    client = await connect_nats(nats_cluster.urls[:1], name=unique("test"))
     try:
         yield client
     finally:
@@ -67,6 +71,12 @@ async def next_messages(subscription: object, count: int) -> list[tuple[str, byt
         msg = await subscription.next_msg(timeout=5)  # type: ignore[attr-defined]
         got.append((msg.subject, msg.data))
     return got
+
+
+async def test_no_node_answering_is_one_clear_error() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    with pytest.raises(BrokerUnavailable, match=f"no NATS server of {url} answered within 1 s"):
+        await connect_nats([url], name="nobody", first_connect=1.0)
 
 
 # --- MQTT across nodes, and the topic mapping --------------------------------------------
@@ -111,7 +121,7 @@ async def test_subjects_arrive_on_the_mqtt_topics_the_helper_names(
         nats_cluster: NatsCluster, nats_client: Nats, tokens: str) -> None:
     prefix = unique("map")
     subject = f"{prefix}.{tokens}"
-    listener = peer(nats_cluster, 2, "sub")
+    listener = peer(nats_cluster, 0, "sub")
     listener.subscribe(f"{prefix}/#", qos=0)
     try:
         await nats_client.publish(subject, b"m")
@@ -133,7 +143,6 @@ def test_a_dot_in_an_mqtt_topic_closes_the_publishers_connection(
     try:
         sender.client.publish(f"{prefix}/radar.1/detections", b"m", qos=1)
         assert lost.wait(5), "the node kept the connection"
-        sender.client.publish(f"{prefix}/radar-1/detections", b"m", qos=0)  # not delivered now
         with pytest.raises(AssertionError, match="received 0 of 1"):
             listener.take(1, wait_s=1.0)
     finally:
