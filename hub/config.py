@@ -111,6 +111,13 @@ class Broker(Base, frozen=True, kw_only=True):
         "(`sink_dropped.mqtt`).")] = 1000
     tls: Annotated[ClientTls | None, doc(
         "Connect over TLS with a client certificate; none: plain TCP.")] = None
+    failover: Annotated[list[str], doc(
+        "Further brokers as `\"host:port\"` (other nodes of a cluster): each failed "
+        "connect moves to the next, after `host:port`, round the list.")] = []
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of ``host:port`` and then of every failover entry."""
+        return [(self.host, self.port), *(parse_endpoint(entry) for entry in self.failover)]
 
     def password(self) -> str | None:
         """Read the broker password from the configured environment variable or file."""
@@ -125,6 +132,27 @@ class Broker(Base, frozen=True, kw_only=True):
             except OSError as exc:
                 raise ConfigError(f"$.broker.password_file: cannot read: {exc.strerror}") from exc
         return None
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """``"host:port"`` (``"[v6]:port"`` for an IPv6 address) as ``(host, port)``; ValueError."""
+    host, _, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or any(c.isspace() for c in host) or not port.isdigit():
+        raise ValueError(f"{text!r} is not host:port")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: port {port} is not 1-65535")
+    return host, int(port)
+
+
+def _broker_problems(config: HubConfig) -> list[str]:
+    problems = []
+    for i, entry in enumerate(config.broker.failover):
+        try:
+            parse_endpoint(entry)
+        except ValueError as exc:
+            problems.append(f"$.broker.failover[{i}]: {exc}")
+    return problems
 
 
 KEY_BYTES = 32
@@ -710,7 +738,7 @@ def _registry_problems(config: HubConfig) -> list[str]:
     if "mission" in partner_ids:
         problems.append("$.partners: 'mission' is reserved for the mission picture")
     return (problems + _label_problems(config) + _release_problems(config)
-            + _tak_problems(config))
+            + _tak_problems(config) + _broker_problems(config))
 
 
 def _tak_problems(config: HubConfig) -> list[str]:

@@ -287,19 +287,19 @@ def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeo
     while True:
         if process.poll() is not None:
             raise BrokerUnavailable(f"broker exited with code {process.returncode} on start")
-        if _answers_mqtt(host, port):
+        if answers_mqtt(host, port):
             return
         if time.monotonic() > deadline:
             raise BrokerUnavailable(f"broker not answering on {host}:{port} after {timeout:g} s")
         time.sleep(0.05)
 
 
-def _answers_mqtt(host: str, port: int) -> bool:
+def answers_mqtt(host: str, port: int, timeout: float = 0.5) -> bool:
     """Send an MQTT 3.1.1 CONNECT (clean session) and say whether a CONNACK came back."""
     client_id = f"hub-probe-{os.getpid()}".encode()
     body = b"\x00\x04MQTT\x04\x02\x00\x0a" + len(client_id).to_bytes(2, "big") + client_id
     try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(bytes([0x10, len(body)]) + body)
             answer = sock.recv(4)
             sock.sendall(b"\xe0\x00")  # DISCONNECT

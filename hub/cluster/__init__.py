@@ -1,1 +1,1 @@
-"""The hub as workers on a NATS cluster: streams, leases, and the ingest and fusion roles."""
+"""The hub as workers on a NATS cluster: the cluster itself, streams, leases, and the roles."""

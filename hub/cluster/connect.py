@@ -1,105 +1,73 @@
-"""Connecting a worker to the NATS cluster, and making sure its streams and buckets exist.
+"""A NATS connection with the hub's failover settings, for the roles that run on the cluster.
 
-Every worker declares what it needs at start (idempotent: the same config
-twice is no change), so the cluster needs no set-up step of its own and any
-worker may be the first up.
+nats-py is imported here, inside the call, not at the top: it costs 0.35 s of start-up
+(tests/unit/test_startup.py), which a hub without ``[cluster]`` never needs.
+
+Given every node's URL the client moves to the next node when its node dies and keeps
+trying for ever (nats-py's default gives up after 60 attempts); a reconnect retries the
+first node after ``reconnect_wait``. Its errors go to the hub's rate-limited log as
+warnings: a node's death is an event the cluster rides out, not a fault of the hub.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from hub.cluster.names import Names, raw_subjects
-from hub.config import Cluster
 from hub.errors import BrokerUnavailable
+from hub.metrics import RateLimitedLog
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
-    from nats.js import JetStreamContext
-    from nats.js.api import StreamConfig
-    from nats.js.kv import KeyValue
-    from nats.js.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0
-INPUTS_MAX_AGE_S = 3_600.0
-"""How far back the inputs stream reaches: a group with no checkpoint replays at most this."""
-RAW_MAX_AGE_S = 600.0
-"""How long field units' messages wait for an ingest worker (all of them down)."""
-DUPLICATE_WINDOW_S = 120.0
-"""An item an ingest worker publishes twice (it died before its ack) within this is kept once."""
+CONNECT_TIMEOUT_S = 2.0
+RECONNECT_WAIT_S = 0.2
+FIRST_CONNECT_S = 10.0
 
 
-async def connect(cluster: Cluster, name: str) -> Client:
-    """A NATS connection to any of ``cluster.servers``; BrokerUnavailable naming them if none."""
-    import nats
+async def connect_nats(servers: Sequence[str], *, name: str,
+                       first_connect: float = FIRST_CONNECT_S,
+                       connect_timeout: float = CONNECT_TIMEOUT_S,
+                       reconnect_wait: float = RECONNECT_WAIT_S,
+                       randomize: bool = True, user: str | None = None,
+                       password: str | None = None, tls: ssl.SSLContext | None = None
+                       ) -> Client:
+    """Connect to a node of ``servers``; raise BrokerUnavailable if none answers in time.
 
-    tls = _tls_context(cluster)
-    try:
-        return await nats.connect(
-            servers=list(cluster.servers), name=name, user=cluster.username,
-            password=cluster.password(), tls=tls, connect_timeout=CONNECT_TIMEOUT_S,
-            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            error_cb=_log_error)
-    except Exception as exc:
-        servers = ", ".join(cluster.servers)
-        raise BrokerUnavailable(f"cannot reach NATS at {servers}: {exc}") from exc
+    Args:
+        servers: ``nats://host:port`` of every node (the client learns others from them).
+        name: the connection's name in the servers' monitoring (``/connz``).
+        first_connect: seconds to keep trying the nodes before giving up.
+        connect_timeout: seconds for each node's TCP and NATS handshake.
+        reconnect_wait: seconds before a node is tried again after it failed.
+        randomize: try the nodes in random order (spreads clients); False: in order.
+        user, password: the NATS user, if the servers require one.
+        tls: TLS to the servers (``tls://`` URLs), with a client certificate.
+    """
+    import nats  # start-up cost, see the module docstring
 
+    events = RateLimitedLog(log, level=logging.WARNING)
 
-async def _log_error(exc: Exception) -> None:
-    log.warning("NATS: %s", exc)
+    async def on_error(exc: Exception) -> None:
+        events.error("nats %s: %s", name, exc)
 
-
-def _tls_context(cluster: Cluster) -> ssl.SSLContext | None:
-    if cluster.tls is None:
-        return None
-    context = ssl.create_default_context(cafile=cluster.tls.cafile)
-    context.load_cert_chain(cluster.tls.certfile, cluster.tls.keyfile)
-    return context
-
-
-@dataclass(frozen=True)
-class Link:
-    """A worker's handles on the cluster: the connection, JetStream, leases and checkpoints."""
-
-    nc: Client
-    js: JetStreamContext
-    kv: KeyValue
-    store: ObjectStore
-
-
-async def declare(nc: Client, cluster: Cluster) -> Link:
-    """Create (or find) the streams, the lease bucket and the checkpoint store."""
-    from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
-
-    names = Names.of(cluster)
-    js = nc.jetstream()
-    replicas = cluster.replicas
-    await _stream(js, StreamConfig(
-        name=names.raw_stream, subjects=raw_subjects(), max_age=RAW_MAX_AGE_S,
-        storage=StorageType.FILE, num_replicas=replicas, duplicate_window=DUPLICATE_WINDOW_S))
-    await _stream(js, StreamConfig(
-        name=names.inputs_stream, subjects=[names.item_subject, names.tick_subject],
-        max_age=INPUTS_MAX_AGE_S, storage=StorageType.FILE, num_replicas=replicas,
-        duplicate_window=DUPLICATE_WINDOW_S))
-    kv = await js.create_key_value(KeyValueConfig(
-        bucket=names.leases, ttl=cluster.lease_ttl_s, history=1, replicas=replicas,
-        storage=StorageType.MEMORY))
-    store = await js.create_object_store(names.checkpoints, config=ObjectStoreConfig(
-        bucket=names.checkpoints, replicas=replicas, storage=StorageType.FILE))
-    return Link(nc, js, kv, store)
-
-
-async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Add the stream, or adopt this config when it exists with another."""
-    from nats.js.errors import BadRequestError
+    async def on_disconnect() -> None:
+        events.error("nats %s: disconnected", name)
 
     try:
-        await js.add_stream(config)
-    except BadRequestError as exc:  # exists with another config: adopt ours
-        log.info("stream %s exists (%s); updating it", config.name, exc.description)
-        await js.update_stream(config)
+        async with asyncio.timeout(first_connect):
+            client: Client = await nats.connect(
+                list(servers), name=name, error_cb=on_error, disconnected_cb=on_disconnect,
+                connect_timeout=connect_timeout,
+                reconnect_time_wait=reconnect_wait,
+                max_reconnect_attempts=-1, dont_randomize=not randomize, user=user,
+                password=password, tls=tls)
+    except TimeoutError as exc:
+        raise BrokerUnavailable(f"no NATS server of {', '.join(servers)} answered "
+                                f"within {first_connect:g} s") from exc
+    return client

@@ -36,7 +36,7 @@ from hub.release.view import ReleaseView
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
-    from hub.cluster.connect import Link
+    from hub.cluster.streams import Link
 
 log = logging.getLogger(__name__)
 

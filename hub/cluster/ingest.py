@@ -37,7 +37,7 @@ from hub.pipeline import Pipeline
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
-    from hub.cluster.connect import Link
+    from hub.cluster.streams import Link
 
 log = logging.getLogger(__name__)
 

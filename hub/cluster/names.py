@@ -1,9 +1,7 @@
-"""Where a clustered hub keeps things on NATS: streams, buckets, subjects, and MQTT topics.
+"""Where a clustered hub keeps things on NATS: streams, buckets and subjects.
 
 Every name carries the config's ``cluster.prefix``, so two hubs can share a
-cluster. Field units publish MQTT to a node; NATS maps each MQTT topic to a
-subject (``/`` becomes ``.``, a ``.`` inside a level becomes ``//``), and the
-raw stream captures the sensors' subjects from there.
+cluster.
 """
 
 from __future__ import annotations
@@ -12,8 +10,8 @@ from dataclasses import dataclass
 
 from hub.config import Cluster
 
-RAW_KINDS = ("telemetry", "detections", "status")
-"""What the raw stream keeps of ``sensors/+/...``: QoS 1 kinds (frames are QoS 0, live only)."""
+QOS1_KINDS = ("telemetry", "detections", "status")
+"""The QoS 1 kinds of ``sensors/{id}/...`` (frames are QoS 0: live only, on core NATS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +23,6 @@ class Names:
     @staticmethod
     def of(cluster: Cluster) -> Names:
         return Names(cluster.prefix)
-
-    @property
-    def raw_stream(self) -> str:
-        """Field units' messages as they came, until an ingest worker took each."""
-        return f"{self.prefix}_raw".upper()
 
     @property
     def inputs_stream(self) -> str:
@@ -62,26 +55,6 @@ class Names:
         return f"{self.prefix}_checkpoints"
 
     @property
-    def ingest_durable(self) -> str:
-        """The durable consumer the ingest workers share."""
-        return f"{self.prefix}_ingest"
-
-    @property
     def imagery_queue(self) -> str:
         """The queue group the imagery workers share frames in."""
         return f"{self.prefix}_imagery"
-
-
-def raw_subjects() -> list[str]:
-    """The subjects the raw stream captures."""
-    return [f"sensors.*.{kind}" for kind in RAW_KINDS]
-
-
-def topic_of(subject: str) -> str:
-    """The MQTT topic NATS mapped to ``subject``: levels split at ``.``, ``//`` back to ``.``."""
-    return "/".join(level.replace("//", ".") for level in subject.split("."))
-
-
-def subject_of(topic: str) -> str:
-    """The NATS subject of MQTT ``topic`` (``topic_of``'s inverse)."""
-    return ".".join(level.replace(".", "//") for level in topic.split("/"))

@@ -15,7 +15,7 @@ import re
 import socket
 from collections.abc import Iterable
 
-from hub.cluster.connect import connect, declare
+from hub.cluster.streams import connect, declare
 from hub.cluster.fusion import FusionWorker
 from hub.cluster.ingest import IngestWorker
 from hub.config import HubConfig

@@ -9,6 +9,8 @@ connect runs in an executor so an unreachable host cannot block the loop.
 The reconnect loop, in order:
 
 1. ``reconnect()`` in an executor (DNS and TCP connect), then wait for CONNACK;
+   a failed attempt aims the next one at the next broker of ``broker.failover``
+   (round the list), so a client of a cluster moves off a node that died;
 2. on success subscribe to every subscription again (the session may be gone)
    and set ``connected`` when the SUBACK arrives;
 3. tick ``loop_misc`` once a second until the socket closes;
@@ -111,6 +113,8 @@ class Bus:
         self._connack = asyncio.Event()
         self._sub_mid: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._endpoints = settings.endpoints()
+        self._endpoint = 0
         self._client = self._make_client(will, password, connect_timeout)
 
     # --- set-up ---------------------------------------------------------------------------
@@ -134,14 +138,7 @@ class Bus:
         if will is not None:
             topic, payload, retain = will
             client.will_set(topic, payload, qos=1, retain=retain)
-        properties = None
-        if v5:
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = self.settings.session_expiry
-            client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive,
-                                 clean_start=False, properties=properties)
-        else:
-            client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
+        self._aim(client)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -150,6 +147,22 @@ class Bus:
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
         return client
+
+    def _aim(self, client: mqtt.Client) -> None:
+        """Point the client's next connect at the current endpoint (no I/O)."""
+        host, port = self.address
+        if self.settings.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self.settings.session_expiry
+            client.connect_async(host, port, self.settings.keepalive, clean_start=False,
+                                 properties=properties)
+        else:
+            client.connect_async(host, port, self.settings.keepalive)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The broker the bus is connected to, or tries next."""
+        return self._endpoints[self._endpoint]
 
     async def __aenter__(self) -> Bus:
         self._loop = asyncio.get_running_loop()
@@ -192,9 +205,9 @@ class Bus:
                 await self.connected.wait()
         except TimeoutError as exc:
             reason = self.last_error or "no answer"
+            brokers = ", ".join(f"{host}:{port}" for host, port in self._endpoints)
             raise BrokerUnavailable(
-                f"MQTT broker {self.settings.host}:{self.settings.port} not connected "
-                f"after {timeout:g} s: {reason}") from exc
+                f"MQTT broker {brokers} not connected after {timeout:g} s: {reason}") from exc
 
     async def close(self) -> None:
         """Disconnect cleanly, unregister the socket and stop the supervisor."""
@@ -258,6 +271,7 @@ class Bus:
             rc = await asyncio.shield(self._connecting)
         except (OSError, ValueError) as exc:
             self._note_failure(f"connect failed: {exc}")
+            self._next_endpoint()
             return False
         finally:
             if self._connecting.done():
@@ -265,6 +279,7 @@ class Bus:
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._note_failure(f"connect failed: {mqtt.error_string(rc)}")
             self._force_close_socket()
+            self._next_endpoint()
             return False
         try:
             async with asyncio.timeout(self._connack_timeout):
@@ -273,8 +288,11 @@ class Bus:
             self._note_failure(f"no CONNACK within {self._connack_timeout:g} s "
                                f"(does the broker speak MQTT {self.settings.protocol}?)")
             self._force_close_socket()
+            self._next_endpoint()
             return False
         # A session that came up counts even if it is already gone again.
+        if not self._connack.is_set():
+            self._next_endpoint()
         return self._connack.is_set()
 
     async def _serve_connection(self) -> None:
@@ -290,8 +308,13 @@ class Bus:
 
     def _note_failure(self, reason: str) -> None:
         self.last_error = reason
-        self._errors.error("bus %s: %s:%s: %s", self.client_id, self.settings.host,
-                           self.settings.port, reason)
+        self._errors.error("bus %s: %s:%s: %s", self.client_id, *self.address, reason)
+
+    def _next_endpoint(self) -> None:
+        """Aim the next attempt at the next broker, when there are several."""
+        if len(self._endpoints) > 1:
+            self._endpoint = (self._endpoint + 1) % len(self._endpoints)
+            self._aim(self._client)
 
     def _force_close_socket(self) -> None:
         """Drop the socket without MQTT DISCONNECT (paho has no public call for this)."""
@@ -331,8 +354,8 @@ class Bus:
     def _set_connected(self) -> None:
         self.state = "connected"
         self.connected.set()
-        log.info("bus %s: connected to %s:%s (MQTT %s)", self.client_id, self.settings.host,
-                 self.settings.port, self.settings.protocol)
+        log.info("bus %s: connected to %s:%s (MQTT %s)", self.client_id, *self.address,
+                 self.settings.protocol)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         stats = self.stats

@@ -11,11 +11,10 @@ import itertools
 import queue
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
-from hub.broker.launcher import BrokerHandle
 
 WAIT_S = 15.0
 _ids = itertools.count()
@@ -26,14 +25,27 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}"
 
 
+class Endpoint(Protocol):
+    """Where an MQTT listener is: a ``BrokerHandle``, or one node of a NATS cluster."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
 class Peer:
     """A paho client on a background thread that records what it receives."""
 
-    def __init__(self, handle: BrokerHandle, protocol: str, client_id: str,
-                 username: str | None = None, password: str | None = None) -> None:
+    def __init__(self, handle: Endpoint, protocol: str, client_id: str,
+                 username: str | None = None, password: str | None = None,
+                 clean_session: bool = True) -> None:
+        """``clean_session=False`` (MQTT 3.1.1) keeps the session on the broker across
+        connections."""
         v5 = protocol == "5"
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id,
+            clean_session=None if v5 else clean_session,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311)
         if username is not None:
             self.client.username_pw_set(username, password)
@@ -84,7 +96,7 @@ class Peer:
 
 
 
-def listen(handle: BrokerHandle, protocol: str, *filters: str) -> Peer:
+def listen(handle: Endpoint, protocol: str, *filters: str) -> Peer:
     """A new peer subscribed to ``filters`` at QoS 1."""
     peer = Peer(handle, protocol, unique("listener"))
     for topic in filters:

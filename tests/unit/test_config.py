@@ -26,6 +26,11 @@ def test_default_config_is_valid() -> None:
     ({"mission": ORIGIN, "partners": [{"id": "p", "name": "P"}, {"id": "p", "name": "Q"}]},
      "$.partners[1].id: duplicate id 'p'"),
     ({}, "missing required field `mission`"),
+    ({"mission": ORIGIN, "broker": {"failover": ["10.0.0.2:1883", "nats-2"]}},
+     "$.broker.failover[1]: 'nats-2' is not host:port"),
+    ({"mission": ORIGIN, "broker": {"failover": ["nats-2:70000"]}},
+     "$.broker.failover[0]: 'nats-2:70000': port 70000 is not 1-65535"),
+    ({"mission": ORIGIN, "broker": {"failover": "nats-2:1883"}}, "$.broker.failover"),
 ])
 def test_bad_config_names_key_and_problem(data: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -48,3 +53,9 @@ def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         config.broker.password()
     monkeypatch.setenv("HUB_TEST_PW", "s3cret")
     assert config.broker.password() == "s3cret"
+
+
+def test_failover_brokers_follow_the_first() -> None:
+    broker = parse_config({"mission": ORIGIN, "broker": {
+        "host": "n0", "port": 1883, "failover": ["n1:1884", "[::1]:1885"]}}).broker
+    assert broker.endpoints() == [("n0", 1883), ("n1", 1884), ("::1", 1885)]

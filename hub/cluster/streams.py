@@ -1,0 +1,86 @@
+"""What a clustered hub keeps on NATS, declared by every worker that starts.
+
+The inputs stream (validated items and fusion steps, in one order), the lease
+bucket and the checkpoint store. Declaring is idempotent (the same config
+twice is no change), so the cluster needs no set-up step of its own and any
+worker may be the first up.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hub.cluster.connect import connect_nats
+from hub.cluster.names import Names
+from hub.config import Cluster
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js import JetStreamContext
+    from nats.js.api import StreamConfig
+    from nats.js.kv import KeyValue
+    from nats.js.object_store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+INPUTS_MAX_AGE_S = 3_600.0
+"""How far back the inputs stream reaches: a group with no checkpoint replays at most this."""
+DUPLICATE_WINDOW_S = 120.0
+"""An item stored twice within this (its ingest worker died before acknowledging) is kept once."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A worker's handles on the cluster: the connection, JetStream, leases and checkpoints."""
+
+    nc: Client
+    js: JetStreamContext
+    kv: KeyValue
+    store: ObjectStore
+
+
+async def connect(cluster: Cluster, name: str) -> Client:
+    """A connection to any live node of ``cluster.servers``, as its user, over its TLS."""
+    return await connect_nats(cluster.servers, name=name, user=cluster.username,
+                              password=cluster.password(), tls=_tls_context(cluster))
+
+
+def _tls_context(cluster: Cluster) -> ssl.SSLContext | None:
+    if cluster.tls is None:
+        return None
+    context = ssl.create_default_context(cafile=cluster.tls.cafile)
+    context.load_cert_chain(cluster.tls.certfile, cluster.tls.keyfile)
+    return context
+
+
+async def declare(nc: Client, cluster: Cluster) -> Link:
+    """Create (or find) the inputs stream, the lease bucket and the checkpoint store."""
+    from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
+
+    names = Names.of(cluster)
+    js = nc.jetstream()
+    replicas = cluster.replicas
+    await _stream(js, StreamConfig(
+        name=names.inputs_stream, subjects=[names.item_subject, names.tick_subject],
+        max_age=INPUTS_MAX_AGE_S, storage=StorageType.FILE, num_replicas=replicas,
+        duplicate_window=DUPLICATE_WINDOW_S))
+    kv = await js.create_key_value(KeyValueConfig(
+        bucket=names.leases, ttl=cluster.lease_ttl_s, history=1, replicas=replicas,
+        storage=StorageType.MEMORY))
+    store = await js.create_object_store(names.checkpoints, config=ObjectStoreConfig(
+        bucket=names.checkpoints, replicas=replicas, storage=StorageType.FILE))
+    return Link(nc, js, kv, store)
+
+
+async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Add the stream, or adopt this config when it exists with another."""
+    from nats.js.errors import BadRequestError
+
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        log.info("stream %s exists (%s); updating it", config.name, exc.description)
+        await js.update_stream(config)
