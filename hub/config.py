@@ -404,6 +404,9 @@ class Cluster(Base, frozen=True, kw_only=True):
     replicas: Annotated[int, Meta(ge=1, le=5), doc(
         "Copies JetStream keeps of the streams, leases and checkpoints (at most the "
         "number of nodes).")] = 3
+    ingest_slots: Annotated[int, Meta(ge=1, le=256), doc(
+        "Shares of the sensors, each one persistent MQTT session that one ingest worker at a "
+        "time serves: at most this many ingest workers share the work.")] = 4
     lease_ttl_s: Annotated[float, Meta(ge=1.0, le=60.0), doc(
         "Seconds a dead fusion worker holds its groups before a standby may take them; "
         "renewed every third of it.")] = 2.0

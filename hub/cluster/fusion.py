@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hub.cluster import records
-from hub.cluster.lease import GROUP, WORKER, Leases, assignment
+from hub.cluster.lease import FUSION, GROUP, Leases, Shares
 from hub.cluster.names import Names
 from hub.config import HubConfig
 from hub.lifecycle import every
+from hub.metrics import RateLimitedLog
 from hub.pipeline import Pipeline
 from hub.publish.mqtt import MqttPictureSink, Send
 from hub.publish.publisher import PicturePublisher
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 1.0
+JOIN_WAIT_S = 15.0
+"""How long a starting worker waits for the lease bucket to answer (it may just be created)."""
 
 
 class GroupRunner:
@@ -101,15 +104,15 @@ class FusionWorker:
         self.worker_id = worker_id
         self.send = send
         self.keys = [group.key for group in release_groups(config)]
-        self.leases = Leases(cluster.kv, worker_id)
+        self.leases = Leases(cluster.kv, worker_id, config.cluster.lease_ttl_s)
+        self.shares = Shares(self.leases, FUSION, GROUP, self.keys, self._start, self._stop)
         self.owned: dict[str, _Owned] = {}
+        self._unsaved = RateLimitedLog(log, level=logging.WARNING)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop``; then hand every group over, so a standby need not wait."""
-        if not await self.leases.take(WORKER + self.worker_id):
-            raise RuntimeError(f"a worker named {self.worker_id} is already up")
-        ttl = self.settings.lease_ttl_s
-        loops = [every(ttl / 4, self._manage),
+        await self.shares.join(JOIN_WAIT_S)
+        loops = [*self.shares.loops(),
                  every(self.settings.checkpoint_every_s, self._checkpoint_all),
                  every(max(self.config.publish.interval_s, self.settings.tick_s), self._publish),
                  every(STATUS_EVERY_S, self._report)]
@@ -120,43 +123,51 @@ class FusionWorker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for key in list(self.owned):
-                await self._hand_over(key)
-            await self.leases.give_up(WORKER + self.worker_id)
+            await self.shares.leave()
 
-    async def _manage(self) -> None:
-        """Renew the leases, drop what was lost, take and hand over as the assignment says."""
-        for key in await self.leases.renew():
-            if key.startswith(GROUP):
-                log.error("lost the lease of group %s to another worker", key)
-                await self._drop(key.removeprefix(GROUP))
-            elif not await self.leases.take(key):  # our heartbeat lapsed while we were paused
-                log.error("worker id %s is taken by another worker", self.worker_id)
-        wanted = assignment(self.keys, await self.leases.live_workers())
-        for key in self.keys:
-            mine = wanted.get(key) == self.worker_id
-            if mine and key not in self.owned and await self.leases.take(GROUP + key):
-                await self._start(key)
-            elif not mine and key in self.owned:
-                await self._hand_over(key)
-
-    async def _start(self, key: str) -> None:
-        from nats.js.api import ConsumerConfig, DeliverPolicy
+    async def _start(self, key: str) -> bool:
+        """Restore ``key``'s checkpoint and apply the stream after it; False if NATS is silent."""
+        from nats.errors import Error as NatsError
 
         started = time.monotonic()
         runner = GroupRunner(self.config, key, self.send)
-        data = await self._saved(key)
-        restored = data is not None and runner.restore(data)
-        policy = (ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                 opt_start_seq=runner.applied + 1) if restored
-                  else ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-        subscription = await self.cluster.js.subscribe(
-            f"{self.names.prefix}.in.>", stream=self.names.inputs_stream, ordered_consumer=True,
-            config=policy)
+        try:
+            restored = await self._restore(runner)
+            subscription = await self._subscribe(runner.applied + 1 if restored else None)
+        except NatsError as exc:
+            log.warning("group %s: not started (%s); trying again", key, type(exc).__name__)
+            return False
         self.owned[key] = _Owned(runner, asyncio.create_task(self._consume(runner, subscription)))
         log.warning("took group %s (%s), applying the stream from %d (%.2f s)", key,
                     "checkpoint restored" if restored else "no checkpoint", runner.applied + 1,
                     time.monotonic() - started)
+        return True
+
+    async def _stop(self, key: str, in_order: bool) -> None:
+        """Stop fusing ``key``; handed over in order, checkpoint it where it stopped."""
+        owned = self.owned.pop(key, None)
+        if owned is None:
+            return
+        owned.task.cancel()
+        await asyncio.gather(owned.task, return_exceptions=True)
+        if in_order:
+            await self._save(owned.runner)
+            log.warning("handed group %s over at %d", key, owned.runner.applied)
+
+    async def _restore(self, runner: GroupRunner) -> bool:
+        data = await self._saved(runner.key)
+        return data is not None and runner.restore(data)
+
+    async def _subscribe(self, first: int | None) -> JetStreamContext.PushSubscription:
+        """An ordered consumer of the inputs stream from sequence ``first`` (None: all)."""
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        policy = (ConsumerConfig(deliver_policy=DeliverPolicy.ALL) if first is None else
+                  ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                 opt_start_seq=first))
+        return await self.cluster.js.subscribe(
+            f"{self.names.prefix}.in.>", stream=self.names.inputs_stream, ordered_consumer=True,
+            config=policy)
 
     async def _saved(self, key: str) -> bytes | None:
         from nats.js.errors import NotFoundError, ObjectNotFoundError
@@ -176,24 +187,16 @@ class FusionWorker:
         finally:
             await subscription.unsubscribe()
 
-    async def _drop(self, key: str) -> None:
-        owned = self.owned.pop(key, None)
-        if owned is not None:
-            owned.task.cancel()
-            await asyncio.gather(owned.task, return_exceptions=True)
-
-    async def _hand_over(self, key: str) -> None:
-        """Stop fusing ``key``, checkpoint it where it stopped, and give up its lease."""
-        owned = self.owned.get(key)
-        await self._drop(key)
-        if owned is not None:
-            await self._save(owned.runner)
-        await self.leases.give_up(GROUP + key)
-        log.warning("handed group %s over at %d", key, owned.runner.applied if owned else 0)
-
     async def _save(self, runner: GroupRunner) -> None:
-        if GROUP + runner.key in self.leases.held:  # a worker whose lease lapsed keeps quiet
+        from nats.errors import Error as NatsError
+
+        if GROUP + runner.key not in self.leases.held:  # a worker whose lease lapsed keeps quiet
+            return
+        try:
             await self.cluster.store.put(runner.key, runner.checkpoint())
+        except NatsError as exc:  # the last one stands: a takeover replays more
+            self._unsaved.error("group %s: checkpoint not stored (%s)", runner.key,
+                                type(exc).__name__)
 
     async def _checkpoint_all(self) -> None:
         for owned in list(self.owned.values()):

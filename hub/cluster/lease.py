@@ -4,46 +4,85 @@ A lease is a key created by its holder (``create`` fails while another holds
 it) and renewed by updating it at the revision the holder last wrote, so a
 holder that was paused past the bucket's TTL finds its lease gone when it
 next renews, and stops. Live workers announce themselves the same way, under
-``worker.<id>``. A dead holder's keys expire after the TTL; then another may
-create them.
+their role's prefix (``fusion.<id>``, ``ingest.<id>``). A dead holder's keys
+expire after the TTL; then another may create them. While the cluster elects
+a leader (a node died) the bucket does not answer: a renewal that fails so is
+not a lost lease, only one that finds another holder is; the TTL decides the
+rest (an election longer than the TTL costs every lease, and the workers then
+take them again, each group from its checkpoint).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING
+
+from hub.errors import HubError
+from hub.lifecycle import every
+from hub.metrics import RateLimitedLog
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
 
-WORKER = "worker."
+RETRY_S = 0.2
+FUSION = "fusion."
+"""A fusion worker's heartbeat: ``fusion.<id>``."""
+INGEST = "ingest."
+"""An ingest worker's heartbeat: ``ingest.<id>``."""
 GROUP = "group."
+"""A release group's lease: ``group.<key>``."""
+SLOT = "slot."
+"""An ingest slot's lease (a share of the sensors, one MQTT session): ``slot.<k>``."""
 
 
 class Leases:
     """The leases one worker holds in ``kv``, and its own heartbeat."""
 
-    def __init__(self, kv: KeyValue, owner: str) -> None:
+    def __init__(self, kv: KeyValue, owner: str, ttl_s: float) -> None:
         self.kv = kv
+        self.kv_ttl = ttl_s
+        """Seconds an entry lives unless renewed (the bucket's TTL)."""
         self.owner = owner
         self.held: dict[str, int] = {}
         """Key → the revision this worker last wrote."""
+        self._unanswered = RateLimitedLog(log, level=logging.WARNING)
 
-    async def take(self, key: str) -> bool:
-        """Create ``key`` as this worker's; False when someone holds it."""
+    def _no_answer(self, what: str, exc: Exception) -> None:
+        self._unanswered.error("leases: %s got no answer (%s); trying again", what,
+                               type(exc).__name__)
+
+    async def take(self, key: str, wait_s: float = 0.0) -> bool:
+        """Create ``key`` as this worker's; False when someone holds it.
+
+        A bucket that does not answer (just created, or electing) is asked
+        again for up to ``wait_s``; then False.
+        """
+        from nats.errors import Error as NatsError
         from nats.js.errors import KeyWrongLastSequenceError
 
-        try:
-            self.held[key] = await self.kv.create(key, self.owner.encode())
-        except KeyWrongLastSequenceError:
-            return False
-        return True
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.held[key] = await self.kv.create(key, self.owner.encode())
+            except KeyWrongLastSequenceError:
+                return False
+            except NatsError as exc:
+                self._no_answer(f"taking {key}", exc)
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(RETRY_S)
+                continue
+            return True
 
     async def renew(self) -> list[str]:
         """Renew every lease held (the heartbeat too); return the keys that were lost."""
+        from nats.errors import Error as NatsError
         from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
         lost = []
@@ -53,10 +92,13 @@ class Leases:
             except (KeyWrongLastSequenceError, KeyNotFoundError):
                 del self.held[key]
                 lost.append(key)
+            except NatsError as exc:
+                self._no_answer(f"renewing {key}", exc)
         return lost
 
     async def give_up(self, key: str) -> None:
         """Release ``key`` now (a hand-over), so the next holder need not wait for the TTL."""
+        from nats.errors import Error as NatsError
         from nats.js.errors import KeyWrongLastSequenceError
 
         revision = self.held.pop(key, None)
@@ -65,16 +107,111 @@ class Leases:
                 await self.kv.delete(key, last=revision)
             except KeyWrongLastSequenceError:
                 log.warning("lease %s was already taken over", key)
+            except NatsError as exc:  # it expires after the TTL instead
+                self._no_answer(f"giving up {key}", exc)
 
-    async def live_workers(self) -> list[str]:
-        """Ids of the workers whose heartbeat has not expired."""
+    async def live_workers(self, role: str) -> list[str] | None:
+        """Ids of ``role``'s workers (a prefix) whose heartbeat has not expired.
+
+        None when the bucket is silent.
+        """
+        from nats.errors import Error as NatsError
         from nats.js.errors import NoKeysError
 
         try:
             keys = await self.kv.keys()
         except NoKeysError:
             return []
-        return sorted(k.removeprefix(WORKER) for k in keys if k.startswith(WORKER))
+        except NatsError as exc:
+            self._no_answer("listing workers", exc)
+            return None
+        return sorted(k.removeprefix(role) for k in keys if k.startswith(role))
+
+
+Start = Callable[[str], Awaitable[bool]]
+"""Begin serving a key just leased; False when it could not (it is tried again)."""
+Stop = Callable[[str, bool], Awaitable[None]]
+"""Stop serving a key: handed over in order (True), or lost (False: do not write anything)."""
+
+
+class Shares:
+    """The keys one worker should serve among its role's live workers: taken, kept, handed on.
+
+    Every worker of a role renews its leases (its heartbeat among them) every
+    quarter of the lease TTL and stops serving what it lost; as often, it takes
+    or hands over keys as ``assignment`` over the live workers says.
+    """
+
+    def __init__(self, leases: Leases, role: str, kind: str, keys: list[str], start: Start,
+                 stop: Stop) -> None:
+        self.leases = leases
+        self.heartbeat = role + leases.owner
+        self.role, self.kind, self.keys = role, kind, keys
+        self._start, self._stop = start, stop
+        self.serving: set[str] = set()
+
+    async def join(self, wait_s: float) -> None:
+        """Announce this worker; HubError when its name is taken or the cluster is silent."""
+        if not await self.leases.take(self.heartbeat, wait_s=wait_s):
+            raise HubError(f"worker id {self.leases.owner}: another worker of that name is up, "
+                           "or the cluster did not answer")
+
+    def loops(self) -> list[Coroutine[object, object, None]]:
+        """The two periodic tasks of a worker's shares: renewing, and (re)balancing.
+
+        Apart, so a slow start (a restore, a session that takes seconds to
+        connect while the cluster elects) never holds a renewal back past the TTL.
+        """
+        period = self.leases.kv_ttl / 4
+        return [every(period, self.renew), every(period, self.rebalance)]
+
+    async def renew(self) -> None:
+        """Renew every lease held; stop serving what was lost."""
+        for key in await self.leases.renew():
+            if key == self.heartbeat:
+                if not await self.leases.take(key):  # lapsed while we were paused
+                    log.error("worker id %s is taken by another worker", self.leases.owner)
+            elif key.removeprefix(self.kind) in self.serving:
+                # Another worker took it, or it expired while the cluster elected a leader.
+                log.warning("lost the lease of %s; dropping it", key)
+                await self._drop(key.removeprefix(self.kind))
+
+    async def rebalance(self) -> None:
+        """Take the keys the assignment gives this worker; hand over those it gives others."""
+        workers = await self.leases.live_workers(self.role)
+        if workers is None:
+            return
+        wanted = assignment(self.keys, workers)
+        for key in self.keys:
+            mine = wanted.get(key) == self.leases.owner
+            if mine and key not in self.serving and await self._lease(key):
+                if await self._start(key):
+                    self.serving.add(key)
+                if self.kind + key not in self.leases.held:  # lost while starting
+                    await self._drop(key)
+            elif not mine and key in self.serving:
+                await self.hand_over(key)
+
+    async def _drop(self, key: str) -> None:
+        if key in self.serving:
+            self.serving.discard(key)
+            await self._stop(key, False)
+
+    async def _lease(self, key: str) -> bool:
+        """Hold ``key``'s lease: already (a start that failed), or take it now."""
+        return self.kind + key in self.leases.held or await self.leases.take(self.kind + key)
+
+    async def hand_over(self, key: str) -> None:
+        """Stop serving ``key`` in order, then give its lease up for the next holder."""
+        self.serving.discard(key)
+        await self._stop(key, True)
+        await self.leases.give_up(self.kind + key)
+
+    async def leave(self) -> None:
+        """Hand every key over and take this worker's heartbeat away (a clean stop)."""
+        for key in sorted(self.serving):
+            await self.hand_over(key)
+        await self.leases.give_up(self.heartbeat)
 
 
 def assignment(keys: list[str], workers: list[str]) -> dict[str, str]:

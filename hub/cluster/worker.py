@@ -15,9 +15,9 @@ import re
 import socket
 from collections.abc import Iterable
 
-from hub.cluster.streams import connect, declare
 from hub.cluster.fusion import FusionWorker
 from hub.cluster.ingest import IngestWorker
+from hub.cluster.streams import connect, declare
 from hub.config import HubConfig
 from hub.errors import ConfigError
 from hub.mqtt.bus import Bus
@@ -51,19 +51,19 @@ def check_worker_id(worker_id: str) -> str:
 async def run_worker(config: HubConfig, roles: Iterable[str], worker_id: str,
                      stop: asyncio.Event, password: str | None = None) -> None:
     """Run ``roles`` of the clustered hub ``config`` until ``stop``."""
+    roles = frozenset(roles)
     if config.cluster is None:
         raise ConfigError("$.cluster: roles need a [cluster] section")
-    if "fusion" in roles and config.broker.protocol != "3.1.1":
-        raise ConfigError('$.broker.protocol: NATS speaks MQTT 3.1.1 only; set "3.1.1" to '
-                          "publish pictures through it")
-    roles = frozenset(roles)
+    if roles & {"ingest", "fusion"} and config.broker.protocol != "3.1.1":
+        raise ConfigError('$.broker.protocol: NATS speaks MQTT 3.1.1 only; set "3.1.1" '
+                          "(ingest and fusion reach the field units and partners through it)")
     nc = await connect(config.cluster, f"{config.cluster.prefix}-{worker_id}")
     try:
         link = await declare(nc, config.cluster)
         jobs = []
         if roles & {"ingest", "imagery"}:
             ingest = IngestWorker(config, link, worker_id, ingest="ingest" in roles,
-                                  imagery="imagery" in roles)
+                                  imagery="imagery" in roles, password=password)
             jobs.append(ingest.run(stop))
         if "fusion" not in roles:
             await asyncio.gather(*jobs)

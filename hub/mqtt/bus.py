@@ -27,6 +27,7 @@ import asyncio
 import logging
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -87,11 +88,15 @@ class Bus:
         password: str | None = None,
         backoff: tuple[float, float] = (0.2, 10.0),
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        defer_acks: bool = False,
     ) -> None:
         """Prepare the client; nothing connects before ``async with``.
 
         ``backoff`` is the first and the largest reconnect delay in seconds;
         ``connect_timeout`` bounds the TCP connect, and twice it the wait for CONNACK.
+        With ``defer_acks`` a QoS 1 message is acknowledged not when the handler
+        returns but when the caller says it is safe (``ack_through``): a clustered
+        hub's ingest acknowledges only what its stream has stored.
         """
         self.settings = settings
         self.subscriptions = list(subscriptions)
@@ -115,6 +120,10 @@ class Bus:
         self._task: asyncio.Task[None] | None = None
         self._endpoints = settings.endpoints()
         self._endpoint = 0
+        self._defer_acks = defer_acks
+        self._unacked: deque[tuple[int, int, int, int]] = deque()
+        """(handled count, connection, mid, qos) of each deferred acknowledgement, in order."""
+        self._connection = 0
         self._client = self._make_client(will, password, connect_timeout)
 
     # --- set-up ---------------------------------------------------------------------------
@@ -334,6 +343,7 @@ class Bus:
             self._errors.error("bus %s: %s", self.client_id, self.last_error)
             return
         self.last_error = None
+        self._connection += 1
         self._connack.set()
         if not self.subscriptions:
             self._set_connected()
@@ -373,9 +383,26 @@ class Bus:
                 self._errors.error("bus %s: handler failed on %r", self.client_id,
                                    msg.topic[:120], exc_info=True)
                 faults.survived(f"bus {self.client_id} handler", exc)
-        if msg.qos:
-            client.ack(msg.mid, msg.qos)
-            stats.acked += 1
+        if not msg.qos:
+            return
+        if self._defer_acks:
+            self._unacked.append((stats.received, self._connection, msg.mid, msg.qos))
+            return
+        client.ack(msg.mid, msg.qos)
+        stats.acked += 1
+
+    def ack_through(self, handled: int) -> None:
+        """Acknowledge, in arrival order, the deferred messages among the first ``handled``.
+
+        ``handled`` counts the messages given to the handler (``stats.received``).
+        One that came on a connection since lost is not acknowledged: the broker
+        sends it again on the new one (the session is persistent).
+        """
+        while self._unacked and self._unacked[0][0] <= handled:
+            _, connection, mid, qos = self._unacked.popleft()
+            if connection == self._connection:
+                self._client.ack(mid, qos)
+                self.stats.acked += 1
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._in_loop(self._register, sock)

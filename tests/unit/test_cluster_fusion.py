@@ -14,7 +14,6 @@ import pytest
 from hub.cluster import records
 from hub.cluster.fusion import GroupRunner
 from hub.cluster.lease import assignment
-from hub.cluster.names import subject_of, topic_of
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config
 from hub.ingest.router import InboundItem
 from hub.pipeline import Pipeline
@@ -137,10 +136,3 @@ def test_the_groups_spread_evenly_and_a_joining_worker_moves_only_its_share() ->
     assert all(three[k] == "c" for k in moved)  # only to the newcomer
     assert len(moved) <= 5
     assert assignment(keys, ["b", "a"]) == two  # the order workers are listed in is no matter
-
-
-@pytest.mark.parametrize("topic", ["sensors/ken-radar-1/detections", "sensors/u.1/frames",
-                                   "cop/gha/picture"])
-def test_mqtt_topics_and_nats_subjects_map_both_ways(topic: str) -> None:
-    assert topic_of(subject_of(topic)) == topic
-    assert "/" not in subject_of(topic).replace("//", "")

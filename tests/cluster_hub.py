@@ -1,0 +1,174 @@
+"""A clustered hub for tests: its workers as processes, their reports, its stream and checkpoints.
+
+The workers are real ``hub run --role`` processes on a real NATS cluster
+(the ``fresh_nats_cluster`` fixture); the test reads what they report on
+the status subject and, at the end, the inputs stream and each group's
+checkpoint, to compare with the single process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+
+from hub.cluster.names import Names
+from hub.config import DEFAULT_CONFIG, HubConfig, load_config
+
+WAIT_S = 20.0
+T = TypeVar("T")
+
+
+def cluster_config(directory: Path, urls: list[str], mqtt_port: int, **cluster: Any) -> Path:
+    """The demo registry as a clustered hub on ``urls``, pictures through ``mqtt_port``."""
+    import tomllib
+
+    data = tomllib.loads(Path(DEFAULT_CONFIG).read_text())
+    data["broker"] = {**data.get("broker", {}), "host": "127.0.0.1", "port": mqtt_port,
+                      "protocol": "3.1.1"}
+    data["cluster"] = {"servers": urls, "lease_ttl_s": 2.0, "checkpoint_every_s": 1.0,
+                       **cluster}
+    path = directory / "cluster.toml"
+    path.write_bytes(tomli_w.dumps(data).encode())
+    return path
+
+
+@dataclass
+class Workers:
+    """``hub run --role`` processes of one config; each one's log in ``directory``."""
+
+    config: Path
+    directory: Path
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, worker_id: str, roles: str) -> None:
+        with (self.directory / f"{worker_id}.log").open("wb") as log:
+            self.running[worker_id] = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "run", "-c", str(self.config), "--role", roles,
+                 "--worker-id", worker_id, "-q"], stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def kill(self, worker_id: str) -> float:
+        """SIGKILL ``worker_id``; return when."""
+        process = self.running.pop(worker_id)
+        process.kill()
+        at = time.time()
+        process.wait(WAIT_S)
+        return at
+
+    def stop_all(self) -> None:
+        """SIGTERM every worker (each hands its groups over) and wait for them."""
+        for process in self.running.values():
+            process.send_signal(signal.SIGTERM)
+        for worker_id, process in self.running.items():
+            assert process.wait(WAIT_S) == 0, self.log(worker_id)
+        self.running.clear()
+
+    def log(self, worker_id: str) -> str:
+        return (self.directory / f"{worker_id}.log").read_text(errors="replace")[-3000:]
+
+    def close(self) -> None:
+        for process in self.running.values():
+            process.kill()
+            process.wait(WAIT_S)
+
+
+class Reports:
+    """The latest report of each worker on the status subject, kept on a thread's loop."""
+
+    def __init__(self, urls: list[str], config: HubConfig) -> None:
+        assert config.cluster is not None
+        self.config = config
+        self.subject = Names.of(config.cluster).status_subject
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.urls = urls
+
+    async def collect(self, until: asyncio.Event) -> None:
+        import nats
+
+        nc = await nats.connect(self.urls)
+
+        async def take(msg: Any) -> None:
+            report = json.loads(msg.data)
+            self.latest[report["worker"]] = report
+
+        await nc.subscribe(self.subject, cb=take)
+        await until.wait()
+        await nc.close()
+
+    def owners(self) -> dict[str, str]:
+        """Group → the worker that reported it last (a killed worker's reports are dropped)."""
+        return {group: worker for worker, report in self.latest.items()
+                for group in report.get("groups", {})}
+
+
+async def wait_for(condition: Any, timeout: float = WAIT_S, what: str = "") -> float:
+    """Poll ``condition()`` until true; return when (wall clock); fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return time.time()
+
+
+async def stream_records(urls: list[str], config: HubConfig) -> Iterator[tuple[int, bool, bytes]]:
+    """Every record of the inputs stream: (sequence, is a tick, data)."""
+    import nats
+
+    assert config.cluster is not None
+    names = Names.of(config.cluster)
+    nc = await nats.connect(urls)
+    js = nc.jetstream(timeout=WAIT_S)  # a node may have died: the stream elects a leader
+    last = (await js.stream_info(names.inputs_stream)).state.last_seq
+    out = []
+    subscription = await js.subscribe(f"{names.prefix}.in.>", stream=names.inputs_stream,
+                                      ordered_consumer=True)
+    while len(out) < last:
+        msg = await subscription.next_msg(timeout=WAIT_S)
+        out.append((msg.metadata.sequence.stream, msg.subject == names.tick_subject, msg.data))
+    await nc.close()
+    return iter(out)
+
+
+async def checkpoints(urls: list[str], config: HubConfig) -> dict[str, bytes]:
+    """Each group's checkpoint in the object store."""
+    import nats
+
+    assert config.cluster is not None
+    nc = await nats.connect(urls)
+    store = await nc.jetstream(timeout=WAIT_S).object_store(Names.of(config.cluster).checkpoints)
+    found = {info.name: (await patiently(lambda n=info.name: store.get(n))).data
+             for info in await patiently(store.list)}
+    await nc.close()
+    return {name: data for name, data in found.items() if data is not None}
+
+
+async def patiently(call: Callable[[], Awaitable[T]], wait_s: float = 60.0) -> T:
+    """``call()``, asked again while it times out, for up to ``wait_s``.
+
+    After a node's death, the first object-store read can stall past its
+    timeout while the store's stream elects a leader; the next one answers.
+    """
+    import nats.errors
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await call()
+        except nats.errors.TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def load(path: Path) -> HubConfig:
+    return load_config(path)

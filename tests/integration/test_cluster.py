@@ -1,0 +1,223 @@
+"""The hub as workers on a real 3-node NATS cluster: takeover, rebalance, a dead node.
+
+Field data goes in over MQTT (paho, QoS 1) to a node, as field units send
+it; ``hub run --role`` processes do the rest. At the end the inputs stream
+is replayed by the single-process pipeline, and each group's last
+checkpoint must equal it bit for bit: nothing lost, nothing applied twice,
+whatever was killed on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from cluster_hub import (
+    Reports,
+    Workers,
+    checkpoints,
+    cluster_config,
+    load,
+    stream_records,
+    wait_for,
+)
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from hub.cluster import records
+from hub.cluster.fusion import GroupRunner
+from hub.cluster.ingest import slots_of
+from hub.cluster.nats_server import NatsCluster
+from hub.config import HubConfig
+from hub.pipeline import Pipeline
+from simulators import generate, load_scenario
+
+pytestmark = pytest.mark.timeout(180)
+TAKEOVER_S = 5.0
+SCENARIO_S, SPEED = 45.0, 3.0
+
+
+class FieldUnits:
+    """The demo scenario's messages, each sent at its time over MQTT QoS 1 to one node."""
+
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="field-units",
+                                  protocol=MQTTProtocolVersion.MQTTv311, clean_session=False)
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        self.sent: list[tuple[str, bytes]] = []
+        self.pending: list[mqtt.MQTTMessageInfo] = []
+        self.done = threading.Event()
+
+    def send_all(self) -> None:
+        start = time.time() + 0.5
+        scenario = load_scenario("default").with_duration(SCENARIO_S)
+        for t, topic, payload in generate(scenario, start_ts=start, part="rest", speed=SPEED):
+            if not topic.startswith("sensors/"):
+                continue
+            time.sleep(max(0.0, t - time.time()))
+            self.pending.append(self.client.publish(topic, payload, qos=1))
+            self.sent.append((topic, payload))
+        # Each QoS 1 message is the client's until the broker acknowledged it: a node that
+        # died took the connection, and paho sends them again once it is back.
+        deadline = time.monotonic() + 60.0
+        while not all(info.is_published() for info in self.pending):
+            assert time.monotonic() < deadline, "QoS 1 messages never acknowledged"
+            time.sleep(0.1)
+        self.done.set()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def hub(fresh_nats_cluster: NatsCluster, tmp_path: Path) -> Iterator[tuple[Workers, HubConfig]]:
+    path = cluster_config(tmp_path, fresh_nats_cluster.urls, fresh_nats_cluster.mqtt_ports[0])
+    workers = Workers(path, tmp_path)
+    try:
+        yield workers, load(path)
+    finally:
+        workers.close()
+
+
+def ingesting(reports: Reports) -> bool:
+    """Whether every ingest slot's session is up (before, a sensor's message has no taker)."""
+    return sum(len(r.get("slots", [])) for r in reports.latest.values()) == len(
+        slots_of(reports.config))
+
+
+def expected_items(config: HubConfig, sent: list[tuple[str, bytes]]) -> int:
+    """How many items the single process admits of what was sent (each exactly once)."""
+    pipeline = Pipeline(config, groups=())
+    count = 0
+
+    def take(item: object, t_received: float) -> bool:
+        nonlocal count
+        count += 1
+        return True
+
+    pipeline.on_item = take  # type: ignore[assignment]
+    for topic, payload in sent:
+        ts = msgspec.msgpack.decode(payload)["ts"]
+        pipeline.handle(topic, payload, ts + 0.1)
+    return count
+
+
+async def assert_groups_equal_the_single_process(urls: list[str], config: HubConfig
+                                                 ) -> list[tuple[int, bool, bytes]]:
+    """Each group's checkpoint is the single process's replay of the stream up to it.
+
+    Returns the stream's records.
+    """
+    stream = list(await stream_records(urls, config))
+    items = [data for _, is_tick, data in stream if not is_tick]
+    keys = [msgspec.msgpack.decode(data)[1][0:3] for data in items]  # (kind, t, sensor)
+    assert len({tuple(k) for k in keys}) == len(keys), "an item was stored twice"
+    saved = await checkpoints(urls, config)
+    assert sorted(saved) == ["g1", "g2", "g3", "mission"]
+    for key, data in saved.items():
+        runner = GroupRunner(config, key, lambda *message: True)
+        assert runner.restore(data)
+        single = Pipeline(config)
+        for _, is_tick, record in stream[:runner.applied]:
+            records.apply(single, is_tick, record)
+        want = next(g for g in single.groups if g.group.key == key).tracker.state()
+        got = runner.pipeline.groups[0].tracker.state()
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=f"{key}: {name}")
+        assert runner.pipeline.counters["fused"] == single.counters["fused"]
+    return stream
+
+
+async def test_a_killed_fusion_worker_s_groups_are_taken_over_with_nothing_lost_or_applied_twice(
+        hub: tuple[Workers, HubConfig], fresh_nats_cluster: NatsCluster) -> None:
+    workers, config = hub
+    urls = fresh_nats_cluster.urls
+    reports, until = Reports(urls, config), asyncio.Event()
+    collecting = asyncio.create_task(reports.collect(until))
+    workers.start("in1", "ingest")
+    workers.start("fa", "fusion")
+    await wait_for(lambda: len(reports.owners()) == 4 and ingesting(reports),
+                   what="fa to take the 4 groups, in1 the slots")
+    units = FieldUnits(fresh_nats_cluster.mqtt_ports[0])
+    sending = threading.Thread(target=units.send_all)
+    sending.start()
+    await asyncio.sleep(2.0)
+    # A second worker joins: it gets half the groups, each moved within the bound.
+    workers.start("fb", "fusion")
+    joined = time.time()
+    await wait_for(lambda: sorted(reports.owners().values()) == ["fa", "fa", "fb", "fb"],
+                   timeout=15.0, what="the groups to spread over fa and fb")
+    moved = [g for w in ("fb",) for g in reports.latest[w]["groups"].values()]
+    assert all(g["taken_at"] - joined < 15.0 for g in moved)
+    await asyncio.sleep(3.0)
+    victim = reports.owners()["mission"]
+    survivor = "fb" if victim == "fa" else "fa"
+    killed_at = workers.kill(victim)
+    reports.latest.pop(victim)
+    await wait_for(lambda: len(reports.owners()) == 4, timeout=10.0,
+                   what=f"{survivor} to take {victim}'s groups")
+    taken = reports.latest[survivor]["groups"]["mission"]["taken_at"]
+    assert taken - killed_at <= TAKEOVER_S, workers.log(survivor)
+    await asyncio.get_running_loop().run_in_executor(None, sending.join)
+    units.close()
+    await asyncio.sleep(2.0)  # the last items through the reorder window
+    workers.stop_all()
+    until.set()
+    await collecting
+    stream = await assert_groups_equal_the_single_process(urls, config)
+    assert sum(not is_tick for _, is_tick, _ in stream) == expected_items(config, units.sent)
+
+
+class PictureWatch:
+    """A partner console on MQTT: when each picture arrived."""
+
+    def __init__(self, port: int) -> None:
+        self.arrivals: list[float] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="console",
+                                  protocol=MQTTProtocolVersion.MQTTv311)
+        self.client.on_message = lambda c, u, m: self.arrivals.append(time.time())
+        # Subscribed at every connect: a node that elects may close the connection.
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe("cop/+/picture", 1)
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+async def test_a_dead_nats_node_loses_no_detection_and_the_pictures_resume(
+        hub: tuple[Workers, HubConfig], fresh_nats_cluster: NatsCluster) -> None:
+    workers, config = hub
+    urls = fresh_nats_cluster.urls
+    reports, until = Reports(urls, config), asyncio.Event()
+    collecting = asyncio.create_task(reports.collect(until))
+    workers.start("in1", "ingest")
+    workers.start("fa", "fusion")
+    await wait_for(lambda: len(reports.owners()) == 4 and ingesting(reports),
+                   what="fa to take the 4 groups, in1 the slots")
+    console = PictureWatch(fresh_nats_cluster.mqtt_ports[0])
+    units = FieldUnits(fresh_nats_cluster.mqtt_ports[0])
+    sending = threading.Thread(target=units.send_all)
+    sending.start()
+    await asyncio.sleep(4.0)
+    fresh_nats_cluster.kill(2)  # field units and the console stay on node 0
+    killed_at = time.time()
+    await asyncio.get_running_loop().run_in_executor(None, sending.join)
+    units.close()
+    await asyncio.sleep(2.0)
+    console.close()
+    workers.stop_all()
+    until.set()
+    await collecting
+    assert any(t > killed_at + 2.0 for t in console.arrivals), "no picture after the node died"
+    stream = await assert_groups_equal_the_single_process(urls[:2], config)
+    assert sum(not is_tick for _, is_tick, _ in stream) == expected_items(config, units.sent)
