@@ -14,10 +14,10 @@ holder, connecting as the same client, gets it again, and the stream keeps
 the item once (its id is a digest of the message). Imagery workers share
 the frames (QoS 0, live only) in a NATS queue group and publish their scans.
 
-We chose sessions over a stream capturing ``sensors.>``: NATS acknowledges a
-field unit's QoS 1 publish without waiting for such a stream to store it, so
-what came while that stream elected a leader (a node died) was lost (3 of
-922 detections in one run).
+We chose sessions over a stream capturing ``sensors.>``: NATS honours QoS 1
+between MQTT clients only, and acknowledges a field unit's publish without
+waiting for a capturing stream to store it, so what came while that stream
+elected a leader (a node died) would be lost.
 
 One ingest worker, the holder of the ``clock`` lease, publishes the fusion
 steps (``tick_record``): a step is a record too, so every fusion worker
