@@ -63,7 +63,7 @@ def noises(quiet_noise: float, manoeuvre_noise: float) -> Array:
 
 
 def speed_priors(slow_sigma: float, speed_sigma: float) -> Array:
-    """Each model's velocity variance per axis in a new track (m²/s²): at rest for the stationary one."""
+    """Each model's velocity variance per axis in a new track (m²/s²); none when stationary."""
     return np.array([0.0, slow_sigma**2, speed_sigma**2, speed_sigma**2])
 
 
