@@ -327,7 +327,11 @@ class Fusion(Base, frozen=True, kw_only=True):
         "Rate at which a moving track switches to the stationary model (a vehicle parks, "
         "a person stands), per second.")] = 0.0001
     init_speed_sigma: Annotated[Positive, doc(
-        "One-sigma speed of a new track before its velocity is observed, m/s.")] = 8.0
+        "One-sigma speed of a new track before its velocity is observed, m/s (the quiet "
+        "model born fast, and the manoeuvre model).")] = 8.0
+    init_slow_speed_sigma: Annotated[Positive, doc(
+        "One-sigma speed of a new track in the quiet model born slow (a walker, a vehicle "
+        "pulling away), m/s; the likelihoods choose between it and `init_speed_sigma`.")] = 0.5
     gate_chi2: Annotated[Positive, doc(
         "Mahalanobis gate, chi-square with 2 degrees of freedom (13.8: 99.9 %).")] = 13.8
     confirm_m: Annotated[int, Meta(ge=1), doc(

@@ -1,13 +1,14 @@
-"""Interacting multiple model (IMM) filter of three motion models, vectorised over tracks.
+"""Interacting multiple model (IMM) filter of four motion models, vectorised over tracks.
 
-Three models share the state ``[e, n, ve, vn]`` and the CV transition of
+Four models share the state ``[e, n, ve, vn]`` and the CV transition of
 hub.fusion.models, each with its own acceleration spectral density
-``q[j]``: a *stationary* one (``STATIONARY``: velocity held at zero, no process
-noise, for parked vehicles and people standing), a *quiet* one for targets
-going straight, and a loud *manoeuvre* one (the last) for turns and speed
-changes. Each track carries one state per model ``xm`` (K, J, 4),
-``pm`` (K, J, 4, 4) and the model probabilities ``mu`` (K, J); its estimate is
-the moment-matched mixture (``combine``).
+``q[j]`` (``noises``): a *stationary* one (``STATIONARY``: velocity held at
+zero, no process noise, for parked vehicles and people standing), two
+*quiet* ones for targets going straight (``SLOW`` and ``QUIET``, the same
+model), and a loud *manoeuvre* one (the last) for turns and speed changes.
+Each track carries one state per model ``xm`` (K, J, 4), ``pm`` (K, J, 4, 4)
+and the model probabilities ``mu`` (K, J); its estimate is the
+moment-matched mixture (``combine``).
 
 The stationary model is the CV model with zero velocity, zero velocity
 covariance and q = 0, so the common prediction leaves it where it is; only
@@ -15,6 +16,16 @@ mixing must put it back there: its mixed state keeps the mixed position and
 drops the velocity (``mix``). A parked target's position is then the running
 average of its measurements (its error falls as 1/√n), where a CV model keeps
 wandering with the velocity it believes in.
+
+The two quiet models differ only in the velocity a new track's starts from
+(``speed_priors``): ``SLOW`` at rest within a walker's speed, ``QUIET``
+within a vehicle's. Together they are a two-component prior on a new
+track's velocity. One zero-mean Gaussian wide enough for vehicles (the
+model of a single quiet model) pulls a vehicle's estimated speed towards
+rest until many measurements outweigh it, and gives a walker a velocity far
+noisier than its speed; each component fits one of them, and the
+likelihoods pick which within a few updates. Once the velocity is observed
+the two hold the same estimate.
 
 Cycle. Every scan predicts every model of every track (``predict``); only
 the tracks the scan updates are mixed (``mix``, with the Markov switching
@@ -26,7 +37,8 @@ filter; because the models share F, mixing predicted states gives the same
 means as predicting mixed ones, and the covariances differ only in which
 model's Q the switched share was predicted with. The switching matrix comes
 from a continuous-time Markov chain (``Switching``: stationary ⇄ quiet ⇄
-manoeuvre), so it is right for any interval between updates.
+manoeuvre, either quiet model), so it is right for any interval between
+updates.
 """
 
 from __future__ import annotations
@@ -37,35 +49,59 @@ from numpy.typing import NDArray
 Array = NDArray[np.float64]
 
 
-STATIONARY, QUIET, MANOEUVRE = 0, 1, 2
+STATIONARY, SLOW, QUIET, MANOEUVRE = 0, 1, 2, 3
 """Model indices; the manoeuvre model is the widest and is used for gating."""
-N_MODELS = 3
-NEW_TRACK_MU = (0.01, 0.9, 0.09)
-"""A new track's model probabilities: most targets go straight, few stand or turn."""
+N_MODELS = 4
+NEW_TRACK_MU = (0.01, 0.45, 0.45, 0.09)
+"""A new track's model probabilities: most targets go straight, as slowly as
+a walker or as fast as a vehicle alike; few stand or turn."""
+
+
+def noises(quiet_noise: float, manoeuvre_noise: float) -> Array:
+    """Each model's acceleration spectral density q (m²/s³) from its noise in m/s²."""
+    return np.array([0.0, quiet_noise**2, quiet_noise**2, manoeuvre_noise**2])
+
+
+def speed_priors(slow_sigma: float, speed_sigma: float) -> Array:
+    """Each model's velocity variance per axis in a new track (m²/s²); none when stationary."""
+    return np.array([0.0, slow_sigma**2, speed_sigma**2, speed_sigma**2])
+
+
 _TINY = np.finfo(np.float64).tiny
 
 
 class Switching:
     """The models' Markov chain in continuous time: stationary ⇄ quiet ⇄ manoeuvre.
 
-    A moving target stops at ``stop_rate`` per second (quiet to stationary);
-    every other change (starting, starting or ending a manoeuvre) happens at
-    ``switch_rate``. A stationary target never turns without first moving,
-    so the chain has no stationary ⇄ manoeuvre edge. The transition matrix
-    over ``tau`` is exp(G tau) for the generator G, computed from G's
-    eigendecomposition once (G is similar to a symmetric matrix, a
-    birth-death chain's, so its eigenvalues are real).
+    A moving target stops at ``stop_rate`` per second (either quiet model to
+    stationary); every other change (starting, starting or ending a
+    manoeuvre) happens at ``switch_rate``, split evenly between the two quiet
+    models where it enters them. A stationary target never turns without
+    first moving, so the chain has no stationary ⇄ manoeuvre edge, and no
+    target changes from one quiet model to the other (they differ only in
+    how a track began). With the quiet models lumped the chain is the
+    birth-death chain stationary ⇄ quiet ⇄ manoeuvre. It is reversible, so
+    its generator G is similar to a symmetric matrix, D^½ G D^-½ for the
+    diagonal D of its equilibrium, whose eigendecomposition (real, even
+    where eigenvalues coincide) gives the transition matrix over ``tau``,
+    exp(G tau), once.
     """
 
     def __init__(self, stop_rate: float, switch_rate: float) -> None:
-        s = switch_rate
-        self.generator = np.array([[-s, s, 0.0],
-                                   [stop_rate, -stop_rate - s, s],
-                                   [0.0, s, -s]])
-        eigenvalues, vectors = np.linalg.eig(self.generator)
-        self._rates = eigenvalues.real
-        self._v = vectors.real
-        self._v_inv = np.linalg.inv(self._v)
+        s, h = switch_rate, switch_rate / 2.0
+        self.generator = np.array([[-s, h, h, 0.0],
+                                   [stop_rate, -stop_rate - s, 0.0, s],
+                                   [stop_rate, 0.0, -stop_rate - s, s],
+                                   [0.0, h, h, -s]])
+        # The equilibrium by detailed balance: p_quiet / p_stationary = (s/2) / stop,
+        # p_manoeuvre / p_quiet = s / (s/2).
+        quiet = h / stop_rate
+        root = np.sqrt(np.array([1.0, quiet, quiet, 2.0 * quiet]))
+        symmetric = self.generator * root[:, None] / root[None, :]
+        rates, vectors = np.linalg.eigh(0.5 * (symmetric + symmetric.T))
+        self._rates = rates
+        self._v = vectors / root[:, None]
+        self._v_inv = vectors.T * root[None, :]
 
     def over(self, tau: Array) -> Array:
         """Return the (K, J, J) transition matrices over intervals ``tau`` (K,) s.

@@ -1,4 +1,4 @@
-"""The multi-target tracker: IMM (stationary, quiet, manoeuvre), gating, GNN, M-of-N, class fusion.
+"""The multi-target tracker: IMM (stationary, two quiet, manoeuvre), gating, GNN, M-of-N, classes.
 
 All track state lives in parallel numpy arrays (``TrackRows``), rows [0, n),
 grown by doubling; a deleted track's row stays, inert, until an eighth of the
@@ -34,7 +34,8 @@ with a wide gate, used to take a confirmed track's measurements, get
 confirmed on them and coast away as a false track).
 
 Initiation. Each measurement left unassigned starts a tentative track at the
-measured position, at rest, with velocity sigma ``init_speed_sigma``, unless
+measured position, at rest, with velocity sigma ``init_slow_speed_sigma`` in
+one quiet model and ``init_speed_sigma`` in the other (hub.fusion.imm), unless
 it lies inside some track's gate (GNN maximises the number of pairs, so such
 a track already took another measurement of this scan, and a new track there
 would be a duplicate), or inside the gate widened ``INIT_EXCLUSION`` times in
@@ -149,10 +150,13 @@ class TrackRows:
     def __init__(self, params: Fusion, n_sensors: int) -> None:
         self.params = params
         self.n_sensors = n_sensors
-        # IMM models (hub.fusion.imm): stationary, quiet (going straight),
-        # manoeuvre (the last, used for gating).
-        self.model_q = np.array([0.0, params.quiet_noise**2, params.process_noise**2])
+        # IMM models (hub.fusion.imm): stationary, two quiet (going straight,
+        # born slow or fast), manoeuvre (the last, used for gating).
+        self.model_q = imm.noises(params.quiet_noise, params.process_noise)
         self.switching = imm.Switching(params.stop_rate, params.model_switch_rate)
+        self.speed_priors = imm.speed_priors(params.init_slow_speed_sigma,
+                                             params.init_speed_sigma)
+        """Each model's velocity variance in a new track."""
         self.n = 0
         self.gone = 0
         """How many of the rows [0, n) are deleted tracks waiting for ``_compact``."""
@@ -659,7 +663,7 @@ def _fuse(table: TrackRows, trackers: list[Tracker], scan: Scan) -> None:
         # A new track's row depends on its measurement only: built once for every
         # tracker, and only for the measurements some tracker starts a track at.
         wanted = np.flatnonzero(free.any(axis=0))
-        born = _fresh(scan.take(wanted), table.params.init_speed_sigma)
+        born = _fresh(scan.take(wanted), table.speed_priors)
         table.initiate(taking, free[:, wanted], scan.sensor, (born, _reach_of(born)))
 
 
@@ -806,13 +810,13 @@ def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.fl
     return rows
 
 
-def _fresh(scan: Scan, speed_sigma: float) -> NDArray[np.float64]:
+def _fresh(scan: Scan, speed_priors: NDArray[np.float64]) -> NDArray[np.float64]:
     """A new tentative track's packed row per measurement of ``scan``: there, at rest.
 
-    The moving models start alike, with the measurement's covariance and
-    velocity sigma ``speed_sigma``, the stationary one with the same position
-    and no velocity; model probabilities ``imm.NEW_TRACK_MU``; the class is
-    the report fused into a uniform prior.
+    Every model starts with the measurement's position and covariance and
+    its velocity variance of ``speed_priors`` (``imm.speed_priors``: none
+    for the stationary one); model probabilities ``imm.NEW_TRACK_MU``; the
+    class is the report fused into a uniform prior.
     """
     m = len(scan)
     f = np.zeros((m, _WIDTH))
@@ -820,8 +824,7 @@ def _fresh(scan: Scan, speed_sigma: float) -> NDArray[np.float64]:
     f[:, _XM].reshape(m, _J, 4)[:] = f[:, None, _X]
     pm = f[:, _PM].reshape(m, _J, 4, 4)
     pm[:, :, 0:2, 0:2] = scan.R[:, None]
-    pm[:, :, 2, 2] = pm[:, :, 3, 3] = speed_sigma**2
-    pm[:, imm.STATIONARY, 2, 2] = pm[:, imm.STATIONARY, 3, 3] = 0.0
+    pm[:, :, 2, 2] = pm[:, :, 3, 3] = speed_priors
     f[:, _MU] = imm.NEW_TRACK_MU
     f[:, _CLS] = classify.fuse(classify.uniform(m), scan.cls, scan.conf)
     f[:, _FIRST] = f[:, _LAST] = scan.t

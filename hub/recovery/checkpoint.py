@@ -32,9 +32,10 @@ from hub.pipeline import Pipeline
 from hub.publish.publisher import PicturePublisher
 from hub.recovery.codec import decode_item, encode_item
 
-FORMAT = 3
+FORMAT = 4
 """2: a tracker keeps each track at the time of its last update, not all at its time.
-3: three IMM models per track (stationary added) and a count of radar misses."""
+3: three IMM models per track (stationary added) and a count of radar misses.
+4: four IMM models per track (the quiet model twice: born slow and born fast)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ def test_switching_is_the_matrix_exponential_of_the_chain() -> None:
     pi = switching.over(tau)
     for k, t in enumerate(tau):
         np.testing.assert_allclose(pi[k], scipy.linalg.expm(g * t), atol=1e-12)
-    np.testing.assert_allclose(pi[0], np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(pi[0], np.eye(imm.N_MODELS), atol=1e-12)
     np.testing.assert_allclose(pi.sum(axis=2), 1.0)
     assert (pi > -1e-12).all()
     # Chapman-Kolmogorov: 0.5 s then 3 s is 3.5 s.
@@ -66,13 +66,42 @@ def test_switching_is_the_matrix_exponential_of_the_chain() -> None:
     # Over a short step a moving target stops at stop_rate, never turns while parked.
     short = switching.over(np.array([1e-3]))[0]
     assert short[imm.QUIET, imm.STATIONARY] == pytest.approx(1e-5, rel=1e-3)
+    assert short[imm.SLOW, imm.STATIONARY] == pytest.approx(1e-5, rel=1e-3)
     assert short[imm.STATIONARY, imm.MANOEUVRE] < 1e-6
+    # The quiet models are one model born two ways: no edge between them.
+    assert g[imm.SLOW, imm.QUIET] == g[imm.QUIET, imm.SLOW] == 0.0
+    assert short[imm.SLOW, imm.QUIET] < 1e-6
+
+
+def test_the_two_quiet_models_lumped_are_the_three_model_chain() -> None:
+    # Stationary ⇄ quiet ⇄ manoeuvre as a birth-death chain of three states: the
+    # four-model chain with its quiet models summed moves exactly like it.
+    stop, s = 0.01, 0.2
+    three = np.array([[-s, s, 0.0], [stop, -stop - s, s], [0.0, s, -s]])
+    lump = np.zeros((imm.N_MODELS, 3))
+    lump[[imm.STATIONARY, imm.SLOW, imm.QUIET, imm.MANOEUVRE], [0, 1, 1, 2]] = 1.0
+    tau = np.array([0.3, 2.0, 50.0])
+    pi = imm.Switching(stop, s).over(tau)
+    for k, t in enumerate(tau):
+        want = scipy.linalg.expm(three * t)
+        for i, lumped in ((imm.STATIONARY, 0), (imm.SLOW, 1), (imm.QUIET, 1), (imm.MANOEUVRE, 2)):
+            np.testing.assert_allclose(pi[k, i] @ lump, want[lumped], atol=1e-12)
+
+
+def test_switching_holds_where_the_chains_rates_coincide() -> None:
+    # As stop_rate goes to 0 two of the generator's eigenvalues meet (-s twice)
+    # and the equilibrium's weights spread over eleven orders of magnitude.
+    switching = imm.Switching(stop_rate=1e-12, switch_rate=0.5)
+    tau = np.array([1.0, 7.0])
+    for k, t in enumerate(tau):
+        np.testing.assert_allclose(switching.over(tau)[k],
+                                   scipy.linalg.expm(switching.generator * t), atol=1e-9)
 
 
 def test_mixing_keeps_the_mixtures_position_and_puts_the_stationary_model_at_rest() -> None:
     rng = np.random.default_rng(4)
-    xm, pm = _random_states(rng, 3, 3)
-    mu = np.array([[0.1, 0.8, 0.1], [0.3, 0.4, 0.3], [0.05, 0.15, 0.8]])
+    xm, pm = _random_states(rng, 3, imm.N_MODELS)
+    mu = np.array([[0.1, 0.4, 0.4, 0.1], [0.3, 0.2, 0.2, 0.3], [0.05, 0.1, 0.05, 0.8]])
     pi = imm.Switching(0.05, 0.1).over(np.array([0.0, 2.0, 10.0]))
     x0, p0, c = imm.mix(xm, pm, mu, pi)
     np.testing.assert_allclose(c, np.einsum("ki,kij->kj", mu, pi))
@@ -98,15 +127,16 @@ def test_the_stationary_model_is_the_running_mean_of_its_measurements() -> None:
     rng = np.random.default_rng(6)
     r = np.array([[[100.0, 20.0], [20.0, 400.0]]])
     z = rng.normal(size=(12, 2)) * 15.0 + [300.0, -50.0]
-    q = np.array([0.0, 0.05**2, 4.0])
-    xm = np.zeros((1, 3, 4))
+    q = imm.noises(0.05, 2.0)
+    j = imm.N_MODELS
+    xm = np.zeros((1, j, 4))
     xm[0, :, 0:2] = z[0]
     xm[0, 1:, 2:4] = 5.0  # the moving models believe in a velocity
-    pm = np.zeros((1, 3, 4, 4))
+    pm = np.zeros((1, j, 4, 4))
     pm[0, :, 0:2, 0:2] = r[0]
     pm[0, 1:, 2, 2] = pm[0, 1:, 3, 3] = 64.0
-    mu = np.array([[1 / 3, 1 / 3, 1 / 3]])
-    no_switching = np.eye(3)[None]
+    mu = np.full((1, j), 1 / j)
+    no_switching = np.eye(j)[None]
     for zk in z[1:]:
         xm, pm = imm.predict(xm, pm, 1.0, q)
         xm, pm, mu = imm.mix_update(xm, pm, mu, no_switching, zk[None], r)
@@ -131,8 +161,8 @@ def test_fused_mix_update_equals_mix_then_update() -> None:
     rng = np.random.default_rng(5)
     switching = imm.Switching(0.02, 0.3)
     for k in (1, 7):
-        xm, pm = _random_states(rng, k, 3)
-        mu = rng.dirichlet([1.0, 1.0, 1.0], size=k)
+        xm, pm = _random_states(rng, k, imm.N_MODELS)
+        mu = rng.dirichlet(np.ones(imm.N_MODELS), size=k)
         pi = switching.over(rng.uniform(0.0, 5.0, size=k))
         z = rng.normal(size=(k, 2)) * 10.0
         r = np.broadcast_to(np.array([[25.0, 5.0], [5.0, 100.0]]), (k, 2, 2)).copy()
@@ -159,8 +189,8 @@ def test_mix_update_gives_each_track_the_bits_it_has_alone() -> None:
     rng = np.random.default_rng(9)
     switching = imm.Switching(1e-4, 0.003)
     k = 300
-    xm, pm = _random_states(rng, k, 3)
-    mu = rng.dirichlet([1.0, 1.0, 1.0], size=k)
+    xm, pm = _random_states(rng, k, imm.N_MODELS)
+    mu = rng.dirichlet(np.ones(imm.N_MODELS), size=k)
     pi = switching.over(rng.uniform(0.0, 30.0, size=k))
     z = xm[:, imm.MANOEUVRE, 0:2] + rng.normal(size=(k, 2)) * 10.0
     r = np.broadcast_to(np.array([[25.0, 5.0], [5.0, 100.0]]), (k, 2, 2)).copy()
