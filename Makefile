@@ -15,13 +15,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hub demo $(ARGS)
 
-# The tests run a real Mosquitto and a real headless Chromium (Playwright drives Debian's
-# build: no browser download); install them from Debian's packages when missing.
+# The tests run a real Mosquitto, a real headless Chromium (Playwright drives Debian's
+# build: no browser download) and a real NATS cluster; install them from Debian's
+# packages when missing.
 APT_INSTALL = apt-get install -y -qq --no-install-recommends
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto mosquitto-clients"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v nats-server >/dev/null || test -x /usr/sbin/nats-server || missing="$$missing nats-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && $(APT_INSTALL) $$missing; \
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo $(APT_INSTALL) $$missing; \

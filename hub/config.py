@@ -745,7 +745,18 @@ def _registry_problems(config: HubConfig) -> list[str]:
     if "mission" in partner_ids:
         problems.append("$.partners: 'mission' is reserved for the mission picture")
     return (problems + _label_problems(config) + _release_problems(config)
-            + _tak_problems(config) + _broker_problems(config))
+            + _tak_problems(config) + _broker_problems(config) + _cluster_problems(config))
+
+
+def _cluster_problems(config: HubConfig) -> list[str]:
+    """What a NATS 2.9 cluster cannot carry: a ``.`` in an id that is an MQTT topic level."""
+    if config.cluster is None:
+        return []
+    ids = (("sensors", [s.id for s in config.sensors]),
+           ("partners", [p.id for p in config.partners]))
+    return [f"$.{what}[{i}].id: {item_id!r} holds '.', which NATS 2.9's MQTT refuses in a "
+            "topic; rename it to run on [cluster]"
+            for what, listed in ids for i, item_id in enumerate(listed) if "." in item_id]
 
 
 def _tak_problems(config: HubConfig) -> list[str]:
@@ -868,6 +879,27 @@ def load_toml(path: str | Path, parse: Callable[[dict[str, object]], S]) -> S:
 def parse_config(data: dict[str, object]) -> HubConfig:
     """Validate an already-parsed TOML document as a HubConfig."""
     return convert_checked(data, HubConfig, _registry_problems)
+
+
+def config_toml(config: HubConfig) -> str:
+    """``config`` as a TOML file that ``load_config`` reads back to an equal config.
+
+    TOML has no null: a key whose value is None is left out, which is its default.
+    """
+    import tomli_w  # only the commands that write a config pay for it
+
+    document = _without_none(msgspec.to_builtins(config))
+    assert isinstance(document, dict)
+    text: str = tomli_w.dumps(document)
+    return text
+
+
+def _without_none(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def load_config(path: str | Path) -> HubConfig:

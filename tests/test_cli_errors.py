@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from hub.cli.score import TrackLine
+from hub.config import DEFAULT_CONFIG
 from hub.errors import PayloadError
 from hub.recording import RecordingWriter, read_recording
 from simulators.engine import write_recording
@@ -61,6 +62,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     far = TrackLine(t=0.0, track_id="T1", lat=-1.3, lon=36.8, vn=0.0, ve=0.0, status="confirmed")
     (d / "tracks-1970.jsonl").write_bytes(msgspec.json.encode(far) + b"\n")
     (d / "empty.jsonl").write_bytes(b"")
+    clustered = Path(DEFAULT_CONFIG).read_text() + '\n[cluster]\nservers = ["nats://127.0.0.1:9"]\n'
+    (d / "clustered.toml").write_text(clustered.replace('protocol = "5"', 'protocol = "3.1.1"'))
     (d / "binary.bin").write_bytes(bytes(range(256)))
     (d / "unreadable.mpk").write_bytes(recording.read_bytes()[:100])
     (d / "unreadable.mpk").chmod(0)
@@ -111,6 +114,12 @@ CASES = [
     case("run-port-70000", "run --port 70000 --duration 1 -q", "--port", "70000"),
     case("run-pid-file-in-missing-folder", "run --pid-file {no_folder}/hub.pid --duration 1 -q",
          "--pid-file", "{no_folder}"),
+    case("run-role-without-cluster", "run --role fusion --duration 1 -q", "--role",
+         "no [cluster]"),
+    case("run-unknown-role", "run -c {clustered} --role sorting --duration 1 -q", "--role",
+         "sorting"),
+    case("run-bad-worker-id", "run -c {clustered} --worker-id a/b --duration 1 -q",
+         "--worker-id", "a/b"),
     case("sim-speed-0", "sim --speed 0 --duration 1", "--speed", "0"),
     case("sim-credentials-binary", "sim --credentials {binary} --duration 1", "--credentials",
          "{binary}", "UTF-8"),

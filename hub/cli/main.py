@@ -44,9 +44,14 @@ def _with_broker(config: HubConfig, args: argparse.Namespace) -> HubConfig:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="hub-demo-"))
+    if args.cluster:
+        from hub.cli.cluster_demo import run_cluster_demo
+
+        return run_cluster_demo(_config(args), Path(args.scenario), args.duration, args.speed,
+                                workdir)
     from hub.cli.demo import run_demo
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="hub-demo-"))
     return run_demo(_config(args), Path(args.scenario), args.duration, args.speed, workdir,
                     args.broker)
 
@@ -255,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=positive, help="stop after S seconds (default: Ctrl-C)")
     p.add_argument("--speed", type=positive, default=1.0, help="simulation speed factor")
     p.add_argument("--workdir", help="where logs go (default: a new temp dir)")
+    p.add_argument("--cluster", action="store_true",
+                   help="the hub as several processes on a local 3-node NATS cluster "
+                        "(needs nats-server); kill a worker or a node and watch it go on")
     p.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto",
                    help="auto: Mosquitto when installed, else the embedded amqtt (MQTT 3.1.1)")
 

@@ -155,8 +155,9 @@ async def test_a_killed_fusion_worker_s_groups_are_taken_over_with_nothing_lost_
     joined = time.time()
     await wait_for(lambda: sorted(reports.owners().values()) == ["fa", "fa", "fb", "fb"],
                    timeout=15.0, what="the groups to spread over fa and fb")
-    moved = [g for w in ("fb",) for g in reports.latest[w]["groups"].values()]
-    assert all(g["taken_at"] - joined < 15.0 for g in moved)
+    moved = [g["taken_at"] - joined for g in reports.latest["fb"]["groups"].values()]
+    assert all(s < 15.0 for s in moved)
+    print(f"measured: fb joined, took its groups {min(moved):.2f}-{max(moved):.2f} s later")
     await asyncio.sleep(3.0)
     victim = reports.owners()["mission"]
     survivor = "fb" if victim == "fa" else "fa"
@@ -166,6 +167,8 @@ async def test_a_killed_fusion_worker_s_groups_are_taken_over_with_nothing_lost_
                    what=f"{survivor} to take {victim}'s groups")
     taken = reports.latest[survivor]["groups"]["mission"]["taken_at"]
     assert taken - killed_at <= TAKEOVER_S, workers.log(survivor)
+    print(f"measured: {victim} SIGKILLed, {survivor} took its groups {taken - killed_at:.2f} s "
+          "later")
     await asyncio.get_running_loop().run_in_executor(None, sending.join)
     units.close()
     await asyncio.sleep(2.0)  # the last items through the reorder window
@@ -173,7 +176,9 @@ async def test_a_killed_fusion_worker_s_groups_are_taken_over_with_nothing_lost_
     until.set()
     await collecting
     stream = await assert_groups_equal_the_single_process(urls, config)
-    assert sum(not is_tick for _, is_tick, _ in stream) == expected_items(config, units.sent)
+    items = sum(not is_tick for _, is_tick, _ in stream)
+    assert items == expected_items(config, units.sent)
+    print(f"measured: {items} items stored once each, of {len(units.sent)} messages sent")
 
 
 class PictureWatch:
@@ -219,5 +224,9 @@ async def test_a_dead_nats_node_loses_no_detection_and_the_pictures_resume(
     until.set()
     await collecting
     assert any(t > killed_at + 2.0 for t in console.arrivals), "no picture after the node died"
+    gap = max(b - a for a, b in zip(console.arrivals, console.arrivals[1:], strict=False))
+    print(f"measured: node 2 SIGKILLed; longest gap between pictures {gap:.2f} s")
     stream = await assert_groups_equal_the_single_process(urls[:2], config)
-    assert sum(not is_tick for _, is_tick, _ in stream) == expected_items(config, units.sent)
+    items = sum(not is_tick for _, is_tick, _ in stream)
+    assert items == expected_items(config, units.sent)
+    print(f"measured: {items} items stored once each, of {len(units.sent)} messages sent")

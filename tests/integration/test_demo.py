@@ -28,7 +28,12 @@ def assert_no_strays(tmp_path: Path, out: str) -> None:
     """No broker (its config is in the workdir) and no simulator (--port P) outlives the demo."""
     match = re.search(r"broker: mqtt://127\.0\.0\.1:(\d+)", out)
     assert match, out
-    marks = (str(tmp_path / "demo"), f"--port {match.group(1)}")
+    assert_none_running((str(tmp_path / "demo"), f"--port {match.group(1)}"))
+    assert "Traceback" not in (tmp_path / "demo" / "simulators.log").read_text()
+
+
+def assert_none_running(marks: tuple[str, ...]) -> None:
+    """No process whose command line holds one of ``marks`` outlives the demo."""
     time.sleep(0.5)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -37,7 +42,6 @@ def assert_no_strays(tmp_path: Path, out: str) -> None:
             except OSError:
                 continue
             assert not any(mark in cmdline for mark in marks), f"stray process: {cmdline}"
-    assert "Traceback" not in (tmp_path / "demo" / "simulators.log").read_text()
 
 
 @pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
@@ -78,3 +82,32 @@ def test_ctrl_c_ends_the_demo_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 0, out
     assert "Traceback" not in out and "stopped; final picture:" in out
     assert_no_strays(tmp_path, out)
+
+
+def test_the_cluster_demo_goes_on_when_a_fusion_worker_is_killed(tmp_path: Path) -> None:
+    process = demo(tmp_path, "--cluster", "--duration", "40")
+    assert process.stdout is not None
+    lines: list[str] = []
+    victim = None
+    for line in process.stdout:
+        lines.append(line)
+        if victim is None and (hint := re.search(r"try: kill -9 (\d+)", line)):
+            victim = int(hint.group(1))
+        if victim is not None and re.search(r"groups: .*mission→fa", line):
+            os.kill(victim, signal.SIGKILL)
+            killed_at = len(lines)
+            break
+    else:
+        pytest.fail("the fusion worker fa never owned the mission group:\n" + "".join(lines))
+    out = "".join(lines) + process.communicate(timeout=60)[0]
+    assert process.returncode == 0, out
+    assert "Traceback" not in out and "access: ANONYMOUS" in out
+    after = out.splitlines()[killed_at:]
+    taken = [i for i, line in enumerate(after)
+             if re.search(r"groups: g1→fb  g2→fb  g3→fb  mission→fb", line)]
+    assert taken and taken[0] <= 8, "\n".join(after)  # a line a second; 3 s of it is staleness
+    stream = [int(m.group(1)) for line in after[taken[0]:] if (m := re.search(r"at (\d+)$", line))]
+    assert stream[-1] > stream[0], "no input fused after the takeover"
+    mqtt = re.search(r"MQTT on ports (\d+)", out)
+    assert mqtt, out
+    assert_none_running((str(tmp_path / "demo"), f"--port {mqtt.group(1)} "))

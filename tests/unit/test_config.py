@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import DEFAULT_CONFIG, load_config, parse_config
+from hub.config import DEFAULT_CONFIG, config_toml, load_config, parse_config
 from hub.errors import ConfigError
 
 ORIGIN = {"origin": {"lat": 1.0, "lon": 2.0}}
@@ -31,6 +31,13 @@ def test_default_config_is_valid() -> None:
     ({"mission": ORIGIN, "broker": {"failover": ["nats-2:70000"]}},
      "$.broker.failover[0]: 'nats-2:70000': port 70000 is not 1-65535"),
     ({"mission": ORIGIN, "broker": {"failover": "nats-2:1883"}}, "$.broker.failover"),
+    ({"mission": ORIGIN, "cluster": {"servers": ["127.0.0.1:4222"]}}, "$.cluster.servers[0]"),
+    ({"mission": ORIGIN, "cluster": {"servers": []}}, "$.cluster.servers"),
+    ({"mission": ORIGIN, "cluster": {"servers": ["nats://n1:4222"], "lease_ttl_s": 0.1}},
+     "$.cluster.lease_ttl_s"),
+    ({"mission": ORIGIN, "cluster": {"servers": ["nats://n1:4222"]},
+      "sensors": [{"id": "uav.1", "nation": "KEN", "kind": "uav"}]},
+     "$.sensors[0].id: 'uav.1' holds '.', which NATS 2.9's MQTT refuses"),
 ])
 def test_bad_config_names_key_and_problem(data: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -59,3 +66,10 @@ def test_failover_brokers_follow_the_first() -> None:
     broker = parse_config({"mission": ORIGIN, "broker": {
         "host": "n0", "port": 1883, "failover": ["n1:1884", "[::1]:1885"]}}).broker
     assert broker.endpoints() == [("n0", 1883), ("n1", 1884), ("::1", 1885)]
+
+
+def test_a_config_written_as_toml_reads_back_equal(tmp_path: Path) -> None:
+    config = load_config(DEFAULT_CONFIG)
+    path = tmp_path / "again.toml"
+    path.write_text(config_toml(config))
+    assert load_config(path) == config

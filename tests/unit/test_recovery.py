@@ -16,13 +16,11 @@ import sys
 from pathlib import Path
 
 import msgpack
-import msgspec
 import numpy as np
 import pytest
-import tomli_w
 from publishing import mqtt_publisher
 
-from hub.config import HubConfig, parse_config
+from hub.config import HubConfig, config_toml, parse_config
 from hub.errors import ConfigError
 from hub.geo import EnuFrame
 from hub.pipeline import Pipeline
@@ -239,19 +237,9 @@ print(table.snapshot().id.tolist())
 """
 
 
-def without_none(value: object) -> object:
-    """``value`` with every None left out (TOML has no null: a missing key is the default)."""
-    if isinstance(value, dict):
-        return {k: without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_none(v) for v in value]
-    return value
-
-
 def test_friend_ids_hold_across_restarts_by_a_key_kept_with_the_state(tmp_path: Path) -> None:
     path = tmp_path / "hub.toml"
-    document = msgspec.to_builtins(config(tmp_path / "state", sensors=("radar", "uav")))
-    path.write_text(tomli_w.dumps(without_none(document)))
+    path.write_text(config_toml(config(tmp_path / "state", sensors=("radar", "uav"))))
 
     def friend_ids() -> str:  # in a new process each time, as a restarted hub
         return subprocess.run([sys.executable, "-c", FRIEND_IDS, str(path)], check=True,

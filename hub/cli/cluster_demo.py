@@ -1,0 +1,128 @@
+"""``hub demo --cluster``: the hub as several processes on a local 3-node NATS cluster.
+
+A private cluster (``hub.cluster.nats_server``), one ingest worker (ingest
+and imagery) and two fusion workers (``hub run --role``, each a process of
+its own), and the simulators against node 0's MQTT listener. Every second
+it prints which worker owns which release group, so a user who kills a
+worker (``kill -9 PID``) or a node sees its groups move. Every child ends
+with the demo, however it dies.
+
+The cluster runs without NATS users (anonymous, loopback only), and the
+demo says so: the secure single-process demo is ``hub demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hub.cli.demo import Simulators, stop_process
+from hub.cluster.names import Names
+from hub.cluster.nats_server import NatsCluster, start_nats_cluster
+from hub.config import Cluster, HubConfig, config_toml
+from hub.lifecycle import exit_with_parent, stop_event
+
+WORKERS = (("in1", "ingest,imagery"), ("fa", "fusion"), ("fb", "fusion"))
+REPORT_EVERY_S = 1.0
+STALE_S = 3.0
+"""A worker silent for longer is shown as gone."""
+
+
+def clustered(config: HubConfig, cluster: NatsCluster) -> HubConfig:
+    """``config`` as a hub on ``cluster``: pictures and ingest through node 0, the rest failover."""
+    host = "127.0.0.1"
+    broker = msgspec.structs.replace(
+        config.broker, host=host, port=cluster.mqtt_ports[0], protocol="3.1.1", username=None,
+        password_env=None, password_file=None, tls=None,
+        failover=[f"{host}:{port}" for port in cluster.mqtt_ports[1:]])
+    settings = Cluster(servers=cluster.urls, replicas=len(cluster.urls))
+    return msgspec.structs.replace(config, broker=broker, cluster=settings, web=None, tak=None)
+
+
+def start_worker(path: Path, worker_id: str, roles: str, log: Path) -> subprocess.Popen[bytes]:
+    """``hub run --role`` as a child in its own session that ends with this process."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "run", "-c", str(path), "--role", roles,
+             "--worker-id", worker_id, "-q"], stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=exit_with_parent())
+
+
+class Ownership:
+    """The workers' reports on the status subject: who is up, who owns which group."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, dict[str, Any]] = {}
+
+    async def take(self, msg: Any) -> None:
+        report = json.loads(msg.data)
+        self.latest[report["worker"]] = report
+
+    def line(self, now: float) -> str:
+        live = {w: r for w, r in self.latest.items() if now - r["t"] < STALE_S}
+        owners = sorted((group, worker) for worker, r in live.items()
+                        for group in r.get("groups", {}))
+        slots = sum(len(r.get("slots", [])) for r in live.values())
+        applied = max((g["applied"] for r in live.values() for g in r.get("groups", {}).values()),
+                      default=0)
+        groups = "  ".join(f"{g}→{w}" for g, w in owners) or "(none owned yet)"
+        return (f"{time.strftime('%H:%M:%S')}  workers up: {', '.join(sorted(live)) or '-'}  "
+                f"ingest slots served: {slots}  groups: {groups}  stream at {applied}")
+
+
+async def watch(cluster: NatsCluster, config: HubConfig, duration: float | None,
+                each_second: Callable[[], None]) -> None:
+    """Print the ownership line every second until Ctrl-C or ``duration``."""
+    from hub.cluster.connect import connect_nats
+
+    assert config.cluster is not None
+    stop = stop_event(duration)
+    nc = await connect_nats(cluster.urls, name="hub-demo-watch")
+    ownership = Ownership()
+    await nc.subscribe(Names.of(config.cluster).status_subject, cb=ownership.take)
+    try:
+        while not stop.is_set():
+            await asyncio.sleep(REPORT_EVERY_S)
+            each_second()
+            print(ownership.line(time.time()), flush=True)
+    finally:
+        await nc.close()
+
+
+def run_cluster_demo(config: HubConfig, scenario: Path, duration: float | None, speed: float,
+                     workdir: Path) -> int:
+    """Run the clustered demo until ``duration`` passes or Ctrl-C; return an exit code."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with start_nats_cluster(3, workdir=workdir / "nats", dies_with_parent=True) as cluster:
+        config = clustered(config, cluster)
+        path = workdir / "cluster.toml"
+        path.write_text(config_toml(config))
+        print(f"NATS cluster: {', '.join(cluster.urls)}; MQTT on ports "
+              f"{', '.join(map(str, cluster.mqtt_ports))}; config {path}", flush=True)
+        print("access: ANONYMOUS: the demo's cluster has no NATS users (loopback only); "
+              "`hub demo` is the secure single-process demo", flush=True)
+        workers = {worker_id: start_worker(path, worker_id, roles, workdir / f"{worker_id}.log")
+                   for worker_id, roles in WORKERS}
+        for worker_id, roles in WORKERS:
+            print(f"worker {worker_id} ({roles}): pid {workers[worker_id].pid}, log "
+                  f"{workdir / (worker_id + '.log')}", flush=True)
+        print(f"try: kill -9 {workers['fa'].pid} (a fusion worker: its groups move to fb), or "
+              f"kill -9 {cluster.node(2).pid} (NATS node 2: the rest elect and go on)",
+              flush=True)
+        sims = Simulators(scenario, "127.0.0.1", cluster.mqtt_ports[0], "3.1.1", speed,
+                          workdir / "simulators.log")
+        try:
+            asyncio.run(watch(cluster, config, duration, sims.keep_running))
+        finally:
+            sims.stop()
+            for process in workers.values():
+                stop_process(process, timeout=10.0)
+    return 0
