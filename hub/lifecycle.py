@@ -14,11 +14,13 @@ import logging
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
+from typing import Any
 
 from hub import faults
 
@@ -70,6 +72,29 @@ async def every(period: float, action: Callable[[], object], first: float | None
             name = getattr(action, "__name__", repr(action))
             log.exception("periodic task %s failed", name)
             faults.survived(f"periodic task {name}", exc)
+
+
+async def run_until(stop: asyncio.Event, loops: Sequence[Coroutine[Any, Any, object]]) -> None:
+    """Run ``loops`` as tasks until ``stop`` is set; then cancel them and wait for their end."""
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def end_child(process: subprocess.Popen[bytes] | None, signum: int, timeout: float) -> None:
+    """Send ``signum`` to ``process`` if it still runs, and reap it (SIGKILL after ``timeout``)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signum)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:

@@ -28,7 +28,7 @@ from typing import IO, Literal
 
 from hub.broker.limits import BrokerLimits
 from hub.errors import BrokerUnavailable
-from hub.lifecycle import exit_with_parent
+from hub.lifecycle import end_child, exit_with_parent
 
 Protocol = Literal["5", "3.1.1"]
 Kind = Literal["mosquitto", "amqtt"]
@@ -177,13 +177,7 @@ class BrokerHandle:
 
     def _end(self, signum: signal.Signals) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signum)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        end_child(process, signum, STOP_TIMEOUT_S)
         if self._output is not None:
             self._output.close()
             self._output = None

@@ -25,7 +25,7 @@ from hub.cluster import records
 from hub.cluster.lease import FUSION, GROUP, Leases, Shares
 from hub.cluster.names import Names
 from hub.config import HubConfig
-from hub.lifecycle import every
+from hub.lifecycle import every, run_until
 from hub.metrics import RateLimitedLog
 from hub.pipeline import Pipeline
 from hub.publish.mqtt import MqttPictureSink, Send
@@ -116,13 +116,9 @@ class FusionWorker:
                  every(self.settings.checkpoint_every_s, self._checkpoint_all),
                  every(max(self.config.publish.interval_s, self.settings.tick_s), self._publish),
                  every(STATUS_EVERY_S, self._report)]
-        tasks = [asyncio.create_task(loop) for loop in loops]
         try:
-            await stop.wait()
+            await run_until(stop, loops)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await self.shares.leave()
 
     async def _start(self, key: str) -> bool:

@@ -44,7 +44,7 @@ from hub.config import HubConfig
 from hub.errors import BrokerUnavailable
 from hub.ingest.frame_pool import FramePool
 from hub.ingest.router import InboundItem
-from hub.lifecycle import every
+from hub.lifecycle import every, run_until
 from hub.messages import encode
 from hub.metrics import RateLimitedLog
 from hub.mqtt.bus import Bus
@@ -136,13 +136,9 @@ class IngestWorker:
                                             cb=self._on_frame)
             loops.append(every(FRAMES_EVERY_S, self._collect_frames))
             loops.append(self.pipeline.frames.boot())
-        tasks = [asyncio.create_task(loop) for loop in loops]
         try:
-            await stop.wait()
+            await run_until(stop, loops)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             if ingest:
                 await self.shares.leave()
                 await self.leases.give_up(CLOCK)

@@ -182,15 +182,21 @@ class Shares:
         if workers is None:
             return
         wanted = assignment(self.keys, workers)
+        taken = []
         for key in self.keys:
             mine = wanted.get(key) == self.leases.owner
             if mine and key not in self.serving and await self._lease(key):
-                if await self._start(key):
-                    self.serving.add(key)
-                if self.kind + key not in self.leases.held:  # lost while starting
-                    await self._drop(key)
+                taken.append(key)
             elif not mine and key in self.serving:
                 await self.hand_over(key)
+        # Started side by side: a start may take seconds (a session, a restore).
+        await asyncio.gather(*(self._begin(key) for key in taken))
+
+    async def _begin(self, key: str) -> None:
+        if await self._start(key):
+            self.serving.add(key)
+        if self.kind + key not in self.leases.held:  # lost while starting
+            await self._drop(key)
 
     async def _drop(self, key: str) -> None:
         if key in self.serving:

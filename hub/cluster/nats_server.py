@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from hub.broker.launcher import answers_mqtt, free_port
 from hub.errors import BrokerUnavailable
-from hub.lifecycle import exit_with_parent
+from hub.lifecycle import end_child, exit_with_parent
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -162,13 +162,7 @@ class NatsNode:
     def end(self, signum: signal.Signals) -> None:
         """Send ``signum`` and reap the child (SIGKILL after ``STOP_TIMEOUT_S``)."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signum)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        end_child(process, signum, STOP_TIMEOUT_S)
         if self._output is not None:
             self._output.close()
             self._output = None

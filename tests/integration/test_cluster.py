@@ -136,19 +136,44 @@ async def assert_groups_equal_the_single_process(urls: list[str], config: HubCon
     return stream
 
 
+class Run:
+    """One clustered hub run: an ingest and a fusion worker up, the field units sending."""
+
+    def __init__(self, workers: Workers, config: HubConfig, cluster: NatsCluster) -> None:
+        self.workers, self.config, self.cluster = workers, config, cluster
+        self.reports, self.until = Reports(cluster.urls, config), asyncio.Event()
+        self.units = FieldUnits(cluster.mqtt_ports[0])
+        self.sending = threading.Thread(target=self.units.send_all)
+
+    async def start(self) -> None:
+        self.collecting = asyncio.create_task(self.reports.collect(self.until))
+        self.workers.start("in1", "ingest")
+        self.workers.start("fa", "fusion")
+        await wait_for(lambda: len(self.reports.owners()) == 4 and ingesting(self.reports),
+                       what="fa to take the 4 groups, in1 the slots")
+        self.sending.start()
+
+    async def finish(self, urls: list[str]) -> None:
+        """When all is sent and fused: stop the workers, then check every group and item."""
+        await asyncio.get_running_loop().run_in_executor(None, self.sending.join)
+        self.units.close()
+        await asyncio.sleep(2.0)  # the last items through the reorder window
+        self.workers.stop_all()
+        self.until.set()
+        await self.collecting
+        stream = await assert_groups_equal_the_single_process(urls, self.config)
+        items = sum(not is_tick for _, is_tick, _ in stream)
+        assert items == expected_items(self.config, self.units.sent)
+        print(f"measured: {items} items stored once each, of {len(self.units.sent)} messages "
+              "sent")
+
+
 async def test_a_killed_fusion_worker_s_groups_are_taken_over_with_nothing_lost_or_applied_twice(
         hub: tuple[Workers, HubConfig], fresh_nats_cluster: NatsCluster) -> None:
     workers, config = hub
-    urls = fresh_nats_cluster.urls
-    reports, until = Reports(urls, config), asyncio.Event()
-    collecting = asyncio.create_task(reports.collect(until))
-    workers.start("in1", "ingest")
-    workers.start("fa", "fusion")
-    await wait_for(lambda: len(reports.owners()) == 4 and ingesting(reports),
-                   what="fa to take the 4 groups, in1 the slots")
-    units = FieldUnits(fresh_nats_cluster.mqtt_ports[0])
-    sending = threading.Thread(target=units.send_all)
-    sending.start()
+    run = Run(workers, config, fresh_nats_cluster)
+    reports = run.reports
+    await run.start()
     await asyncio.sleep(2.0)
     # A second worker joins: it gets half the groups, each moved within the bound.
     workers.start("fb", "fusion")
@@ -169,16 +194,7 @@ async def test_a_killed_fusion_worker_s_groups_are_taken_over_with_nothing_lost_
     assert taken - killed_at <= TAKEOVER_S, workers.log(survivor)
     print(f"measured: {victim} SIGKILLed, {survivor} took its groups {taken - killed_at:.2f} s "
           "later")
-    await asyncio.get_running_loop().run_in_executor(None, sending.join)
-    units.close()
-    await asyncio.sleep(2.0)  # the last items through the reorder window
-    workers.stop_all()
-    until.set()
-    await collecting
-    stream = await assert_groups_equal_the_single_process(urls, config)
-    items = sum(not is_tick for _, is_tick, _ in stream)
-    assert items == expected_items(config, units.sent)
-    print(f"measured: {items} items stored once each, of {len(units.sent)} messages sent")
+    await run.finish(fresh_nats_cluster.urls)
 
 
 class PictureWatch:
@@ -202,31 +218,14 @@ class PictureWatch:
 async def test_a_dead_nats_node_loses_no_detection_and_the_pictures_resume(
         hub: tuple[Workers, HubConfig], fresh_nats_cluster: NatsCluster) -> None:
     workers, config = hub
-    urls = fresh_nats_cluster.urls
-    reports, until = Reports(urls, config), asyncio.Event()
-    collecting = asyncio.create_task(reports.collect(until))
-    workers.start("in1", "ingest")
-    workers.start("fa", "fusion")
-    await wait_for(lambda: len(reports.owners()) == 4 and ingesting(reports),
-                   what="fa to take the 4 groups, in1 the slots")
+    run = Run(workers, config, fresh_nats_cluster)
     console = PictureWatch(fresh_nats_cluster.mqtt_ports[0])
-    units = FieldUnits(fresh_nats_cluster.mqtt_ports[0])
-    sending = threading.Thread(target=units.send_all)
-    sending.start()
+    await run.start()
     await asyncio.sleep(4.0)
     fresh_nats_cluster.kill(2)  # field units and the console stay on node 0
     killed_at = time.time()
-    await asyncio.get_running_loop().run_in_executor(None, sending.join)
-    units.close()
-    await asyncio.sleep(2.0)
+    await run.finish(fresh_nats_cluster.urls[:2])
     console.close()
-    workers.stop_all()
-    until.set()
-    await collecting
     assert any(t > killed_at + 2.0 for t in console.arrivals), "no picture after the node died"
     gap = max(b - a for a, b in zip(console.arrivals, console.arrivals[1:], strict=False))
     print(f"measured: node 2 SIGKILLed; longest gap between pictures {gap:.2f} s")
-    stream = await assert_groups_equal_the_single_process(urls[:2], config)
-    items = sum(not is_tick for _, is_tick, _ in stream)
-    assert items == expected_items(config, units.sent)
-    print(f"measured: {items} items stored once each, of {len(units.sent)} messages sent")

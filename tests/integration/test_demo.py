@@ -85,7 +85,7 @@ def test_ctrl_c_ends_the_demo_cleanly(tmp_path: Path) -> None:
 
 
 def test_the_cluster_demo_goes_on_when_a_fusion_worker_is_killed(tmp_path: Path) -> None:
-    process = demo(tmp_path, "--cluster", "--duration", "40")
+    process = demo(tmp_path, "--cluster", "--duration", "30")
     assert process.stdout is not None
     lines: list[str] = []
     victim = None

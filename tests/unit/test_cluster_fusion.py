@@ -14,14 +14,13 @@ import pytest
 from hub.cluster import records
 from hub.cluster.fusion import GroupRunner
 from hub.cluster.lease import assignment
+from hub.cluster.records import Record
 from hub.config import DEFAULT_CONFIG, HubConfig, load_config
-from hub.ingest.router import InboundItem
 from hub.pipeline import Pipeline
 from hub.release.groups import release_groups
 from simulators import generate, load_scenario
 
 TICK_S = 0.05
-Record = tuple[bool, bytes]
 
 
 @pytest.fixture(scope="module")
@@ -32,22 +31,9 @@ def config() -> HubConfig:
 @pytest.fixture(scope="module")
 def stream(config: HubConfig) -> list[Record]:
     """What ingest workers and the clock would put in the inputs stream for 40 s of the demo."""
-    ingest = Pipeline(config, groups=())
-    out: list[Record] = []
-
-    def take(item: InboundItem, t_received: float) -> bool:
-        out.append((False, records.item_record(item, t_received)))
-        return True
-
-    ingest.on_item = take
-    next_tick = None
-    for t, topic, payload in generate(load_scenario("default").with_duration(40.0), part="rest"):
-        next_tick = t if next_tick is None else next_tick
-        while next_tick <= t:
-            out.append((True, records.tick_record(next_tick)))
-            next_tick += TICK_S
-        if topic.startswith("sensors/"):
-            ingest.handle(topic, payload, t)
+    messages = generate(load_scenario("default").with_duration(40.0), part="rest")
+    out = records.records_of(config, ((t, topic, payload) for t, topic, payload in messages
+                                      if topic.startswith("sensors/")), TICK_S)
     assert sum(not is_tick for is_tick, _ in out) > 500
     return out
 
