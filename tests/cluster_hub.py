@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -121,23 +121,30 @@ async def wait_for(condition: Any, timeout: float = WAIT_S, what: str = "") -> f
     return time.time()
 
 
-async def stream_records(urls: list[str], config: HubConfig) -> Iterator[tuple[int, bool, bytes]]:
+async def stream_records(urls: list[str], config: HubConfig) -> list[tuple[int, bool, bytes]]:
     """Every record of the inputs stream: (sequence, is a tick, data)."""
+    return await patiently(lambda: _read_stream(urls, config))
+
+
+async def _read_stream(urls: list[str], config: HubConfig) -> list[tuple[int, bool, bytes]]:
     import nats
 
     assert config.cluster is not None
     names = Names.of(config.cluster)
     nc = await nats.connect(urls)
-    js = nc.jetstream(timeout=WAIT_S)  # a node may have died: the stream elects a leader
-    last = (await js.stream_info(names.inputs_stream)).state.last_seq
-    out = []
-    subscription = await js.subscribe(f"{names.prefix}.in.>", stream=names.inputs_stream,
-                                      ordered_consumer=True)
-    while len(out) < last:
-        msg = await subscription.next_msg(timeout=WAIT_S)
-        out.append((msg.metadata.sequence.stream, msg.subject == names.tick_subject, msg.data))
-    await nc.close()
-    return iter(out)
+    try:
+        js = nc.jetstream(timeout=WAIT_S)  # a node may have died: the stream elects a leader
+        last = (await js.stream_info(names.inputs_stream)).state.last_seq
+        out = []
+        subscription = await js.subscribe(f"{names.prefix}.in.>", stream=names.inputs_stream,
+                                          ordered_consumer=True)
+        while len(out) < last:
+            msg = await subscription.next_msg(timeout=WAIT_S)
+            out.append((msg.metadata.sequence.stream, msg.subject == names.tick_subject,
+                        msg.data))
+    finally:
+        await nc.close()
+    return out
 
 
 async def checkpoints(urls: list[str], config: HubConfig) -> dict[str, bytes]:

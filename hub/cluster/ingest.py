@@ -237,10 +237,15 @@ class IngestWorker:
         for letter in self.pipeline.take_dead_letters(time.time()):
             await self.cluster.nc.publish(subject, encode(letter))
 
+    def _connected_slots(self) -> list[str]:
+        """The slots whose session is up and subscribed (the others are connecting)."""
+        return sorted(k for k, slot in self.slots.items() if slot.bus.connected.is_set())
+
     async def _report(self) -> None:
         counters = {**self.pipeline.counters, **self.pipeline.router.counters}
         report = {"worker": self.worker_id, "role": "ingest", "t": time.time(),
-                  "clock": CLOCK in self.leases.held, "slots": sorted(self.slots),
+                  "clock": CLOCK in self.leases.held,
+                  "slots": self._connected_slots(),
                   "counters": counters}
         await self.cluster.nc.publish(self.names.status_subject, json.dumps(report).encode())
 

@@ -172,9 +172,17 @@ class Shares:
                 if not await self.leases.take(key):  # lapsed while we were paused
                     log.error("worker id %s is taken by another worker", self.leases.owner)
             elif key.removeprefix(self.kind) in self.serving:
-                # Another worker took it, or it expired while the cluster elected a leader.
-                log.warning("lost the lease of %s; dropping it", key)
-                await self._drop(key.removeprefix(self.kind))
+                await self._lost(key)
+
+    async def _lost(self, key: str) -> None:
+        """A served key whose renewal failed: expired in an election (taken again), or taken."""
+        if await self.leases.take(key):
+            # Nobody took it while the bucket was silent: this worker's state is still the
+            # stream's, so it goes on serving, with no restore and no gap.
+            log.warning("the lease of %s expired while the cluster elected; taken again", key)
+            return
+        log.warning("lost the lease of %s to another worker; dropping it", key)
+        await self._drop(key.removeprefix(self.kind))
 
     async def rebalance(self) -> None:
         """Take the keys the assignment gives this worker; hand over those it gives others."""

@@ -116,7 +116,7 @@ async def assert_groups_equal_the_single_process(urls: list[str], config: HubCon
 
     Returns the stream's records.
     """
-    stream = list(await stream_records(urls, config))
+    stream = await stream_records(urls, config)
     items = [data for _, is_tick, data in stream if not is_tick]
     keys = [msgspec.msgpack.decode(data)[1][0:3] for data in items]  # (kind, t, sensor)
     assert len({tuple(k) for k in keys}) == len(keys), "an item was stored twice"
@@ -153,15 +153,18 @@ class Run:
                        what="fa to take the 4 groups, in1 the slots")
         self.sending.start()
 
-    async def finish(self, urls: list[str]) -> None:
-        """When all is sent and fused: stop the workers, then check every group and item."""
+    async def stop(self) -> None:
+        """When all is sent and fused: stop the workers (each hands its groups over)."""
         await asyncio.get_running_loop().run_in_executor(None, self.sending.join)
         self.units.close()
         await asyncio.sleep(2.0)  # the last items through the reorder window
         self.workers.stop_all()
         self.until.set()
         await self.collecting
-        stream = await assert_groups_equal_the_single_process(urls, self.config)
+
+    async def check(self) -> None:
+        """Every group equals the single process; every item is stored, once."""
+        stream = await assert_groups_equal_the_single_process(self.cluster.urls, self.config)
         items = sum(not is_tick for _, is_tick, _ in stream)
         assert items == expected_items(self.config, self.units.sent)
         print(f"measured: {items} items stored once each, of {len(self.units.sent)} messages "
@@ -194,7 +197,8 @@ async def test_a_killed_fusion_worker_s_groups_are_taken_over_with_nothing_lost_
     assert taken - killed_at <= TAKEOVER_S, workers.log(survivor)
     print(f"measured: {victim} SIGKILLed, {survivor} took its groups {taken - killed_at:.2f} s "
           "later")
-    await run.finish(fresh_nats_cluster.urls)
+    await run.stop()
+    await run.check()
 
 
 class PictureWatch:
@@ -224,8 +228,12 @@ async def test_a_dead_nats_node_loses_no_detection_and_the_pictures_resume(
     await asyncio.sleep(4.0)
     fresh_nats_cluster.kill(2)  # field units and the console stay on node 0
     killed_at = time.time()
-    await run.finish(fresh_nats_cluster.urls[:2])
+    await run.stop()
     console.close()
+    # Back, as an operator would bring it: a read right after an election can stall for
+    # a minute in nats-py (the object store's first get), which is no question of this test.
+    fresh_nats_cluster.restart(2)
+    await run.check()
     assert any(t > killed_at + 2.0 for t in console.arrivals), "no picture after the node died"
     gap = max(b - a for a, b in zip(console.arrivals, console.arrivals[1:], strict=False))
     print(f"measured: node 2 SIGKILLed; longest gap between pictures {gap:.2f} s")
