@@ -120,7 +120,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "scale.rec"
         write_recording(scenario, recording)
-        records = records_of(config, read_recording(recording), TICK_S)
+        records = records_of(config, (r for r in read_recording(recording)
+                                      if r[1].startswith("sensors/")), TICK_S)
         items = sum(not is_tick for is_tick, _ in records)
         runs = [run(config, records, n, Path(tmp)) for n in args.workers]
     for r in runs:

@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hub.cluster import records
@@ -76,20 +75,22 @@ class GroupRunner:
 
     def apply(self, seq: int, is_tick: bool, data: bytes) -> None:
         """Apply the record at stream sequence ``seq`` once (a repeat is ignored)."""
+        try:
+            record: records.Decoded | None = records.decode(is_tick, data)
+        except records.RecordError as exc:
+            log.error("group %s: record %d skipped: %s", self.key, seq, exc)
+            record = None
+        self.apply_decoded(seq, record)
+
+    def apply_decoded(self, seq: int, record: records.Decoded | None) -> None:
+        """``apply`` of a record already read (None: not one of ours, skipped and counted)."""
         if seq <= self.applied:
             return
         self.applied = seq
-        try:
-            records.apply(self.pipeline, is_tick, data)
-        except records.RecordError as exc:
+        if record is None:
             self.bad_records += 1
-            log.error("group %s: record %d skipped: %s", self.key, seq, exc)
-
-
-@dataclass
-class _Owned:
-    runner: GroupRunner
-    task: asyncio.Task[None]
+        else:
+            records.apply_decoded(self.pipeline, record)
 
 
 class FusionWorker:
@@ -106,7 +107,9 @@ class FusionWorker:
         self.keys = [group.key for group in release_groups(config)]
         self.leases = Leases(cluster.kv, worker_id, config.cluster.lease_ttl_s)
         self.shares = Shares(self.leases, FUSION, GROUP, self.keys, self._start, self._stop)
-        self.owned: dict[str, _Owned] = {}
+        self.owned: dict[str, GroupRunner] = {}
+        self._consumer: asyncio.Task[None] | None = None
+        self._following = asyncio.Lock()
         self._unsaved = RateLimitedLog(log, level=logging.WARNING)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -122,18 +125,19 @@ class FusionWorker:
             await self.shares.leave()
 
     async def _start(self, key: str) -> bool:
-        """Restore ``key``'s checkpoint and apply the stream after it; False if NATS is silent."""
+        """Restore ``key``'s checkpoint and follow the stream from it; False if NATS is silent."""
         from nats.errors import Error as NatsError
 
         started = time.monotonic()
         runner = GroupRunner(self.config, key, self.send)
         try:
             restored = await self._restore(runner)
-            subscription = await self._subscribe(runner.applied + 1 if restored else None)
+            self.owned[key] = runner
+            await self._follow()
         except NatsError as exc:
+            self.owned.pop(key, None)
             log.warning("group %s: not started (%s); trying again", key, type(exc).__name__)
             return False
-        self.owned[key] = _Owned(runner, asyncio.create_task(self._consume(runner, subscription)))
         log.warning("took group %s (%s), applying the stream from %d (%.2f s)", key,
                     "checkpoint restored" if restored else "no checkpoint", runner.applied + 1,
                     time.monotonic() - started)
@@ -141,29 +145,44 @@ class FusionWorker:
 
     async def _stop(self, key: str, in_order: bool) -> None:
         """Stop fusing ``key``; handed over in order, checkpoint it where it stopped."""
-        owned = self.owned.pop(key, None)
-        if owned is None:
+        runner = self.owned.pop(key, None)
+        if runner is None:
             return
-        owned.task.cancel()
-        await asyncio.gather(owned.task, return_exceptions=True)
+        if not self.owned:
+            await self._unfollow()
         if in_order:
-            await self._save(owned.runner)
-            log.warning("handed group %s over at %d", key, owned.runner.applied)
+            await self._save(runner)
+            log.warning("handed group %s over at %d", key, runner.applied)
 
     async def _restore(self, runner: GroupRunner) -> bool:
         data = await self._saved(runner.key)
         return data is not None and runner.restore(data)
 
-    async def _subscribe(self, first: int | None) -> JetStreamContext.PushSubscription:
-        """An ordered consumer of the inputs stream from sequence ``first`` (None: all)."""
+    async def _follow(self) -> None:
+        """(Re)start the worker's one consumer of the stream, from the least applied group on.
+
+        One consumer for all the groups here: each record is delivered and read
+        once and applied to each group that has not applied it yet.
+        """
         from nats.js.api import ConsumerConfig, DeliverPolicy
 
-        policy = (ConsumerConfig(deliver_policy=DeliverPolicy.ALL) if first is None else
-                  ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                 opt_start_seq=first))
-        return await self.cluster.js.subscribe(
-            f"{self.names.prefix}.in.>", stream=self.names.inputs_stream, ordered_consumer=True,
-            config=policy)
+        async with self._following:  # groups start side by side: one consumer at a time
+            await self._unfollow()
+            if not self.owned:
+                return
+            first = min(runner.applied for runner in self.owned.values()) + 1
+            subscription = await self.cluster.js.subscribe(
+                f"{self.names.prefix}.in.>", stream=self.names.inputs_stream,
+                ordered_consumer=True,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                      opt_start_seq=first))
+            self._consumer = asyncio.create_task(self._consume(subscription))
+
+    async def _unfollow(self) -> None:
+        if self._consumer is not None:
+            self._consumer.cancel()
+            await asyncio.gather(self._consumer, return_exceptions=True)
+            self._consumer = None
 
     async def _saved(self, key: str) -> bytes | None:
         from nats.js.errors import NotFoundError, ObjectNotFoundError
@@ -174,12 +193,18 @@ class FusionWorker:
             return None
         return result.data
 
-    async def _consume(self, runner: GroupRunner,
-                       subscription: JetStreamContext.PushSubscription) -> None:
+    async def _consume(self, subscription: JetStreamContext.PushSubscription) -> None:
         tick = self.names.tick_subject
         try:
             async for msg in subscription.messages:
-                runner.apply(msg.metadata.sequence.stream, msg.subject == tick, msg.data)
+                seq = msg.metadata.sequence.stream
+                try:
+                    record: records.Decoded | None = records.decode(msg.subject == tick, msg.data)
+                except records.RecordError as exc:
+                    log.error("record %d skipped: %s", seq, exc)
+                    record = None
+                for runner in list(self.owned.values()):
+                    runner.apply_decoded(seq, record)
         finally:
             await subscription.unsubscribe()
 
@@ -195,17 +220,17 @@ class FusionWorker:
                                 type(exc).__name__)
 
     async def _checkpoint_all(self) -> None:
-        for owned in list(self.owned.values()):
-            await self._save(owned.runner)
+        for runner in list(self.owned.values()):
+            await self._save(runner)
 
     def _publish(self) -> None:
         now = time.time()
-        for owned in self.owned.values():
-            owned.runner.publisher.publish(now)
+        for runner in self.owned.values():
+            runner.publisher.publish(now)
 
     async def _report(self) -> None:
-        groups = {key: {"applied": o.runner.applied, "fused": o.runner.pipeline.counters["fused"],
-                        "bad_records": o.runner.bad_records, "taken_at": o.runner.taken_at}
-                  for key, o in self.owned.items()}
+        groups = {key: {"applied": r.applied, "fused": r.pipeline.counters["fused"],
+                        "bad_records": r.bad_records, "taken_at": r.taken_at}
+                  for key, r in self.owned.items()}
         report = {"worker": self.worker_id, "role": "fusion", "t": time.time(), "groups": groups}
         await self.cluster.nc.publish(self.names.status_subject, json.dumps(report).encode())

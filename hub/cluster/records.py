@@ -10,11 +10,13 @@ state, bit for bit: the single process's journal replay, across processes.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from hub.config import HubConfig
+from hub.fusion.measurements import Scan
 from hub.ingest.router import InboundItem
 from hub.pipeline import Pipeline
 from hub.recovery.codec import decode_item, encode_item
@@ -66,14 +68,42 @@ class RecordError(ValueError):
     """A record that is not one of ours (only hub workers may write the stream)."""
 
 
-def apply(pipeline: Pipeline, is_tick: bool, data: bytes) -> int:
-    """Apply one record to ``pipeline``; return how many items it fused (a tick) or 0."""
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A record read: an item with its receive time, or a fusion step (``item`` None) at ``t``."""
+
+    t: float
+    item: InboundItem | None
+
+
+def decode(is_tick: bool, data: bytes) -> Decoded:
+    """Read one record; RecordError when it is not one of ours.
+
+    A scan's arrays are made read-only: a worker applies one decoded record to
+    every group it owns, so no group may change what the others read.
+    """
     try:
         record: Any = msgspec.msgpack.decode(data)
         if is_tick:
-            return pipeline.fuse_ready(float(record))
+            return Decoded(float(record), None)
         t_received, fields = record
-        pipeline.queue(decode_item(fields), float(t_received))
+        item = decode_item(fields)
     except (msgspec.DecodeError, ValueError, TypeError) as exc:
         raise RecordError(f"not an inputs record: {exc}") from exc
+    if isinstance(item, Scan):
+        for array in (item.z, item.R, item.cls, item.conf):
+            array.flags.writeable = False
+    return Decoded(float(t_received), item)
+
+
+def apply(pipeline: Pipeline, is_tick: bool, data: bytes) -> int:
+    """Apply one record to ``pipeline``; return how many items it fused (a step) or 0."""
+    return apply_decoded(pipeline, decode(is_tick, data))
+
+
+def apply_decoded(pipeline: Pipeline, record: Decoded) -> int:
+    """Apply a record read by ``decode``; return how many items it fused (a step) or 0."""
+    if record.item is None:
+        return pipeline.fuse_ready(record.t)
+    pipeline.queue(record.item, record.t)
     return 0

@@ -65,9 +65,14 @@ def test_each_group_from_the_stream_is_the_single_process_group_bit_for_bit(
         config: HubConfig, stream: list[Record]) -> None:
     want = single_process(config, stream)
     assert len(want.groups) == 4
-    for group in release_groups(config):
-        runner = GroupRunner(config, group.key, lambda *message: True)
-        run(runner, stream, 1, len(stream))
+    # As a worker applies them: each record read once, applied to every group it owns.
+    runners = [GroupRunner(config, group.key, lambda *message: True)
+               for group in release_groups(config)]
+    for seq, (is_tick, data) in enumerate(stream, start=1):
+        record = records.decode(is_tick, data)
+        for runner in runners:
+            runner.apply_decoded(seq, record)
+    for runner in runners:
         assert runner.applied == len(stream)
         assert len(runner.pipeline.groups[0].tracker.snapshot().id) > 0
         assert_same_group(runner, want)
