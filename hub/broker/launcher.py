@@ -43,13 +43,18 @@ DATA = "data"
 _LIVE: weakref.WeakSet[BrokerHandle] = weakref.WeakSet()
 
 
-def find_mosquitto() -> str | None:
-    """Return the path of the ``mosquitto`` binary, or None."""
-    found = shutil.which("mosquitto")
+def find_server(name: str) -> str | None:
+    """The path of server binary ``name`` (on PATH, else Debian's /usr/sbin), or None."""
+    found = shutil.which(name)
     if found:
         return found
-    fallback = Path("/usr/sbin/mosquitto")
+    fallback = Path("/usr/sbin") / name
     return str(fallback) if os.access(fallback, os.X_OK) else None
+
+
+def find_mosquitto() -> str | None:
+    """Return the path of the ``mosquitto`` binary, or None."""
+    return find_server("mosquitto")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

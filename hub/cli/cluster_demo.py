@@ -125,4 +125,5 @@ def run_cluster_demo(config: HubConfig, scenario: Path, duration: float | None, 
             sims.stop()
             for process in workers.values():
                 stop_process(process, timeout=10.0)
+    print(f"stopped: workers, simulators and the NATS cluster are down; logs in {workdir}")
     return 0

@@ -52,12 +52,14 @@ async def connect_nats(servers: Sequence[str], *, name: str,
     import nats  # start-up cost, see the module docstring
 
     events = RateLimitedLog(log, level=logging.WARNING)
+    connected: list[Client] = []
 
     async def on_error(exc: Exception) -> None:
         events.error("nats %s: %s", name, exc)
 
     async def on_disconnect() -> None:
-        events.error("nats %s: disconnected", name)
+        if not (connected and connected[0].is_closed):  # closed on purpose: no event
+            events.error("nats %s: disconnected", name)
 
     try:
         async with asyncio.timeout(first_connect):
@@ -67,6 +69,7 @@ async def connect_nats(servers: Sequence[str], *, name: str,
                 reconnect_time_wait=reconnect_wait,
                 max_reconnect_attempts=-1, dont_randomize=not randomize, user=user,
                 password=password, tls=tls)
+            connected.append(client)
     except TimeoutError as exc:
         raise BrokerUnavailable(f"no NATS server of {', '.join(servers)} answered "
                                 f"within {first_connect:g} s") from exc

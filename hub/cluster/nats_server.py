@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from hub.broker.launcher import answers_mqtt, free_port
+from hub.broker.launcher import answers_mqtt, find_server, free_port
 from hub.errors import BrokerUnavailable
 from hub.lifecycle import end_child, exit_with_parent
 
@@ -56,11 +55,7 @@ _LIVE: weakref.WeakSet[NatsCluster] = weakref.WeakSet()
 
 def find_nats_server() -> str | None:
     """Return the path of the ``nats-server`` binary, or None."""
-    found = shutil.which("nats-server")
-    if found:
-        return found
-    fallback = Path("/usr/sbin/nats-server")
-    return str(fallback) if os.access(fallback, os.X_OK) else None
+    return find_server("nats-server")
 
 
 @dataclass(frozen=True, slots=True)
