@@ -125,7 +125,7 @@ class Leases:
         except NatsError as exc:
             self._no_answer("listing workers", exc)
             return None
-        return sorted(k.removeprefix(role) for k in keys if k.startswith(role))
+        return sorted({k.removeprefix(role) for k in keys if k.startswith(role)})
 
 
 Start = Callable[[str], Awaitable[bool]]
@@ -237,6 +237,7 @@ def assignment(keys: list[str], workers: list[str]) -> dict[str, str]:
     the same worker first; with it, a worker that joins takes about its share
     and one that leaves hands over only its own.
     """
+    workers = sorted(set(workers))  # a listing may name one twice
     if not workers:
         return {}
     room = -(-len(keys) // len(workers))

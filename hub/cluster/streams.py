@@ -8,14 +8,17 @@ worker may be the first up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hub.cluster.connect import connect_nats
 from hub.cluster.names import Names
 from hub.config import Cluster
+from hub.errors import BrokerUnavailable
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 INPUTS_MAX_AGE_S = 3_600.0
 """How far back the inputs stream reaches: a group with no checkpoint replays at most this."""
+DECLARE_WAIT_S = 30.0
+RETRY_S = 0.5
 DUPLICATE_WINDOW_S = 120.0
 """An item stored twice within this (its ingest worker died before acknowledging) is kept once."""
 
@@ -57,7 +62,27 @@ def _tls_context(cluster: Cluster) -> ssl.SSLContext | None:
 
 
 async def declare(nc: Client, cluster: Cluster) -> Link:
-    """Create (or find) the inputs stream, the lease bucket and the checkpoint store."""
+    """Create (or find) what the hub keeps on NATS; BrokerUnavailable if it never answers.
+
+    Workers starting together on a new cluster declare the same things at once,
+    and the cluster may still be electing: a request that times out is asked again.
+    """
+    from nats.errors import Error as NatsError
+
+    deadline = time.monotonic() + DECLARE_WAIT_S
+    while True:
+        try:
+            return await _declare(nc, cluster)
+        except NatsError as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"NATS at {', '.join(cluster.servers)} did not create the hub's streams "
+                    f"within {DECLARE_WAIT_S:g} s: {type(exc).__name__} {exc}") from exc
+            log.warning("declaring the hub's streams: %s; trying again", type(exc).__name__)
+            await asyncio.sleep(RETRY_S)
+
+
+async def _declare(nc: Client, cluster: Cluster) -> Link:
     from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
 
     names = Names.of(cluster)

@@ -29,17 +29,22 @@ from cluster_hub import (
     wait_for,
 )
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from release_fixtures import FRAME
+from sink_contract import TARGETS, contract_config
 
 from hub.cluster import records
 from hub.cluster.fusion import GroupRunner
 from hub.cluster.ingest import slots_of
 from hub.cluster.nats_server import NatsCluster
-from hub.config import HubConfig
+from hub.config import Cluster, HubConfig, config_toml
+from hub.messages import Picture, Track, decode
 from hub.pipeline import Pipeline
+from hub.release.groups import release_groups
 from simulators import generate, load_scenario
 
 pytestmark = pytest.mark.timeout(180)
 TAKEOVER_S = 5.0
+MAX_PICTURE_BYTES = 16 << 20
 SCENARIO_S, SPEED = 45.0, 3.0
 
 
@@ -237,3 +242,79 @@ async def test_a_dead_nats_node_loses_no_detection_and_the_pictures_resume(
     assert any(t > killed_at + 2.0 for t in console.arrivals), "no picture after the node died"
     gap = max(b - a for a, b in zip(console.arrivals, console.arrivals[1:], strict=False))
     print(f"measured: node 2 SIGKILLed; longest gap between pictures {gap:.2f} s")
+
+
+RELEASED = {"a": {"s1", "s2"}, "b": {"s1"}, "c": {"s1"}}
+"""The sink contract's scene: KEN's s1 to a, b, c; GHA's s2 to a; NLD's s3 to nobody."""
+
+
+def scene_detections(sensor: str, t: float, t0: float) -> bytes:
+    """``sensor``'s own target (the contract's scene), seen at ``t``, moving east at 10 m/s."""
+    east, north = TARGETS[sensor]
+    lat, lon, _ = FRAME.to_geodetic(east + 10.0 * (t - t0), north, 0.0)
+    return msgspec.msgpack.encode({"ts": t, "seq": int(t - t0), "detections": [
+        {"kind": "geo", "lat": float(lat), "lon": float(lon), "sigma": 5.0, "cls": "vehicle",
+         "conf": 0.9}]})
+
+
+class Partners:
+    """Partners a, b and c on MQTT, each keeping the tracks of its own pictures."""
+
+    def __init__(self, port: int) -> None:
+        self.tracks: dict[str, list[Track]] = {p: [] for p in RELEASED}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="partners",
+                                  protocol=MQTTProtocolVersion.MQTTv311)
+        self.client.on_message = self._take
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(
+            [(f"cop/{p}/picture", 1) for p in RELEASED])
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+
+    def _take(self, client: object, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        picture = decode(bytes(msg.payload), Picture, MAX_PICTURE_BYTES)
+        self.tracks[msg.topic.split("/")[1]] += picture.tracks
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+async def test_each_partner_s_picture_from_any_worker_holds_only_what_was_released_to_it(
+        fresh_nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    cluster = fresh_nats_cluster
+    config = contract_config()
+    config = msgspec.structs.replace(
+        config, broker=msgspec.structs.replace(config.broker, port=cluster.mqtt_ports[0],
+                                               protocol="3.1.1"),
+        cluster=Cluster(servers=cluster.urls, lease_ttl_s=2.0, checkpoint_every_s=1.0))
+    path = tmp_path / "scene.toml"
+    path.write_text(config_toml(config))
+    workers = Workers(path, tmp_path)
+    reports, until = Reports(cluster.urls, config), asyncio.Event()
+    collecting = asyncio.create_task(reports.collect(until))
+    try:
+        workers.start("in1", "ingest")
+        workers.start("fa", "fusion")
+        workers.start("fb", "fusion")
+        await wait_for(lambda: len(reports.owners()) == len(release_groups(config))
+                       and len(set(reports.owners().values())) == 2 and ingesting(reports),
+                       what="the groups spread over fa and fb, the slots subscribed")
+        partners = Partners(cluster.mqtt_ports[1])  # on another node than the field units
+        units = FieldUnits(cluster.mqtt_ports[0])
+        t0 = time.time()
+        for second in range(12):
+            t = t0 + second
+            await asyncio.sleep(max(0.0, t - time.time()))
+            for sensor in ("s1", "s2", "s3"):
+                units.client.publish(f"sensors/{sensor}/detections",
+                                     scene_detections(sensor, t, t0), qos=1)
+        await asyncio.sleep(3.0)
+        partners.close()
+        units.close()
+    finally:
+        until.set()
+        await collecting
+        workers.close()
+    for partner, released in RELEASED.items():
+        seen = {source for track in partners.tracks[partner] for source in track.sources}
+        assert seen == released, (partner, seen)  # each released source, and nothing else

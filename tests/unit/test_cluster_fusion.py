@@ -127,3 +127,4 @@ def test_the_groups_spread_evenly_and_a_joining_worker_moves_only_its_share() ->
     assert all(three[k] == "c" for k in moved)  # only to the newcomer
     assert len(moved) <= 5
     assert assignment(keys, ["b", "a"]) == two  # the order workers are listed in is no matter
+    assert assignment(keys, ["a", "b", "a"]) == two  # nor a worker listed twice
