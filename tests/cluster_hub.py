@@ -20,26 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import tomli_w
+import msgspec
 
+from hub.cli.cluster_demo import clustered
 from hub.cluster.names import Names
-from hub.config import DEFAULT_CONFIG, HubConfig, load_config
+from hub.cluster.nats_server import NatsCluster
+from hub.config import HubConfig, config_toml
 
 WAIT_S = 20.0
 T = TypeVar("T")
 
 
-def cluster_config(directory: Path, urls: list[str], mqtt_port: int, **cluster: Any) -> Path:
-    """The demo registry as a clustered hub on ``urls``, pictures through ``mqtt_port``."""
-    import tomllib
-
-    data = tomllib.loads(Path(DEFAULT_CONFIG).read_text())
-    data["broker"] = {**data.get("broker", {}), "host": "127.0.0.1", "port": mqtt_port,
-                      "protocol": "3.1.1"}
-    data["cluster"] = {"servers": urls, "lease_ttl_s": 2.0, "checkpoint_every_s": 1.0,
-                       **cluster}
+def cluster_config(directory: Path, config: HubConfig, cluster: NatsCluster) -> Path:
+    """``config`` as a hub on ``cluster`` (as the demo runs it), quick leases and checkpoints."""
+    live = clustered(config, cluster)
+    assert live.cluster is not None
+    live = msgspec.structs.replace(live, cluster=msgspec.structs.replace(
+        live.cluster, lease_ttl_s=2.0, checkpoint_every_s=1.0))
     path = directory / "cluster.toml"
-    path.write_bytes(tomli_w.dumps(data).encode())
+    path.write_text(config_toml(live))
     return path
 
 
@@ -175,7 +174,3 @@ async def patiently(call: Callable[[], Awaitable[T]], wait_s: float = 60.0) -> T
         except nats.errors.TimeoutError:
             if time.monotonic() > deadline:
                 raise
-
-
-def load(path: Path) -> HubConfig:
-    return load_config(path)

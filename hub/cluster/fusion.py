@@ -75,12 +75,7 @@ class GroupRunner:
 
     def apply(self, seq: int, is_tick: bool, data: bytes) -> None:
         """Apply the record at stream sequence ``seq`` once (a repeat is ignored)."""
-        try:
-            record: records.Decoded | None = records.decode(is_tick, data)
-        except records.RecordError as exc:
-            log.error("group %s: record %d skipped: %s", self.key, seq, exc)
-            record = None
-        self.apply_decoded(seq, record)
+        self.apply_decoded(seq, records.read(seq, is_tick, data))
 
     def apply_decoded(self, seq: int, record: records.Decoded | None) -> None:
         """``apply`` of a record already read (None: not one of ours, skipped and counted)."""
@@ -198,11 +193,7 @@ class FusionWorker:
         try:
             async for msg in subscription.messages:
                 seq = msg.metadata.sequence.stream
-                try:
-                    record: records.Decoded | None = records.decode(msg.subject == tick, msg.data)
-                except records.RecordError as exc:
-                    log.error("record %d skipped: %s", seq, exc)
-                    record = None
+                record = records.read(seq, msg.subject == tick, msg.data)
                 for runner in list(self.owned.values()):
                     runner.apply_decoded(seq, record)
         finally:

@@ -9,6 +9,7 @@ state, bit for bit: the single process's journal replay, across processes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from hub.ingest.router import InboundItem
 from hub.pipeline import Pipeline
 from hub.recovery.codec import decode_item, encode_item
 
+log = logging.getLogger(__name__)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -94,6 +96,15 @@ def decode(is_tick: bool, data: bytes) -> Decoded:
         for array in (item.z, item.R, item.cls, item.conf):
             array.flags.writeable = False
     return Decoded(float(t_received), item)
+
+
+def read(seq: int, is_tick: bool, data: bytes) -> Decoded | None:
+    """``decode`` of the record at stream sequence ``seq``; None (and logged) if not ours."""
+    try:
+        return decode(is_tick, data)
+    except RecordError as exc:
+        log.error("record %d skipped: %s", seq, exc)
+        return None
 
 
 def apply(pipeline: Pipeline, is_tick: bool, data: bytes) -> int:
