@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
@@ -43,6 +44,35 @@ def stop_event(duration: float | None = None) -> asyncio.Event:
     return stop
 
 
+def dump_tasks_on(signum: int) -> None:
+    """On ``signum``, log where every task of the running loop waits (a hung stop, a stall).
+
+    For an operator (``kill -USR1 PID``) and for the tests, which send it to a
+    worker that did not do what it should in time.
+    """
+    loop = asyncio.get_running_loop()
+
+    def dump() -> None:
+        for task in asyncio.all_tasks(loop):
+            chain = "\n".join(f"  {line}" for line in awaiting(task.get_coro()))
+            log.warning("task %s waits at:\n%s", task.get_name(), chain)
+
+    loop.add_signal_handler(signum, dump)
+
+
+def awaiting(coro: object) -> list[str]:
+    """``coro``'s chain of awaits, outermost first: where it is suspended, and on what."""
+    chain = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:  # a future or a task: what the chain waits on
+            chain.append(repr(coro)[:200])
+            break
+        chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return chain
+
+
 async def first_of(*awaitables: Awaitable[object]) -> None:
     """Wait until any of ``awaitables`` is done; cancel and await the others."""
     waiters = [asyncio.ensure_future(a) for a in awaitables]
@@ -52,6 +82,25 @@ async def first_of(*awaitables: Awaitable[object]) -> None:
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def within(seconds: float, work: Awaitable[object], what: str) -> bool:
+    """Await ``work`` for at most ``seconds``; past that, cancel it and log that ``what`` was cut.
+
+    For a clean stop's last steps: a stop that hangs on a silent cluster is
+    worse than one that leaves the rest to the leases' expiry.
+    """
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(seconds):
+            await work
+    except TimeoutError:
+        log.warning("%s: not done after %.0f s; left as it is", what, seconds)
+        return False
+    took = time.monotonic() - started
+    if took > seconds / 4:
+        log.warning("%s took %.1f s", what, took)
+    return True
 
 
 async def every(period: float, action: Callable[[], object], first: float | None = None) -> None:

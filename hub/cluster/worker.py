@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 from collections.abc import Iterable
 
@@ -20,6 +21,7 @@ from hub.cluster.ingest import IngestWorker
 from hub.cluster.streams import connect, declare
 from hub.config import HubConfig
 from hub.errors import ConfigError
+from hub.lifecycle import dump_tasks_on
 from hub.mqtt.bus import Bus
 
 ROLES = ("ingest", "imagery", "fusion")
@@ -52,6 +54,7 @@ async def run_worker(config: HubConfig, roles: Iterable[str], worker_id: str,
                      stop: asyncio.Event, password: str | None = None) -> None:
     """Run ``roles`` of the clustered hub ``config`` until ``stop``."""
     roles = frozenset(roles)
+    dump_tasks_on(signal.SIGUSR1)
     if config.cluster is None:
         raise ConfigError("$.cluster: roles need a [cluster] section")
     if roles & {"ingest", "fusion"} and config.broker.protocol != "3.1.1":
