@@ -26,7 +26,7 @@ from hub.lifecycle import every
 from hub.metrics import RateLimitedLog
 
 if TYPE_CHECKING:
-    from nats.js.kv import KeyValue
+    from hub.cluster.streams import Link
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,11 @@ SLOT = "slot."
 class Leases:
     """The leases one worker holds in ``kv``, and its own heartbeat."""
 
-    def __init__(self, kv: KeyValue, owner: str, ttl_s: float) -> None:
-        self.kv = kv
+    def __init__(self, link: Link, owner: str, ttl_s: float) -> None:
+        self.kv = link.kv
+        self.js = link.js
+        self._stream = f"KV_{link.leases_bucket}"
+        self._subjects = f"$KV.{link.leases_bucket}."
         self.kv_ttl = ttl_s
         """Seconds an entry lives unless renewed (the bucket's TTL)."""
         self.owner = owner
@@ -113,19 +116,32 @@ class Leases:
     async def live_workers(self, role: str) -> list[str] | None:
         """Ids of ``role``'s workers (a prefix) whose heartbeat has not expired.
 
-        None when the bucket is silent.
+        None when the bucket is silent. The keys come from the bucket stream's
+        subjects (one request to its leader), not from nats-py's ``keys()``: that
+        one makes a consumer for each listing, and after a node's death those
+        timed out for minutes, leaving a subscription behind each time.
         """
         from nats.errors import Error as NatsError
-        from nats.js.errors import NoKeysError
 
         try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
+            info = await self.js.stream_info(self._stream,
+                                             subjects_filter=f"{self._subjects}{role}>")
+            listed = [s.removeprefix(self._subjects) for s in info.state.subjects or {}]
+            live = [key for key in listed if await self._live(key)]
         except NatsError as exc:
             self._no_answer("listing workers", exc)
             return None
-        return sorted({k.removeprefix(role) for k in keys if k.startswith(role)})
+        return sorted(key.removeprefix(role) for key in live)
+
+    async def _live(self, key: str) -> bool:
+        """Whether ``key`` holds a value: a heartbeat given up leaves a marker until it expires."""
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
+
+        try:
+            await self.kv.get(key)
+        except (KeyDeletedError, KeyNotFoundError):
+            return False
+        return True
 
 
 Start = Callable[[str], Awaitable[bool]]

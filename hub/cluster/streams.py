@@ -45,6 +45,8 @@ class Link:
     js: JetStreamContext
     kv: KeyValue
     store: ObjectStore
+    leases_bucket: str
+    """The name of ``kv``'s bucket (its stream is ``KV_<name>``, its subjects ``$KV.<name>.>``)."""
 
 
 async def connect(cluster: Cluster, name: str) -> Client:
@@ -97,7 +99,7 @@ async def _declare(nc: Client, cluster: Cluster) -> Link:
         storage=StorageType.MEMORY))
     store = await js.create_object_store(names.checkpoints, config=ObjectStoreConfig(
         bucket=names.checkpoints, replicas=replicas, storage=StorageType.FILE))
-    return Link(nc, js, kv, store)
+    return Link(nc, js, kv, store, names.leases)
 
 
 async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
