@@ -15,7 +15,7 @@ from types import FrameType
 import msgspec
 
 from hub.broker.files import read_credentials
-from hub.config import Broker, load_config
+from hub.config import Broker, load_config, parse_endpoint
 from hub.errors import BrokerUnavailable, ConfigError
 from simulators.engine import write_recording
 from simulators.publisher import run
@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default=None, help="broker host (overrides the config)")
     p.add_argument("--port", type=int, default=None, help="broker port (overrides the config)")
     p.add_argument("--protocol", choices=("5", "3.1.1"), default=None)
+    p.add_argument("--failover", metavar="HOST:PORT", action="append", default=None,
+                   help="another broker to go on at when the connection is lost (a clustered "
+                        "hub's other nodes; repeat; default: the config's broker.failover)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="scenario seconds per wall-clock second")
     p.add_argument("--duration", type=float, default=None, help="scenario seconds to run")
@@ -52,8 +55,15 @@ def _broker(args: argparse.Namespace) -> Broker:
     """The config's broker (or the defaults) with the command line's address on top."""
     broker = load_config(args.config).broker if args.config else Broker()
     changes = {k: v for k, v in (("host", args.host), ("port", args.port),
-                                 ("protocol", args.protocol)) if v is not None}
-    return msgspec.structs.replace(broker, **changes)
+                                 ("protocol", args.protocol), ("failover", args.failover))
+               if v is not None}
+    broker = msgspec.structs.replace(broker, **changes)
+    for entry in broker.failover:
+        try:
+            parse_endpoint(entry)
+        except ValueError as exc:
+            raise ConfigError(f"--failover: {exc}") from exc
+    return broker
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         sent = run(scenario, broker.host, broker.port, protocol=broker.protocol,
                    speed=args.speed, duration=args.duration, progress=not args.no_progress,
                    username=args.username, password=password, credentials=credentials,
-                   seed=args.seed, tls=broker.tls)
+                   seed=args.seed, tls=broker.tls, failover=broker.endpoints()[1:])
         print(f"sent {sent} messages", file=sys.stderr)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,10 +26,11 @@ sent and skipped, the mean render time, and how late each stream fell behind.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,14 @@ class _Unit:
             self.refused = str(reason)
         self.connected.set()
 
-    def connect(self, host: str, port: int) -> None:
-        """Connect and start paho's network thread; raise BrokerUnavailable on failure."""
+    def connect(self, addresses: Sequence[tuple[str, int]]) -> None:
+        """Connect to the first address and start paho's network thread.
+
+        Raises BrokerUnavailable on failure. A connection lost later is taken
+        up again at the next address (``follow_failover``).
+        """
+        host, port = addresses[0]
+        follow_failover(self.client, addresses)
         try:
             if self.v5:
                 self.client.connect(host, port, keepalive=30, clean_start=True)
@@ -116,6 +123,25 @@ class _Unit:
 
     def stop(self) -> None:
         self.client.loop_stop()
+
+
+def follow_failover(client: mqtt.Client, addresses: Sequence[tuple[str, int]]) -> None:
+    """Aim each of paho's reconnects after a lost connection or a failed try at the next address.
+
+    A clustered hub's nodes all speak MQTT: a field unit whose node died goes
+    on at the next one, and paho sends what was not acknowledged again there.
+    """
+    if len(addresses) < 2:
+        return
+    turn = itertools.count(1)
+
+    def next_address(client: mqtt.Client, *_: object) -> None:
+        # paho 2.1's host/port setters refuse while its state says "connection lost",
+        # though the socket is closed and its loop's next reconnect reads these two.
+        client._host, client._port = addresses[next(turn) % len(addresses)]
+
+    client.on_disconnect = next_address
+    client.on_connect_fail = next_address
 
 
 @dataclass
@@ -183,7 +209,7 @@ def _login(client_id: str, username: str | None, password: str | None,
     return client_id, credentials[client_id]
 
 
-def _connect_all(scenario: Scenario, host: str, port: int, protocol: str,
+def _connect_all(scenario: Scenario, addresses: Sequence[tuple[str, int]], protocol: str,
                  username: str | None, password: str | None,
                  credentials: Mapping[str, str] | None,
                  tls: ClientTls | None) -> dict[str, _Unit]:
@@ -193,7 +219,7 @@ def _connect_all(scenario: Scenario, host: str, port: int, protocol: str,
         for client_id, kind in [*kinds, (TRUTH_CLIENT_ID, None)]:
             unit = _Unit(client_id, kind, protocol,
                          *_login(client_id, username, password, credentials), tls)
-            unit.connect(host, port)
+            unit.connect(addresses)
             units[client_id] = unit
     except (BrokerUnavailable, ConfigError):
         for unit in units.values():
@@ -293,18 +319,19 @@ def run(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str 
         speed: float = 1.0, duration: float | None = None, progress: bool = True,
         username: str | None = None, password: str | None = None,
         credentials: Mapping[str, str] | None = None, seed: int | None = None,
-        tls: ClientTls | None = None) -> int:
+        tls: ClientTls | None = None, failover: Sequence[tuple[str, int]] = ()) -> int:
     """Publish ``scenario`` like ``publish`` and return the number of messages sent."""
     return publish(scenario, host, port, protocol=protocol, speed=speed, duration=duration,
                    progress=progress, username=username, password=password,
-                   credentials=credentials, seed=seed, tls=tls).sent
+                   credentials=credentials, seed=seed, tls=tls, failover=failover).sent
 
 
 def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: str = "5",
             speed: float = 1.0, duration: float | None = None, progress: bool = True,
             username: str | None = None, password: str | None = None,
             credentials: Mapping[str, str] | None = None, seed: int | None = None,
-            tls: ClientTls | None = None) -> PublishStats:
+            tls: ClientTls | None = None,
+            failover: Sequence[tuple[str, int]] = ()) -> PublishStats:
     """Publish ``scenario`` to the broker at ``host:port``; return what was sent.
 
     Args:
@@ -319,6 +346,8 @@ def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: 
             (``credentials.toml`` from ``hub broker-config``).
         tls: connect over TLS with a client certificate; ``{id}`` in its paths becomes
             each unit's id (``[broker.tls]`` of the hub config).
+        failover: more brokers (a clustered hub's other nodes): a unit that loses its
+            connection goes on at the next.
 
     Ctrl-C (KeyboardInterrupt) ends the run like its end does: each sensor publishes a
     retained offline status and disconnects; the counts so far are returned.
@@ -332,7 +361,8 @@ def publish(scenario: Scenario | str | Path, host: str, port: int, *, protocol: 
     if duration is not None:
         scenario = scenario.with_duration(duration)
     span = scenario.duration_s
-    units = _connect_all(scenario, host, port, protocol, username, password, credentials, tls)
+    units = _connect_all(scenario, [(host, port), *failover], protocol, username, password,
+                         credentials, tls)
     shown = _Progress(progress, span, speed)
     stop = threading.Event()
     start_ts = time.time()  # once connected: each message goes out when it is stamped

@@ -118,7 +118,7 @@ def run_cluster_demo(config: HubConfig, scenario: Path, duration: float | None, 
               f"kill -9 {cluster.node(2).pid} (NATS node 2: the rest elect and go on)",
               flush=True)
         sims = Simulators(scenario, "127.0.0.1", cluster.mqtt_ports[0], "3.1.1", speed,
-                          workdir / "simulators.log")
+                          workdir / "simulators.log", failover=config.broker.failover)
         try:
             asyncio.run(watch(cluster, config, duration, sims.keep_running))
         finally:

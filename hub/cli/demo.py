@@ -18,7 +18,7 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -37,10 +37,11 @@ class Simulators:
     """``python -m simulators`` against the broker, in its own session, restarted at its end."""
 
     def __init__(self, scenario: Path, host: str, port: int, protocol: str, speed: float,
-                 log_path: Path, credentials: Path | None = None) -> None:
+                 log_path: Path, credentials: Path | None = None,
+                 failover: Sequence[str] = ()) -> None:
         self.command = [sys.executable, "-m", "simulators", "-s", str(scenario), "--host", host,
                         "--port", str(port), "--protocol", protocol, "--speed", str(speed),
-                        "--no-progress"]
+                        "--no-progress", *(f"--failover={entry}" for entry in failover)]
         if credentials is not None:
             self.command += ["--credentials", str(credentials)]
         self.log_path = log_path

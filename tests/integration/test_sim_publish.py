@@ -113,3 +113,25 @@ def test_process_end_leaves_every_sensor_offline(mosquitto: BrokerHandle, how: s
     assert set(statuses) == {"ken-radar-1", "gha-radar-1", "nld-uav-1", "bra-uav-1", "ken-uav-2"}
     assert all(s.kind in ("radar", "uav") for s in statuses.values())
     assert all((s.ts is not None) == (how == "interrupt") for s in statuses.values())
+
+
+def test_units_whose_broker_dies_go_on_at_the_next_one(
+        fresh_mosquitto: BrokerHandle, mosquitto: BrokerHandle) -> None:
+    """A clustered hub's field units: node A dies mid-run, what follows arrives at node B."""
+    listener = listen(mosquitto, "3.1.1", "sensors/+/detections")
+    result: list[PublishStats] = []
+    worker = threading.Thread(target=lambda: result.append(publish(
+        "default", fresh_mosquitto.host, fresh_mosquitto.port, protocol="3.1.1", speed=5.0,
+        duration=30.0, progress=False, failover=[(mosquitto.host, mosquitto.port)])))
+    try:
+        worker.start()
+        time.sleep(1.5)
+        fresh_mosquitto.kill()
+        killed_at = time.time()
+        got = listener.take(5, WAIT_S)
+    finally:
+        worker.join(WAIT_S * 2)
+        listener.close()
+    assert not worker.is_alive() and result
+    stamps = [messages.decode(payload, messages.DetectionBatch, MAX).ts for _, payload, _ in got]
+    assert len(stamps) == 5 and min(stamps) > killed_at - 1.0, stamps
