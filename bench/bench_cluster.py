@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,10 @@ async def fill(cluster: NatsCluster, config: HubConfig, records: list[Record]) -
     await nc.close()
 
 
-async def until_applied(cluster: NatsCluster, config: HubConfig, last: int,
-                        groups: int) -> dict[str, dict[str, Any]]:
-    """Wait until ``groups`` groups report ``last`` applied; return the workers' reports."""
+async def until_reported(cluster: NatsCluster, config: HubConfig,
+                         done: Callable[[dict[str, dict[str, Any]]], bool],
+                         timeout: float = WAIT_S) -> dict[str, dict[str, Any]]:
+    """Wait until the workers' latest reports (worker → report) are ``done``; return them."""
     from hub.cluster.connect import connect_nats
 
     assert config.cluster is not None
@@ -69,13 +71,18 @@ async def until_applied(cluster: NatsCluster, config: HubConfig, last: int,
 
     nc = await connect_nats(cluster.urls, name="bench-watch")
     await nc.subscribe(Names.of(config.cluster).status_subject, cb=take)
-    deadline = time.monotonic() + WAIT_S
-    while sum(g["applied"] >= last for r in reports.values()
-              for g in r.get("groups", {}).values()) < groups:
-        assert time.monotonic() < deadline, f"not applied in {WAIT_S} s: {reports}"
+    deadline = time.monotonic() + timeout
+    while not done(reports):
+        assert time.monotonic() < deadline, f"not done in {timeout} s: {reports}"
         await asyncio.sleep(0.05)
     await nc.close()
     return reports
+
+
+def applied(last: int, groups: int) -> Callable[[dict[str, dict[str, Any]]], bool]:
+    """Whether ``groups`` groups report the stream applied through ``last``."""
+    return lambda reports: sum(g["applied"] >= last for r in reports.values()
+                               for g in r.get("groups", {}).values()) >= groups
 
 
 def run(config: HubConfig, records: list[Record], workers: int, tmp: Path) -> dict[str, Any]:
@@ -92,7 +99,7 @@ def run(config: HubConfig, records: list[Record], workers: int, tmp: Path) -> di
              "--worker-id", f"w{i}", "-q"], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL) for i in range(workers)]
         try:
-            reports = asyncio.run(until_applied(cluster, live, len(records), groups))
+            reports = asyncio.run(until_reported(cluster, live, applied(len(records), groups)))
             wall = time.perf_counter() - started
             cpu = [round(cpu_seconds(p.pid), 2) for p in processes]
         finally:

@@ -24,7 +24,7 @@ from hub.cluster import records
 from hub.cluster.lease import FUSION, GROUP, Leases, Shares
 from hub.cluster.names import Names
 from hub.config import HubConfig
-from hub.lifecycle import every, run_until
+from hub.lifecycle import every, run_until, within
 from hub.metrics import RateLimitedLog
 from hub.pipeline import Pipeline
 from hub.publish.mqtt import MqttPictureSink, Send
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 1.0
+HAND_OVER_S = 10.0
+"""How long a stopping worker hands its groups over; past it their leases just expire."""
 JOIN_WAIT_S = 15.0
 """How long a starting worker waits for the lease bucket to answer (it may just be created)."""
 
@@ -77,15 +79,18 @@ class GroupRunner:
         """Apply the record at stream sequence ``seq`` once (a repeat is ignored)."""
         self.apply_decoded(seq, records.read(seq, is_tick, data))
 
-    def apply_decoded(self, seq: int, record: records.Decoded | None) -> None:
-        """``apply`` of a record already read (None: not one of ours, skipped and counted)."""
+    def apply_decoded(self, seq: int, record: records.Decoded | None) -> int:
+        """``apply`` of a record already read (None: not one of ours, skipped and counted).
+
+        Returns how many items it fused (a fusion step), else 0.
+        """
         if seq <= self.applied:
-            return
+            return 0
         self.applied = seq
         if record is None:
             self.bad_records += 1
-        else:
-            records.apply_decoded(self.pipeline, record)
+            return 0
+        return records.apply_decoded(self.pipeline, record)
 
 
 class FusionWorker:
@@ -100,24 +105,27 @@ class FusionWorker:
         self.worker_id = worker_id
         self.send = send
         self.keys = [group.key for group in release_groups(config)]
-        self.leases = Leases(cluster.kv, worker_id, config.cluster.lease_ttl_s)
+        self.leases = Leases(cluster, worker_id, config.cluster.lease_ttl_s)
         self.shares = Shares(self.leases, FUSION, GROUP, self.keys, self._start, self._stop)
         self.owned: dict[str, GroupRunner] = {}
         self._consumer: asyncio.Task[None] | None = None
         self._following = asyncio.Lock()
         self._unsaved = RateLimitedLog(log, level=logging.WARNING)
+        self._event_driven = config.publish.interval_s == 0
+        """``publish.interval_s = 0``: pictures after each fusion step, as the single process."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop``; then hand every group over, so a standby need not wait."""
         await self.shares.join(JOIN_WAIT_S)
         loops = [*self.shares.loops(),
                  every(self.settings.checkpoint_every_s, self._checkpoint_all),
-                 every(max(self.config.publish.interval_s, self.settings.tick_s), self._publish),
                  every(STATUS_EVERY_S, self._report)]
+        if not self._event_driven:
+            loops.append(every(self.config.publish.interval_s, self._publish))
         try:
             await run_until(stop, loops)
         finally:
-            await self.shares.leave()
+            await within(HAND_OVER_S, self.shares.leave(), "stop: handing the groups over")
 
     async def _start(self, key: str) -> bool:
         """Restore ``key``'s checkpoint and follow the stream from it; False if NATS is silent."""
@@ -194,8 +202,12 @@ class FusionWorker:
             async for msg in subscription.messages:
                 seq = msg.metadata.sequence.stream
                 record = records.read(seq, msg.subject == tick, msg.data)
+                # Event-driven, a step's pictures go at once, but only once caught up:
+                # a takeover's replay of old steps must not send partners old pictures.
+                live = self._event_driven and not msg.metadata.num_pending
                 for runner in list(self.owned.values()):
-                    runner.apply_decoded(seq, record)
+                    if runner.apply_decoded(seq, record) and live:
+                        runner.publisher.publish(time.time())
         finally:
             await subscription.unsubscribe()
 

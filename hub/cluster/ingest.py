@@ -44,7 +44,7 @@ from hub.config import HubConfig
 from hub.errors import BrokerUnavailable
 from hub.ingest.frame_pool import FramePool
 from hub.ingest.router import InboundItem
-from hub.lifecycle import every, run_until
+from hub.lifecycle import every, run_until, within
 from hub.messages import encode
 from hub.metrics import RateLimitedLog
 from hub.mqtt.bus import Bus
@@ -58,12 +58,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOCK = "clock"
-STORE_EVERY_S = 0.02
+STORE_WAKE_S = 0.5
+"""The longest the store loop sleeps when nothing arrives (it wakes at once when something does)."""
 RETRY_S = 0.2
 FRAMES_EVERY_S = 0.02
 STATUS_EVERY_S = 1.0
 DEAD_LETTERS_EVERY_S = 1.0
 JOIN_WAIT_S = 15.0
+HAND_OVER_S = 10.0
+"""How long a stopping worker hands its slots over; past it, what it did not acknowledge
+stays with the sessions for the slots' next holders."""
 SUBSCRIBE_WAIT_S = 10.0
 STORE_WAIT_S = 30.0
 """How long a batch is offered to the inputs stream (an election takes seconds) before its
@@ -85,11 +89,14 @@ def slots_of(config: HubConfig) -> dict[str, list[str]]:
 class _Slot:
     """A leased slot: its MQTT session and what came in that is not yet stored."""
 
+    arrived: asyncio.Event
+    """Set when a message comes: the worker's store loop, shared by its slots."""
     bus: Bus = field(init=False)
     inbox: list[tuple[str, bytes, float]] = field(default_factory=list)
 
     def receive(self, topic: str, payload: bytes) -> None:
         self.inbox.append((topic, payload, time.time()))
+        self.arrived.set()
 
 
 class IngestWorker:
@@ -107,11 +114,12 @@ class IngestWorker:
         self.password = password
         self.pipeline = Pipeline(config, frames=FramePool(config, wait=False), groups=())
         self.pipeline.on_item = self._take
-        self.leases = Leases(cluster.kv, worker_id, config.cluster.lease_ttl_s)
+        self.leases = Leases(cluster, worker_id, config.cluster.lease_ttl_s)
         self.sensors = slots_of(config)
         self.shares = Shares(self.leases, INGEST, SLOT, sorted(self.sensors), self._open,
                              self._close)
         self.slots: dict[str, _Slot] = {}
+        self._arrived = asyncio.Event()
         self._out: list[tuple[bytes, str | None]] = []
         self._message_id: str | None = None
         self._unanswered = RateLimitedLog(log, level=logging.WARNING)
@@ -129,7 +137,7 @@ class IngestWorker:
         if ingest:
             await self.shares.join(JOIN_WAIT_S)
             loops += [*self.shares.loops(), every(self.settings.lease_ttl_s / 4, self._keep_clock),
-                      every(STORE_EVERY_S, self._store_all),
+                      every(0.0, self._store_arrivals),
                       every(self.settings.tick_s, self._tick)]
         if imagery:
             await self.cluster.nc.subscribe("sensors.*.frames", queue=self.names.imagery_queue,
@@ -140,9 +148,13 @@ class IngestWorker:
             await run_until(stop, loops)
         finally:
             if ingest:
-                await self.shares.leave()
-                await self.leases.give_up(CLOCK)
+                await within(HAND_OVER_S, self._leave(), "stop: handing the slots over")
             self.pipeline.close()
+
+    async def _leave(self) -> None:
+        """Store and acknowledge what came, give up the slots and the clock."""
+        await self.shares.leave()
+        await self.leases.give_up(CLOCK)
 
     async def _keep_clock(self) -> None:
         """Take the clock lease when it is free (``Shares.renew`` renews it with the rest)."""
@@ -154,7 +166,7 @@ class IngestWorker:
         slot_id = f"{self.config.broker.client_id}-{key}"[:64]
         subscriptions = [(f"sensors/{sensor}/{kind}", 1) for sensor in self.sensors[key]
                          for kind in QOS1_KINDS]
-        slot = _Slot()
+        slot = _Slot(self._arrived)
         slot.bus = Bus(self.config.broker, subscriptions=subscriptions, handler=slot.receive,
                        will=None, client_id=slot_id, password=self.password, defer_acks=True)
         await slot.bus.__aenter__()
@@ -169,6 +181,18 @@ class IngestWorker:
         if in_order:  # store and acknowledge what came; the rest stays with the session
             await self._store(slot)
         await slot.bus.close()
+
+    async def _store_arrivals(self) -> None:
+        """Store what came as soon as it comes; what comes meanwhile goes in the next batch.
+
+        One batch at a time: a slot's acknowledgements run in arrival order, so a
+        later batch must never be acknowledged before an earlier one is stored.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STORE_WAKE_S):
+                await self._arrived.wait()
+        self._arrived.clear()
+        await self._store_all()
 
     async def _store_all(self) -> None:
         for slot in list(self.slots.values()):
