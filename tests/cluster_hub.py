@@ -73,8 +73,15 @@ class Workers:
             assert process.wait(WAIT_S) == 0, self.log(worker_id)
         self.running.clear()
 
-    def log(self, worker_id: str) -> str:
-        return (self.directory / f"{worker_id}.log").read_text(errors="replace")[-3000:]
+    async def stacks(self) -> str:
+        """Where each running worker's tasks wait (they log it on SIGUSR1): their logs' ends."""
+        for process in self.running.values():
+            process.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(1.0)
+        return "\n".join(f"--- {w}:\n{self.log(w, 12000)}" for w in self.running)
+
+    def log(self, worker_id: str, chars: int = 3000) -> str:
+        return (self.directory / f"{worker_id}.log").read_text(errors="replace")[-chars:]
 
     def close(self) -> None:
         for process in self.running.values():
@@ -105,17 +112,27 @@ class Reports:
         await until.wait()
         await nc.close()
 
+    def counters(self, worker: str) -> dict[str, int]:
+        """``worker``'s counters as it last reported them, only those that are not 0."""
+        return {k: v for k, v in self.latest.get(worker, {}).get("counters", {}).items() if v}
+
     def owners(self) -> dict[str, str]:
         """Group → the worker that reported it last (a killed worker's reports are dropped)."""
         return {group: worker for worker, report in self.latest.items()
                 for group in report.get("groups", {})}
 
 
-async def wait_for(condition: Any, timeout: float = WAIT_S, what: str = "") -> float:
-    """Poll ``condition()`` until true; return when (wall clock); fail naming ``what``."""
+async def wait_for(condition: Any, timeout: float = WAIT_S, what: str = "",
+                   workers: Workers | None = None) -> float:
+    """Poll ``condition()`` until true; return when (wall clock).
+
+    Fails naming ``what``, with where ``workers``' tasks wait when given.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() > deadline:
+            stacks = "" if workers is None else await workers.stacks()
+            raise AssertionError(f"timed out waiting for {what}\n{stacks}")
         await asyncio.sleep(0.05)
     return time.time()
 
