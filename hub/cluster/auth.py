@@ -62,8 +62,9 @@ def permissions(identity: Identity, names: Names) -> Permissions:
     if identity.role != "hub":
         own = (names.item_subject, names.tick_subject, names.status_subject)
         return Permissions(_once(publish), _once(subscribe), own, MQTT_ONLY)
-    # What the workers use over NATS itself: JetStream's API and acks, the lease
-    # bucket, the checkpoint store, the cluster's subjects, and replies.
+    # What the workers use over NATS itself: JetStream's API, acks and flow control (an
+    # ordered consumer answers it, or stalls), the lease bucket, the checkpoint store,
+    # the cluster's subjects, and replies.
     workers = [f"{names.prefix}.>", "_INBOX.>"]
     publish += ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", f"$KV.{names.leases}.>",
                 f"$O.{names.checkpoints}.>", *workers]
@@ -78,21 +79,21 @@ def nats_hash(password: str, cost: int = BCRYPT_COST) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost, prefix=b"2a")).decode()
 
 
-def authorization(files: BrokerFiles, names: Names) -> str:
+def authorization(files: BrokerFiles, names: Names, cost: int = BCRYPT_COST) -> str:
     """Return nats-server's ``authorization`` block: every identity, its hash and permissions."""
     lines = ["# Written by `hub broker-config --nats` from the registry; edits are overwritten.",
              "# Include it in every node's config; anything not allowed below is denied.",
              "authorization {", "  users = ["]
     for identity in files.identities:
-        lines += _user(identity, nats_hash(files.password(identity.name)),
+        lines += _user(identity, nats_hash(files.password(identity.name), cost),
                        permissions(identity, names))
     return "\n".join([*lines, "  ]", "}"]) + "\n"
 
 
-def write_nats_auth(files: BrokerFiles, names: Names) -> Path:
+def write_nats_auth(files: BrokerFiles, names: Names, cost: int = BCRYPT_COST) -> Path:
     """Write ``nats-auth.conf`` (0600) into the directory of ``files``; return its path."""
     path = files.directory / AUTH_CONF
-    write_private(path, authorization(files, names))
+    write_private(path, authorization(files, names, cost))
     return path
 
 
