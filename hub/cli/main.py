@@ -340,12 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--picture", default=None, help="score only this picture's lines")
 
     p = command("broker-config", cmd_broker_config,
-                "write a Mosquitto config, password file and ACL from the registry")
+                "write a Mosquitto config, password file and ACL from the registry "
+                "(--nats: a NATS cluster's users and permissions)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", type=output_dir,
                    help="directory for mosquitto.conf, passwd, acl, credentials.toml")
     p.add_argument("--nats", action="store_true",
-                   help="instead of mosquitto.conf: nats-auth.conf, the NATS users and "
-                        "permissions of a [cluster], for every node to include")
+                   help="for a [cluster]: nats-auth.conf (the NATS users and permissions, "
+                        "for every node to include) instead of mosquitto.conf")
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
