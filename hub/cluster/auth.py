@@ -17,10 +17,11 @@ identity's MQTT topic patterns become subject permissions
   through MQTT (``allowed_connection_types``);
 - the cluster's own subjects (``cluster.prefix``, ``hub`` by default) share the
   ``hub/#`` tree the monitor reads: they are denied to everyone but the hub, or a
-  monitor subscribed to ``hub/#`` would read every validated item.
+  monitor subscribed to ``hub/#`` would read every validated item (and anyone
+  allowed to write there could forge one).
 
-Passwords are bcrypt ``$2a$`` hashes (nats-server refuses nothing else but plain
-text, which it warns about); nothing here logs one.
+Passwords are bcrypt ``$2a$`` hashes (nats-server takes those, or plain text,
+which it warns about); nothing here logs one.
 """
 
 from __future__ import annotations

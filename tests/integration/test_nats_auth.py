@@ -58,8 +58,9 @@ class SecuredCluster:
         return client
 
     def logs(self) -> str:
-        return "".join((node.directory / "nats.log").read_text(errors="replace")
-                       for node in self.cluster.nodes)
+        """What every node has logged or printed."""
+        return "".join((node.directory / name).read_text(errors="replace")
+                       for node in self.cluster.nodes for name in ("nats.log", "nats.out"))
 
 
 @pytest.fixture(scope="module")
