@@ -48,13 +48,16 @@ class Workers:
 
     config: Path
     directory: Path
+    credentials: Path | None = None
+    """``credentials.toml`` of ``hub broker-config``: the workers log in as the hub."""
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, worker_id: str, roles: str) -> None:
+        login = [] if self.credentials is None else ["--credentials", str(self.credentials)]
         with (self.directory / f"{worker_id}.log").open("wb") as log:
             self.running[worker_id] = subprocess.Popen(
                 [sys.executable, "-m", "hub.cli", "run", "-c", str(self.config), "--role", roles,
-                 "--worker-id", worker_id, "-q"], stdout=log, stderr=subprocess.STDOUT,
+                 "--worker-id", worker_id, "-q", *login], stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def kill(self, worker_id: str) -> float:

@@ -64,6 +64,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (d / "empty.jsonl").write_bytes(b"")
     clustered = Path(DEFAULT_CONFIG).read_text() + '\n[cluster]\nservers = ["nats://127.0.0.1:9"]\n'
     (d / "clustered.toml").write_text(clustered.replace('protocol = "5"', 'protocol = "3.1.1"'))
+    (d / "cluster_user.toml").write_text(clustered + 'username = "ops"\n')
     (d / "binary.bin").write_bytes(bytes(range(256)))
     (d / "unreadable.mpk").write_bytes(recording.read_bytes()[:100])
     (d / "unreadable.mpk").chmod(0)
@@ -128,6 +129,10 @@ CASES = [
     case("broker-config-into-a-file", "broker-config -o {mission}", "--output", "{mission}",
          "a file"),
     case("broker-config-into-proc", "broker-config -o /proc/feedhub-test", "/proc/feedhub-test"),
+    case("broker-config-nats-without-cluster", "broker-config -o {dir}/nats --nats",
+         "$.cluster", "--nats"),
+    case("broker-config-nats-another-user", "broker-config -c {cluster_user} -o {dir}/nats --nats",
+         "$.cluster.username", "'ops'"),
     case("broker-config-into-read-only-folder", "broker-config -o {read_only}/broker",
          "{read_only}", "cannot write", file_modes=True),
 ]

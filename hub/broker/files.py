@@ -116,9 +116,9 @@ def write_auth_files(config: HubConfig, directory: Path) -> BrokerFiles:
             generated.append(identity.name)
         passwords[identity.name] = kept[identity.name] = stored[identity.name]
     auth = BrokerAuth(directory / PASSWD, directory / ACL)
-    _write_private(credentials, _credentials_toml(kept))
-    _write_private(auth.password_file, password_file(passwords))
-    _write_private(auth.acl_file, acl_file(found))
+    write_private(credentials, _credentials_toml(kept))
+    write_private(auth.password_file, password_file(passwords))
+    write_private(auth.acl_file, acl_file(found))
     return BrokerFiles(directory, auth, credentials, tuple(found), tuple(generated), passwords)
 
 
@@ -126,7 +126,7 @@ def write_broker_config(config: HubConfig, directory: Path) -> BrokerFiles:
     """Write the auth files, ``data/`` and a ``mosquitto.conf`` for the configured listener(s)."""
     files = write_auth_files(config, directory)
     files.data.mkdir(mode=0o700, exist_ok=True)
-    _write_private(directory / CONF, broker_conf(config, files))
+    write_private(directory / CONF, broker_conf(config, files))
     return files
 
 
@@ -233,9 +233,17 @@ def hub_login(config: HubConfig, credentials: Path) -> tuple[HubConfig, str]:
 
 
 def as_hub_identity(config: HubConfig) -> HubConfig:
-    """``config`` with the hub logging in under its broker identity."""
-    broker = msgspec.structs.replace(config.broker, username=hub_identity(config))
-    return msgspec.structs.replace(config, broker=broker)
+    """``config`` with the hub logging in under its broker identity (on a cluster, to NATS too).
+
+    A ``cluster.username`` of its own stays: ``hub broker-config --nats`` refuses one
+    that is not the hub's identity.
+    """
+    name = hub_identity(config)
+    broker = msgspec.structs.replace(config.broker, username=name)
+    cluster = config.cluster
+    if cluster is not None and cluster.username is None:
+        cluster = msgspec.structs.replace(cluster, username=name)
+    return msgspec.structs.replace(config, broker=broker, cluster=cluster)
 
 
 def _configured_secret(config: HubConfig, name: str) -> str | None:
@@ -255,7 +263,7 @@ def _credentials_toml(passwords: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write ``text`` readable by the owner only, replacing ``path`` atomically."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

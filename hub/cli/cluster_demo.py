@@ -7,8 +7,10 @@ it prints which worker owns which release group, so a user who kills a
 worker (``kill -9 PID``) or a node sees its groups move. Every child ends
 with the demo, however it dies.
 
-The cluster runs without NATS users (anonymous, loopback only), and the
-demo says so: the secure single-process demo is ``hub demo``.
+Secure as ``hub demo`` is: the demo writes the ``hub broker-config --nats``
+files into ``WORKDIR/broker`` (``credentials.toml``, ``nats-auth.conf``), every
+node includes them, and the workers (``--credentials``), the simulated units
+and the demo's own watcher log in as themselves, each confined to its subjects.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ from typing import Any
 
 import msgspec
 
+from hub.broker.acl import hub_identity
+from hub.broker.files import BrokerFiles, as_hub_identity, write_auth_files
 from hub.cli.demo import Simulators, stop_process
+from hub.cluster.auth import write_nats_auth
 from hub.cluster.names import Names
 from hub.cluster.nats_server import NatsCluster, start_nats_cluster
 from hub.config import Cluster, HubConfig, config_toml
 from hub.lifecycle import exit_with_parent, stop_event
 
 WORKERS = (("in1", "ingest,imagery"), ("fa", "fusion"), ("fb", "fusion"))
+PREFIX = "hub"
 REPORT_EVERY_S = 1.0
 STALE_S = 3.0
 """A worker silent for longer is shown as gone."""
@@ -43,16 +49,18 @@ def clustered(config: HubConfig, cluster: NatsCluster) -> HubConfig:
         config.broker, host=host, port=cluster.mqtt_ports[0], protocol="3.1.1", username=None,
         password_env=None, password_file=None, tls=None,
         failover=[f"{host}:{port}" for port in cluster.mqtt_ports[1:]])
-    settings = Cluster(servers=cluster.urls, replicas=len(cluster.urls))
+    settings = Cluster(servers=cluster.urls, replicas=len(cluster.urls), prefix=PREFIX)
     return msgspec.structs.replace(config, broker=broker, cluster=settings, web=None, tak=None)
 
 
-def start_worker(path: Path, worker_id: str, roles: str, log: Path) -> subprocess.Popen[bytes]:
-    """``hub run --role`` as a child in its own session that ends with this process."""
+def start_worker(path: Path, worker_id: str, roles: str, log: Path,
+                 credentials: Path) -> subprocess.Popen[bytes]:
+    """``hub run --role --credentials``: a child in its own session, ending with this one."""
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "run", "-c", str(path), "--role", roles,
-             "--worker-id", worker_id, "-q"], stdout=out, stderr=subprocess.STDOUT,
+             "--worker-id", worker_id, "--credentials", str(credentials), "-q"],
+            stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=exit_with_parent())
 
 
@@ -78,14 +86,17 @@ class Ownership:
                 f"ingest slots served: {slots}  groups: {groups}  stream at {applied}")
 
 
-async def watch(cluster: NatsCluster, config: HubConfig, duration: float | None,
-                each_second: Callable[[], None]) -> None:
+async def watch(cluster: NatsCluster, config: HubConfig, files: BrokerFiles,
+                duration: float | None, each_second: Callable[[], None]) -> None:
     """Print the ownership line every second until Ctrl-C or ``duration``."""
     from hub.cluster.connect import connect_nats
 
     assert config.cluster is not None
     stop = stop_event(duration)
-    nc = await connect_nats(cluster.urls, name="hub-demo-watch")
+    # The workers' reports are the hub's own subjects: the watcher logs in as the hub.
+    name = hub_identity(config)
+    nc = await connect_nats(cluster.urls, name="hub-demo-watch", user=name,
+                            password=files.password(name))
     ownership = Ownership()
     await nc.subscribe(Names.of(config.cluster).status_subject, cb=ownership.take)
     try:
@@ -101,15 +112,19 @@ def run_cluster_demo(config: HubConfig, scenario: Path, duration: float | None, 
                      workdir: Path) -> int:
     """Run the clustered demo until ``duration`` passes or Ctrl-C; return an exit code."""
     workdir.mkdir(parents=True, exist_ok=True)
-    with start_nats_cluster(3, workdir=workdir / "nats", dies_with_parent=True) as cluster:
-        config = clustered(config, cluster)
+    files = write_auth_files(config, workdir / "broker")
+    authorization = write_nats_auth(files, Names(PREFIX))
+    with start_nats_cluster(3, workdir=workdir / "nats", dies_with_parent=True,
+                            authorization=authorization) as cluster:
+        config = as_hub_identity(clustered(config, cluster))
         path = workdir / "cluster.toml"
         path.write_text(config_toml(config))
         print(f"NATS cluster: {', '.join(cluster.urls)}; MQTT on ports "
               f"{', '.join(map(str, cluster.mqtt_ports))}; config {path}", flush=True)
-        print("access: ANONYMOUS: the demo's cluster has no NATS users (loopback only); "
-              "`hub demo` is the secure single-process demo", flush=True)
-        workers = {worker_id: start_worker(path, worker_id, roles, workdir / f"{worker_id}.log")
+        print(f"access: a NATS user and permissions per identity, anonymous off "
+              f"({authorization}); passwords in {files.credentials}", flush=True)
+        workers = {worker_id: start_worker(path, worker_id, roles, workdir / f"{worker_id}.log",
+                                           files.credentials)
                    for worker_id, roles in WORKERS}
         for worker_id, roles in WORKERS:
             print(f"worker {worker_id} ({roles}): pid {workers[worker_id].pid}, log "
@@ -118,9 +133,10 @@ def run_cluster_demo(config: HubConfig, scenario: Path, duration: float | None, 
               f"kill -9 {cluster.node(2).pid} (NATS node 2: the rest elect and go on)",
               flush=True)
         sims = Simulators(scenario, "127.0.0.1", cluster.mqtt_ports[0], "3.1.1", speed,
-                          workdir / "simulators.log", failover=config.broker.failover)
+                          workdir / "simulators.log", files.credentials,
+                          failover=config.broker.failover)
         try:
-            asyncio.run(watch(cluster, config, duration, sims.keep_running))
+            asyncio.run(watch(cluster, config, files, duration, sims.keep_running))
         finally:
             sims.stop()
             for process in workers.values():

@@ -204,12 +204,31 @@ def cmd_config_docs(args: argparse.Namespace) -> int:
 def cmd_broker_config(args: argparse.Namespace) -> int:
     from hub.broker.files import CONF, describe_generated, hand_over, write_broker_config
 
+    if args.nats:
+        return _nats_config(args)
     files = write_broker_config(_config(args), Path(args.output))
     print(f"wrote {files.directory / CONF}, {files.auth.password_file.name}, "
           f"{files.auth.acl_file.name} ({len(files.identities)} identities); "
           f"run: mosquitto -c {files.directory / CONF}")
     print(hand_over(files))
     print(f"the hub logs in with: hub run -c {args.config} --credentials {files.credentials}")
+    print(describe_generated(files))
+    return 0
+
+
+def _nats_config(args: argparse.Namespace) -> int:
+    """``hub broker-config --nats``: the cluster's users and permissions, same passwords."""
+    from hub.broker.files import describe_generated, write_auth_files
+    from hub.cluster.auth import cluster_names, write_nats_auth
+
+    config = _config(args)
+    names = cluster_names(config)  # a config it cannot serve writes nothing
+    files = write_auth_files(config, Path(args.output))
+    path = write_nats_auth(files, names)
+    print(f"wrote {path} ({len(files.identities)} users, mode 0600); include it in every "
+          "node's config (include \"PATH\", relative to that config's directory)")
+    print(f"the workers log in with: hub run -c {args.config} --role ... --credentials "
+          f"{files.credentials}")
     print(describe_generated(files))
     return 0
 
@@ -321,9 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--picture", default=None, help="score only this picture's lines")
 
     p = command("broker-config", cmd_broker_config,
-                "write a Mosquitto config, password file and ACL from the registry")
+                "write a Mosquitto config, password file and ACL from the registry "
+                "(--nats: a NATS cluster's users and permissions)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", type=output_dir,
                    help="directory for mosquitto.conf, passwd, acl, credentials.toml")
+    p.add_argument("--nats", action="store_true",
+                   help="for a [cluster]: nats-auth.conf (the NATS users and permissions, "
+                        "for every node to include) instead of mosquitto.conf")
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

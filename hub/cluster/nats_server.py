@@ -13,12 +13,19 @@ workdir.
 Ready means every node serves JetStream, knows the JetStream meta leader, and its
 MQTT listener answers a CONNECT: the first MQTT session on a cluster creates
 NATS's replicated MQTT streams, which should not fall on a caller's first connect.
+
+Started with ``authorization`` (the ``nats-auth.conf`` of ``hub broker-config
+--nats``, ``hub.cluster.auth``), every node includes it: clients log in as the
+registry's identities, each confined to its subjects. Without it the cluster is
+anonymous. The readiness probe's anonymous CONNECT is answered "not authorized",
+which still proves the listener answers.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -73,8 +80,13 @@ class NodePorts:
         return cls(free_port(host), free_port(host), free_port(host), free_port(host))
 
 
-def node_config(name: str, host: str, ports: NodePorts, routes: list[int], directory: Path) -> str:
+def node_config(name: str, host: str, ports: NodePorts, routes: list[int], directory: Path,
+                authorization: Path | None = None) -> str:
     """Return one node's nats-server config: routed to ``routes``, JetStream, MQTT.
+
+    With ``authorization``, the node includes that file (users and permissions); the
+    config itself holds no secret. nats-server 2.9 resolves an include against the
+    including file's directory, even an absolute path: it is written relative.
 
     NATS keeps MQTT sessions and QoS 1 messages in JetStream streams. Left to itself it
     sizes them by the routes it has when the first MQTT client connects (2 of 3 nodes
@@ -101,6 +113,7 @@ def node_config(name: str, host: str, ports: NodePorts, routes: list[int], direc
         f'  listen: "{host}:{ports.mqtt}"',
         f"  stream_replicas: {min(len(routes) + 1, MAX_REPLICAS)}",
         "}",
+        *([] if authorization is None else [f'include "{_relative(authorization, directory)}"']),
     ]) + "\n"
 
 
@@ -108,8 +121,9 @@ class NatsNode:
     """One nats-server child process of a cluster; the cluster starts and ends it."""
 
     def __init__(self, binary: str, name: str, host: str, ports: NodePorts, directory: Path,
-                 dies_with_parent: bool) -> None:
+                 dies_with_parent: bool, authorization: Path | None = None) -> None:
         self.name = name
+        self.authorization = authorization
         self.host = host
         self.ports = ports
         self.directory = directory
@@ -141,7 +155,8 @@ class NatsNode:
     def write_config(self, routes: list[int]) -> None:
         """Write ``nats.conf`` into the node's directory."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        text = node_config(self.name, self.host, self.ports, routes, self.directory)
+        text = node_config(self.name, self.host, self.ports, routes, self.directory,
+                           self.authorization)
         (self.directory / "nats.conf").write_text(text)
 
     def spawn(self) -> None:
@@ -307,8 +322,8 @@ class NatsCluster:
 
 
 def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path | None = None,
-                       timeout: float = START_TIMEOUT_S,
-                       dies_with_parent: bool = False) -> NatsCluster:
+                       timeout: float = START_TIMEOUT_S, dies_with_parent: bool = False,
+                       authorization: Path | None = None) -> NatsCluster:
     """Start a private NATS cluster and return it once every node is ready.
 
     Args:
@@ -319,6 +334,8 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
         timeout: seconds to wait for the cluster to be ready.
         dies_with_parent: every node gets SIGKILL when the thread that started it ends
             (hub.lifecycle.exit_with_parent), however: call from the main thread.
+        authorization: an ``authorization`` file every node includes (``hub broker-config
+            --nats`` writes one); None: anonymous.
     """
     binary = find_nats_server()
     if binary is None:
@@ -328,7 +345,8 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
     owns = workdir is None
     directory = Path(tempfile.mkdtemp(prefix="hub-nats-")) if workdir is None else workdir
     for attempt in range(PORT_ATTEMPTS):
-        cluster = _make_cluster(binary, nodes, host, directory, owns, dies_with_parent)
+        cluster = _make_cluster(binary, nodes, host, directory, owns, dies_with_parent,
+                                authorization)
         try:
             cluster.start(timeout)
             return cluster
@@ -342,13 +360,18 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
 
 
 def _make_cluster(binary: str, count: int, host: str, directory: Path, owns: bool,
-                  dies_with_parent: bool) -> NatsCluster:
+                  dies_with_parent: bool, authorization: Path | None) -> NatsCluster:
     ports = [NodePorts.free(host) for _ in range(count)]
-    nodes = [NatsNode(binary, f"n{i}", host, ports[i], directory / f"n{i}", dies_with_parent)
+    nodes = [NatsNode(binary, f"n{i}", host, ports[i], directory / f"n{i}", dies_with_parent,
+                      authorization)
              for i in range(count)]
     for i, node in enumerate(nodes):
         node.write_config([p.cluster for j, p in enumerate(ports) if j != i])
     return NatsCluster(nodes, directory, owns)
+
+
+def _relative(path: Path, directory: Path) -> str:
+    return os.path.relpath(path.resolve(), directory.resolve())
 
 
 @atexit.register

@@ -49,10 +49,17 @@ class Link:
     """The name of ``kv``'s bucket (its stream is ``KV_<name>``, its subjects ``$KV.<name>.>``)."""
 
 
-async def connect(cluster: Cluster, name: str) -> Client:
-    """A connection to any live node of ``cluster.servers``, as its user, over its TLS."""
+async def connect(cluster: Cluster, name: str, password: str | None = None) -> Client:
+    """A connection to any live node of ``cluster.servers``, as its user, over its TLS.
+
+    The password is ``cluster.password_env``'s, else ``password``: the hub identity's,
+    which ``hub run --credentials`` read (the workers log in to NATS and to its MQTT
+    listener as that one user, ``hub.cluster.auth``).
+    """
+    own = cluster.password()
     return await connect_nats(cluster.servers, name=name, user=cluster.username,
-                              password=cluster.password(), tls=_tls_context(cluster))
+                              password=own if own is not None else password,
+                              tls=_tls_context(cluster))
 
 
 def _tls_context(cluster: Cluster) -> ssl.SSLContext | None:

@@ -38,3 +38,20 @@ def mqtt_topic_to_subject(topic: str) -> str:
 def subject_to_mqtt_topic(subject: str) -> str:
     """The MQTT topic an MQTT subscriber sees for a message published on NATS ``subject``."""
     return "/".join("" if token == EMPTY_LEVEL else token for token in subject.split("."))
+
+
+def mqtt_filter_to_subjects(topic_filter: str) -> list[str]:
+    """The NATS subjects an MQTT subscription to ``topic_filter`` takes (for permissions).
+
+    ``+`` is the token wildcard ``*``; ``a/#`` is ``a`` and ``a.>``, since MQTT's ``#``
+    also matches its parent level (nats-server subscribes to both); ``#`` alone is ``>``.
+    """
+    levels = topic_filter.split("/")
+    tail = levels[-1] == "#"
+    tokens = ["*" if level == "+" else (level or EMPTY_LEVEL)
+              for level in (levels[:-1] if tail else levels)]
+    if not tail:
+        return [".".join(tokens)]
+    if not tokens:
+        return [">"]
+    return [".".join(tokens), ".".join([*tokens, ">"])]

@@ -60,7 +60,7 @@ async def run_worker(config: HubConfig, roles: Iterable[str], worker_id: str,
     if roles & {"ingest", "fusion"} and config.broker.protocol != "3.1.1":
         raise ConfigError('$.broker.protocol: NATS speaks MQTT 3.1.1 only; set "3.1.1" '
                           "(ingest and fusion reach the field units and partners through it)")
-    nc = await connect(config.cluster, f"{config.cluster.prefix}-{worker_id}")
+    nc = await connect(config.cluster, f"{config.cluster.prefix}-{worker_id}", password)
     try:
         link = await declare(nc, config.cluster)
         jobs = []

@@ -101,7 +101,8 @@ def test_the_cluster_demo_goes_on_when_a_fusion_worker_is_killed(tmp_path: Path)
         pytest.fail("the fusion worker fa never owned the mission group:\n" + "".join(lines))
     out = "".join(lines) + process.communicate(timeout=60)[0]
     assert process.returncode == 0, out
-    assert "Traceback" not in out and "access: ANONYMOUS" in out
+    assert "Traceback" not in out
+    assert_cluster_secure(tmp_path, out)
     after = out.splitlines()[killed_at:]
     taken = [i for i, line in enumerate(after)
              if re.search(r"groups: g1→fb  g2→fb  g3→fb  mission→fb", line)]
@@ -111,3 +112,15 @@ def test_the_cluster_demo_goes_on_when_a_fusion_worker_is_killed(tmp_path: Path)
     mqtt = re.search(r"MQTT on ports (\d+)", out)
     assert mqtt, out
     assert_none_running((str(tmp_path / "demo"), f"--port {mqtt.group(1)} "))
+
+
+def assert_cluster_secure(tmp_path: Path, out: str) -> None:
+    """Every node includes the NATS users; no password in the output or any log."""
+    workdir = tmp_path / "demo"
+    assert "access: a NATS user and permissions per identity, anonymous off" in out
+    nodes = sorted((workdir / "nats").glob("n*/nats.conf"))
+    assert len(nodes) == 3 and all("include " in node.read_text() for node in nodes)
+    passwords = read_credentials(workdir / "broker" / "credentials.toml").values()
+    logs = [out, *(path.read_text(errors="replace")
+                   for path in [*workdir.glob("*.log"), *workdir.glob("nats/n*/nats.log")])]
+    assert not any(secret in log for secret in passwords for log in logs)

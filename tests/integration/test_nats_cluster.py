@@ -15,11 +15,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_peer import Peer, unique
+from mqtt_peer import Listener, Peer, mqtt_of, unique
 from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -34,19 +33,6 @@ from hub.mqtt.bus import Bus
 
 WAIT_S = 30.0
 """Bound of every wait that spans an election (observed: under 10 s)."""
-
-
-@dataclass(frozen=True)
-class Listener:
-    """One node's MQTT listener, as ``Peer`` wants it."""
-
-    host: str
-    port: int
-
-
-def mqtt_of(cluster: NatsCluster, index: int) -> Listener:
-    node = cluster.node(index)
-    return Listener(node.host, node.mqtt_port)
 
 
 def peer(cluster: NatsCluster, index: int, prefix: str, clean_session: bool = True) -> Peer:
