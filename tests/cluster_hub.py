@@ -50,10 +50,12 @@ class Workers:
     directory: Path
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, worker_id: str, roles: str) -> None:
+    def start(self, worker_id: str, roles: str, config: Path | None = None) -> None:
+        """Start ``worker_id`` with ``roles``, on its own ``config`` if given."""
         with (self.directory / f"{worker_id}.log").open("wb") as log:
             self.running[worker_id] = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "run", "-c", str(self.config), "--role", roles,
+                [sys.executable, "-m", "hub.cli", "run", "-c", str(config or self.config),
+                 "--role", roles,
                  "--worker-id", worker_id, "-q"], stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

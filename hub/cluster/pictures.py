@@ -158,6 +158,7 @@ class PictureRelay:
         for sink in self.sinks:
             sink.picture(audience, checked)
         self.counters["relay_full" if full else "relay_deltas"] += 1
+        self.counters["relay_stored"] += stored
         return True
 
     def _decode(self, audience: str, full: bool, payload: bytes) -> Picture | None:

@@ -112,6 +112,7 @@ def test_a_stored_full_picture_fills_only_an_audience_that_still_waits() -> None
     assert relay_.take("b", True, "w1", picture(3, True, partner="b", tracks=[]), stored=True)
     assert not relay_.take("c", True, "w1", b"", stored=True)  # stored withdrawal: nothing shown
     assert sink.seqs("a") == [7, 8] and sink.seqs("b") == [3] and sink.seqs("c") == []
+    assert relay_.counters["relay_stored"] == 1
 
 
 def test_subjects_name_their_audience_and_kind() -> None:
