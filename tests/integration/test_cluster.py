@@ -10,6 +10,7 @@ whatever was killed on the way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import threading
 import time
@@ -43,9 +44,10 @@ from hub.cluster import records
 from hub.cluster.fusion import GroupRunner
 from hub.cluster.ingest import slots_of
 from hub.cluster.nats_server import NatsCluster
-from hub.config import DEFAULT_CONFIG, HubConfig, Tak, Web, config_toml, load_config
+from hub.config import DEFAULT_CONFIG, HubConfig, Tak, Web, config_toml, load_config, parse_config
 from hub.messages import Picture, Track, decode
 from hub.pipeline import Pipeline
+from hub.publish.cot import cot_time
 from hub.release.groups import release_groups
 from hub.release.policy import MISSION
 from simulators import generate, load_scenario
@@ -56,6 +58,7 @@ START_S = 45.0
 """Three workers starting at once on a new cluster, on a loaded 2-core CI machine."""
 MAX_PICTURE_BYTES = 16 << 20
 SCENARIO_S, SPEED = 45.0, 3.0
+UNIT = "u1"
 
 
 class FieldUnits:
@@ -254,8 +257,17 @@ async def test_a_dead_nats_node_loses_no_detection_and_the_pictures_resume(
     print(f"measured: node 2 SIGKILLed; longest gap between pictures {gap:.2f} s")
 
 
-RELEASED = {"a": {"s1", "s2"}, "b": {"s1"}, "c": {"s1"}}
-"""The sink contract's scene: KEN's s1 to a, b, c; GHA's s2 to a; NLD's s3 to nobody."""
+RELEASED = {"a": {"s1", "s2", UNIT}, "b": {"s1"}, "c": {"s1"}}
+"""The sink contract's scene: KEN's s1 to a, b, c; GHA's s2 and TAK unit to a; NLD's s3 to
+nobody."""
+UNIT_AT = FRAME.to_geodetic(0.0, -3000.0, 0.0)[:2]
+
+
+def scene_config() -> HubConfig:
+    """The sink contract's registry, with GHA's TAK unit (its reports come in over TAK)."""
+    data = msgspec.to_builtins(contract_config())
+    data["sensors"].append({"id": UNIT, "nation": "GHA", "kind": "team", "platform": True})
+    return parse_config(data)
 
 
 def scene_detections(sensor: str, t: float, t0: float) -> bytes:
@@ -347,6 +359,16 @@ class Consoles:
             self.writers.append(writer)
             self.readers.append(asyncio.create_task(tak.read(audience, reader)))
 
+    async def device(self, worker_id: str, unit: str) -> asyncio.StreamWriter:
+        """A TAK device logged in as ``unit`` (its certificate), what it is sent discarded."""
+        context = ssl.create_default_context(cafile=str(self.directory / "ca.pem"))
+        self.ca.issue_cert(f"{unit}.test", common_name=unit).configure_cert(context)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", self.ports[worker_id][1], ssl=context, server_hostname="127.0.0.1")
+        self.writers.append(writer)
+        self.readers.append(asyncio.create_task(discard(reader)))
+        return writer
+
     async def picture(self, worker_id: str, identity: str) -> dict[str, Any]:
         """``GET /api/v1/picture.geojson`` as ``identity``, logged in."""
         async with aiohttp.ClientSession(self.url(worker_id),
@@ -369,6 +391,21 @@ class Consoles:
             await session.close()
 
 
+async def discard(reader: asyncio.StreamReader) -> None:
+    with contextlib.suppress(ConnectionError):
+        while await reader.read(65536):
+            pass
+
+
+def position_report(unit: str, lat: float, lon: float) -> bytes:
+    """A TAK device's own position (a friendly ground unit) as CoT XML."""
+    now = time.time()
+    return (f'<?xml version="1.0"?><event version="2.0" uid="{unit}" type="a-f-G-U-C-I" '
+            f'how="h-e" time="{cot_time(now)}" start="{cot_time(now)}" '
+            f'stale="{cot_time(now + 60)}"><point lat="{lat:.7f}" lon="{lon:.7f}" hae="0.0" '
+            'ce="5.0" le="9999999.0"/><detail><contact callsign="U1"/></detail></event>').encode()
+
+
 def sources_of(deliveries: list[Delivery]) -> set[str]:
     return {s for picture in pictures(deliveries) for t in picture.tracks for s in t.sources}
 
@@ -378,7 +415,7 @@ async def test_each_partner_s_picture_from_any_worker_holds_only_what_was_releas
     """On MQTT, and on the web and TAK of publish processes on a node the fusion workers
     are not on, one of them started after the pictures began (it starts complete)."""
     cluster = fresh_nats_cluster
-    path = cluster_config(tmp_path, contract_config(), cluster)
+    path = cluster_config(tmp_path, scene_config(), cluster)
     config = load_config(path)
     assert config.cluster is not None
     on_two_nodes = msgspec.structs.replace(config, cluster=msgspec.structs.replace(
@@ -400,6 +437,7 @@ async def test_each_partner_s_picture_from_any_worker_holds_only_what_was_releas
                        and "pub1" in reports.latest,
                        timeout=START_S, what="the groups on fa and fb, the slots subscribed, pub1")
         await consoles.follow("pub1", web, tak, {**{p: p for p in RELEASED}, operator: MISSION})
+        unit = await consoles.device("pub1", UNIT)
         partners = Partners(cluster.mqtt_ports[1])  # on another node than the field units
         units = FieldUnits(cluster.mqtt_ports[0])
         t0 = time.time()
@@ -409,6 +447,7 @@ async def test_each_partner_s_picture_from_any_worker_holds_only_what_was_releas
             for sensor in ("s1", "s2", "s3"):
                 units.client.publish(f"sensors/{sensor}/detections",
                                      scene_detections(sensor, t, t0), qos=1)
+            unit.write(position_report(UNIT, *UNIT_AT))  # in through pub1, to the stream
             if second == 4:
                 workers.start("pub2", "publish", consoles.config_of("pub2"))
         await asyncio.sleep(3.0)
@@ -427,7 +466,7 @@ async def test_each_partner_s_picture_from_any_worker_holds_only_what_was_releas
         assert seen == released, (partner, seen)  # each released source, and nothing else
         assert sources_of(web.received[partner]) == released, (partner, workers.log("pub1"))
         assert sources_of(tak.received[partner]) == released, partner
-    assert sources_of(web.received[MISSION]) == {"s1", "s2", "s3"}  # the operators' own
+    assert sources_of(web.received[MISSION]) == {"s1", "s2", "s3", UNIT}  # the operators' own
     # The late one began with each audience's stored full picture, then followed.
     assert stored >= len(RELEASED) + 1, workers.log("pub2")
     assert {s for f in late["features"] for s in f["properties"]["sources"]} == RELEASED["a"]
