@@ -1,5 +1,7 @@
 """Pictures across a cluster without NATS: what a group's owner queues, what a relay applies.
 
+And which roles a process runs by default (publish only with something to serve).
+
 The relay's rules: a full picture, then only the deltas that follow it in the
 same feed (a gap or another owner's feed waits for the next full picture); a
 withdrawal reaches every sink; every picture is checked by ``released_only``
@@ -9,6 +11,8 @@ that still waits.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 from sink_contract import Hub, contract_config, labelled
@@ -16,6 +20,8 @@ from sink_contract import Hub, contract_config, labelled
 from hub.cluster.fusion import GroupRunner
 from hub.cluster.names import Names
 from hub.cluster.pictures import NatsPictureSink, PictureRelay, subject_parts
+from hub.cluster.worker import ROLES, default_roles, parse_roles
+from hub.config import Web
 from hub.messages import Picture, Track, encode
 from hub.publish.sink import SinkStats
 from hub.release.groups import release_groups
@@ -155,3 +161,12 @@ def test_a_queue_nats_does_not_take_is_bounded() -> None:
     for _ in range(1100):
         nats.picture("a", msgspec.convert(payload, Picture))
     assert len(nats.outbox) == 1024 and nats.stats.dropped == 1100 - 1024
+
+
+def test_the_default_roles_publish_only_what_the_config_serves(tmp_path: Path) -> None:
+    config = contract_config()
+    assert default_roles(config) == {"ingest", "imagery", "fusion"}
+    with_web = msgspec.structs.replace(config, web=Web(passwd_file=str(tmp_path / "passwd")))
+    assert default_roles(with_web) == set(ROLES) == parse_roles("publish,fusion,ingest,imagery")
+    with pytest.raises(ValueError, match="unknown role sorting"):
+        parse_roles("publish,sorting")
