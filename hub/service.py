@@ -13,7 +13,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from hub import __version__, topics
 from hub.config import HubConfig, load_config
@@ -23,21 +22,16 @@ from hub.lifecycle import every
 from hub.messages import HubStatus, encode
 from hub.metrics import Rates
 from hub.mqtt.bus import Bus
+from hub.outputs import Outputs, audiences_of, tak_sink, web_sink
 from hub.pipeline import Pipeline
 from hub.publish.mqtt import MqttPictureSink
 from hub.publish.publisher import PicturePublisher
 from hub.publish.sink import PartnerSink
-from hub.publish.tak import TakSink
-from hub.publish.web import WebSink
 from hub.recovery.store import RecoveryStore, with_recovery_key
 from hub.release.policy import MISSION, describe_audience
 from hub.release.reload import restart_needed
 from hub.release.view import ReleaseView
 from hub.web.metrics import HubMetrics
-
-if TYPE_CHECKING:
-    from hub.tak.server import TakServer
-    from hub.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +67,20 @@ class HubService:
         self.bus: Bus | None = None
         self.recovery = RecoveryStore(config) if config.recovery.enabled else None
         view = ReleaseView(self.pipeline)
-        self.web_sink = (None if config.web is None else
-                         WebSink(config.web, [*view.partners, MISSION], self._delay_of))
-        self.tak_sink = (None if config.tak is None else TakSink(
-            [*view.partners, MISSION], max(config.tak.stale_s, 3 * config.publish.interval_s),
-            config.tak.client_queue))
+        self.outputs = Outputs(config, web_sink(config, audiences_of(config), self._delay_of),
+                               tak_sink(config, audiences_of(config)))
         sinks: list[PartnerSink] = [MqttPictureSink(self._send)]
-        sinks += [s for s in (self.web_sink, self.tak_sink) if s is not None]
+        sinks += [s for s in (self.outputs.web_sink, self.outputs.tak_sink) if s is not None]
         self.publisher = PicturePublisher(view, sinks)
         self.metrics = HubMetrics()
         self.publisher.on_delivered = self.metrics.picture_delivered
-        self.web: WebServer | None = None
-        self.tak: TakServer | None = None
-        self._pushes: list[asyncio.Task[None]] = []
         self.started = time.time()
         self._flush_pending = False
         self._link_lost_at: float | None = None
         self._status_rates = Rates()
         self._event_driven = config.publish.interval_s == 0
         self.reloads: Counter[str] = Counter()
-        self.metrics.watch(self.status, self._web_clients)
+        self.metrics.watch(self.status, self.outputs.clients)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         self.pipeline.handle(topic, payload, time.time())
@@ -122,9 +110,6 @@ class HubService:
             return 0.0
         return self.pipeline.policy.partners[audience].delay_s
 
-    def _web_clients(self) -> dict[str, int]:
-        return {} if self.web_sink is None else self.web_sink.clients()
-
     def rules_of(self, audience: str) -> list[str]:
         """What ``audience`` sees and under which rules, as ``hub config check`` says it."""
         return [describe_audience(self.config, audience)]
@@ -145,9 +130,9 @@ class HubService:
         counters.update(self.publisher.view.counters)
         counters.update(self.publisher.counters)
         counters.update(self.publisher.sink_counters())
-        for extra in (self.web_sink, self.tak_sink, self.tak, self.recovery):
-            if extra is not None:
-                counters.update(extra.counters)
+        counters.update(self.outputs.counters())
+        if self.recovery is not None:
+            counters.update(self.recovery.counters)
         frames = self.pipeline.frames
         queues = {"reorder": len(self.pipeline.reorder), "frames_pending": frames.pending,
                   "frames_in_flight": frames.in_flight,
@@ -195,11 +180,11 @@ class HubService:
                        will=will, password=self.password)
         self._recover()
         try:
-            await self._start_web()
-            await self._start_tak()
+            await self.outputs.start(self.status, self.rules_of, self.metrics, self._on_message,
+                                     self._refuse_cot)
             await self._serve(stop, on_tick)
         finally:
-            await self._stop_outputs()
+            await self.outputs.stop()
             self.pipeline.close()
             if self.recovery is not None:
                 self.recovery.close(self.pipeline, self.publisher)
@@ -237,45 +222,8 @@ class HubService:
         if self.recovery is not None:
             self.recovery.checkpoint(self.pipeline, self.publisher)
 
-    async def _start_tak(self) -> None:
-        """Listen for TAK clients and push to TAK Servers, when the config has ``[tak]``."""
-        if self.config.tak is None or self.tak_sink is None:
-            return
-        # Imported here, as the web server is: a hub without [tak] never needs them.
-        from hub.tak.push import push_forever
-        from hub.tak.server import TakServer
-
-        self.tak = TakServer(self.config, self.config.tak, self.tak_sink, self._on_message,
-                             self._refuse_cot)
-        await self.tak.start()
-        self._pushes = [asyncio.create_task(push_forever(server, self.tak_sink,
-                                                         self.config.tak.send_timeout_s))
-                        for server in self.config.tak.servers]
-
     def _refuse_cot(self, where: str, size: int, code: RefusalCode, reason: str) -> None:
         self.pipeline.reject(where, size, code, reason, time.time())
-
-    async def _stop_outputs(self) -> None:
-        for task in self._pushes:
-            task.cancel()
-        await asyncio.gather(*self._pushes, return_exceptions=True)
-        if self.tak is not None:
-            await self.tak.stop()
-        if self.web is not None:
-            await self.web.stop()
-
-    async def _start_web(self) -> None:
-        """Serve the console when the config has a ``[web]`` section."""
-        if self.config.web is None or self.web_sink is None:
-            return
-        # Imported here: aiohttp takes 0.3 s to load, a hub without [web] never needs it.
-        from hub.web.server import WebServer, web_context
-
-        context = web_context(self.config, self.config.web, self.web_sink, self.status,
-                              self.rules_of, self.metrics)
-        self.web = WebServer(context)
-        await self.web.start()
-        log.info("console: %s", self.web.url)
 
     async def _serve(self, stop: asyncio.Event,
                      on_tick: Callable[[HubService], Awaitable[None] | None] | None) -> None:

@@ -52,12 +52,14 @@ class Workers:
     """``credentials.toml`` of ``hub broker-config``: the workers log in as the hub."""
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, worker_id: str, roles: str) -> None:
+    def start(self, worker_id: str, roles: str, config: Path | None = None) -> None:
+        """Start ``worker_id`` with ``roles``, on its own ``config`` if given."""
         login = [] if self.credentials is None else ["--credentials", str(self.credentials)]
         with (self.directory / f"{worker_id}.log").open("wb") as log:
             self.running[worker_id] = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "run", "-c", str(self.config), "--role", roles,
-                 "--worker-id", worker_id, "-q", *login], stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "hub.cli", "run", "-c", str(config or self.config),
+                 "--role", roles, "--worker-id", worker_id, "-q", *login],
+                stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def kill(self, worker_id: str) -> float:

@@ -119,6 +119,8 @@ CASES = [
          "no [cluster]"),
     case("run-unknown-role", "run -c {clustered} --role sorting --duration 1 -q", "--role",
          "sorting"),
+    case("run-publish-with-nothing-to-serve", "run -c {clustered} --role publish --duration 1 -q",
+         "$.web", "neither"),
     case("run-bad-worker-id", "run -c {clustered} --worker-id a/b --duration 1 -q",
          "--worker-id", "a/b"),
     case("sim-speed-0", "sim --speed 0 --duration 1", "--speed", "0"),

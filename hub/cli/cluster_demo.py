@@ -1,8 +1,9 @@
 """``hub demo --cluster``: the hub as several processes on a local 3-node NATS cluster.
 
 A private cluster (``hub.cluster.nats_server``), one ingest worker (ingest
-and imagery) and two fusion workers (``hub run --role``, each a process of
-its own), and the simulators against node 0's MQTT listener. Every second
+and imagery), two fusion workers and a publish worker serving the console
+and TAK as ``hub demo`` does (``hub run --role``, each a process of its
+own), and the simulators against node 0's MQTT listener. Every second
 it prints which worker owns which release group, so a user who kills a
 worker (``kill -9 PID``) or a node sees its groups move. Every child ends
 with the demo, however it dies.
@@ -10,7 +11,8 @@ with the demo, however it dies.
 Secure as ``hub demo`` is: the demo writes the ``hub broker-config --nats``
 files into ``WORKDIR/broker`` (``credentials.toml``, ``nats-auth.conf``), every
 node includes them, and the workers (``--credentials``), the simulated units
-and the demo's own watcher log in as themselves, each confined to its subjects.
+and the demo's own watcher log in as themselves, each confined to its subjects;
+each partner's console password is printed once.
 """
 
 from __future__ import annotations
@@ -27,15 +29,15 @@ from typing import Any
 import msgspec
 
 from hub.broker.acl import hub_identity
-from hub.broker.files import BrokerFiles, as_hub_identity, write_auth_files
-from hub.cli.demo import Simulators, stop_process
+from hub.broker.files import BrokerFiles, as_hub_identity, describe_generated, write_auth_files
+from hub.cli.demo import Simulators, stop_process, with_console, with_tak
 from hub.cluster.auth import write_nats_auth
 from hub.cluster.names import Names
 from hub.cluster.nats_server import NatsCluster, start_nats_cluster
 from hub.config import Cluster, HubConfig, config_toml
 from hub.lifecycle import exit_with_parent, stop_event
 
-WORKERS = (("in1", "ingest,imagery"), ("fa", "fusion"), ("fb", "fusion"))
+WORKERS = (("in1", "ingest,imagery"), ("fa", "fusion"), ("fb", "fusion"), ("pub1", "publish"))
 PREFIX = "hub"
 REPORT_EVERY_S = 1.0
 STALE_S = 3.0
@@ -50,7 +52,7 @@ def clustered(config: HubConfig, cluster: NatsCluster) -> HubConfig:
         password_env=None, password_file=None, tls=None,
         failover=[f"{host}:{port}" for port in cluster.mqtt_ports[1:]])
     settings = Cluster(servers=cluster.urls, replicas=len(cluster.urls), prefix=PREFIX)
-    return msgspec.structs.replace(config, broker=broker, cluster=settings, web=None, tak=None)
+    return msgspec.structs.replace(config, broker=broker, cluster=settings)
 
 
 def start_worker(path: Path, worker_id: str, roles: str, log: Path,
@@ -108,11 +110,23 @@ async def watch(cluster: NatsCluster, config: HubConfig, files: BrokerFiles,
         await nc.close()
 
 
+def print_outputs(config: HubConfig) -> None:
+    """Where the publish worker serves the console and TAK."""
+    assert config.web is not None
+    print(f"console: http://{config.web.host}:{config.web.port}/ (log in as a partner, "
+          f"or as {config.broker_server.operator_identity} for the mission picture; "
+          "served by pub1)", flush=True)
+    if config.tak is not None and config.tak.tcp_port is not None:
+        print(f"TAK: tcp://{config.tak.host}:{config.tak.tcp_port} streams "
+              f"{config.tak.tcp_partner}'s picture as CoT (plain TCP, loopback)", flush=True)
+
+
 def run_cluster_demo(config: HubConfig, scenario: Path, duration: float | None, speed: float,
                      workdir: Path) -> int:
     """Run the clustered demo until ``duration`` passes or Ctrl-C; return an exit code."""
     workdir.mkdir(parents=True, exist_ok=True)
     files = write_auth_files(config, workdir / "broker")
+    config = with_tak(with_console(config, files, workdir / "web"))
     authorization = write_nats_auth(files, Names(PREFIX))
     with start_nats_cluster(3, workdir=workdir / "nats", dies_with_parent=True,
                             authorization=authorization) as cluster:
@@ -129,9 +143,12 @@ def run_cluster_demo(config: HubConfig, scenario: Path, duration: float | None, 
         for worker_id, roles in WORKERS:
             print(f"worker {worker_id} ({roles}): pid {workers[worker_id].pid}, log "
                   f"{workdir / (worker_id + '.log')}", flush=True)
+        print_outputs(config)
+        print(describe_generated(files, roles=("partner", "operator")), flush=True)
+        nodes = ", ".join(f"n{i} {cluster.node(i).pid}" for i in range(len(cluster.urls)))
         print(f"try: kill -9 {workers['fa'].pid} (a fusion worker: its groups move to fb), or "
-              f"kill -9 {cluster.node(2).pid} (NATS node 2: the rest elect and go on)",
-              flush=True)
+              f"kill -9 a NATS node's pid ({nodes}): the rest elect, and the simulators and "
+              "workers on it go on at another", flush=True)
         sims = Simulators(scenario, "127.0.0.1", cluster.mqtt_ports[0], "3.1.1", speed,
                           workdir / "simulators.log", files.credentials,
                           failover=config.broker.failover)

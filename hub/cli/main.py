@@ -89,8 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_worker(config: HubConfig, args: argparse.Namespace, password: str | None) -> int:
     """``hub run`` of one process of a clustered hub (docs/SCALING.md)."""
     from hub.cluster.worker import (
-        ROLES,
         check_worker_id,
+        default_roles,
         default_worker_id,
         parse_roles,
         run_worker,
@@ -99,7 +99,7 @@ def _run_worker(config: HubConfig, args: argparse.Namespace, password: str | Non
     if config.cluster is None:
         return _report(f"error: --role: {args.config} has no [cluster] section", 2)
     try:
-        roles = parse_roles(args.role or ",".join(ROLES))
+        roles = parse_roles(args.role) if args.role else default_roles(config)
         worker_id = check_worker_id(args.worker_id or default_worker_id())
     except ValueError as exc:
         return _report(f"error: --role/--worker-id: {exc}", 2)
@@ -296,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="credentials.toml from `hub broker-config`: log in as the hub's "
                         "identity with the password kept there")
     p.add_argument("--role", help="with [cluster]: the roles of this process, "
-                   "comma-separated, of ingest, imagery, fusion (default: all)")
+                   "comma-separated, of ingest, imagery, fusion, publish (default: all; "
+                   "publish when the config has [web] or [tak])")
     p.add_argument("--worker-id", help="with [cluster]: this process's name among the "
                    "workers (default: host-pid)")
 

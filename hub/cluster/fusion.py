@@ -3,7 +3,8 @@
 A worker holds a lease (hub.cluster.lease) for each group it fuses. It
 restores the group's last checkpoint from the object store, applies the
 inputs stream from the sequence after it (hub.cluster.records), publishes the
-group's partners' pictures, and checkpoints the group with the sequence it
+group's partners' pictures (on MQTT, and on NATS for the publish processes:
+hub.cluster.pictures), and checkpoints the group with the sequence it
 has applied every ``cluster.checkpoint_every_s``. When it dies its leases
 expire and the workers still up share its groups out (``assignment``); when a
 worker joins, the groups it should now own are handed over to it (a last
@@ -23,14 +24,16 @@ from typing import TYPE_CHECKING
 from hub.cluster import records
 from hub.cluster.lease import FUSION, GROUP, Leases, Shares
 from hub.cluster.names import Names
+from hub.cluster.pictures import NatsPictureSink
 from hub.config import HubConfig
 from hub.lifecycle import every, run_until, within
 from hub.metrics import RateLimitedLog
 from hub.pipeline import Pipeline
 from hub.publish.mqtt import MqttPictureSink, Send
 from hub.publish.publisher import PicturePublisher
+from hub.publish.sink import PartnerSink
 from hub.recovery import checkpoint
-from hub.release.groups import release_groups
+from hub.release.groups import MISSION, release_groups
 from hub.release.view import ReleaseView
 
 if TYPE_CHECKING:
@@ -50,10 +53,16 @@ JOIN_WAIT_S = 15.0
 class GroupRunner:
     """One release group fused here: its pipeline, its partners' feeds, its place in the stream."""
 
-    def __init__(self, config: HubConfig, key: str, send: Send) -> None:
+    def __init__(self, config: HubConfig, key: str, send: Send,
+                 pictures: NatsPictureSink | None = None) -> None:
         self.key = key
         self.pipeline = Pipeline(config, groups=[key])
-        self.publisher = PicturePublisher(ReleaseView(self.pipeline), [MqttPictureSink(send)])
+        self.pictures = pictures
+        """The publish processes' copy of the pictures (none in a replay)."""
+        sinks: list[PartnerSink] = [MqttPictureSink(send)]
+        if pictures is not None:
+            sinks.append(pictures)
+        self.publisher = PicturePublisher(ReleaseView(self.pipeline), sinks)
         self.applied = 0
         """The stream sequence of the last record applied (0: none)."""
         self.bad_records = 0
@@ -132,7 +141,10 @@ class FusionWorker:
         from nats.errors import Error as NatsError
 
         started = time.monotonic()
-        runner = GroupRunner(self.config, key, self.send)
+        # A feed of its own: a delta of the previous owner's never follows one of ours.
+        pictures = NatsPictureSink(self.names, f"{self.worker_id}/{time.time_ns()}",
+                                   serves_mission=key == MISSION)
+        runner = GroupRunner(self.config, key, self.send, pictures)
         try:
             restored = await self._restore(runner)
             self.owned[key] = runner
@@ -226,10 +238,12 @@ class FusionWorker:
         for runner in list(self.owned.values()):
             await self._save(runner)
 
-    def _publish(self) -> None:
+    async def _publish(self) -> None:
         now = time.time()
-        for runner in self.owned.values():
+        for runner in list(self.owned.values()):
             runner.publisher.publish(now)
+            if runner.pictures is not None:
+                await runner.pictures.flush(self.cluster.nc)
 
     async def _report(self) -> None:
         groups = {key: {"applied": r.applied, "fused": r.pipeline.counters["fused"],

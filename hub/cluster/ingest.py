@@ -133,7 +133,7 @@ class IngestWorker:
         """Serve until ``stop``; then hand the slots over, so another worker need not wait."""
         ingest, imagery = self.roles
         loops = [every(STATUS_EVERY_S, self._report),
-                 every(DEAD_LETTERS_EVERY_S, self._send_dead_letters)]
+                 every(DEAD_LETTERS_EVERY_S, self.send_dead_letters)]
         if ingest:
             await self.shares.join(JOIN_WAIT_S)
             loops += [*self.shares.loops(), every(self.settings.lease_ttl_s / 4, self._keep_clock),
@@ -204,15 +204,23 @@ class IngestWorker:
             return
         handled, inbox = slot.bus.stats.received, slot.inbox
         slot.inbox = []
-        for topic, payload, t_received in inbox:
+        if await self.store(inbox):
+            slot.bus.ack_through(handled)
+        # Else none is acknowledged: the session gives them again (to us, or to the
+        # slot's next holder), and what was stored is kept once.
+
+    async def store(self, messages: list[tuple[str, bytes, float]]) -> bool:
+        """Validate ``messages`` (topic, payload, receive time) and store their items.
+
+        Returns whether every item was stored. A slot's messages come here, and
+        those a publish process's TAK clients report (hub.cluster.publish).
+        """
+        for topic, payload, t_received in messages:
             # Keyed by content: a message the session delivers again is the same bytes.
             self._message_id = _digest(topic, payload)
             self.pipeline.handle(topic, payload, t_received)
         self._message_id = None
-        if await self._publish_out():
-            slot.bus.ack_through(handled)
-        # Else none is acknowledged: the session gives them again (to us, or to the
-        # slot's next holder), and what was stored is kept once.
+        return await self._publish_out()
 
     async def _publish_out(self, wait_s: float = STORE_WAIT_S) -> bool:
         """Store every pending item in the inputs stream, trying again for up to ``wait_s``.
@@ -256,7 +264,8 @@ class IngestWorker:
         if CLOCK in self.leases.held:
             await self.cluster.nc.publish(self.names.tick_subject, records.tick_record(time.time()))
 
-    async def _send_dead_letters(self) -> None:
+    async def send_dead_letters(self) -> None:
+        """Publish the dead letters of what was refused, on ``hub/deadletter`` as the hub does."""
         subject = mqtt_topic_to_subject(topics.DEADLETTER)
         for letter in self.pipeline.take_dead_letters(time.time()):
             await self.cluster.nc.publish(subject, encode(letter))

@@ -45,6 +45,26 @@ class Names:
         return f"{self.prefix}.workers"
 
     @property
+    def pictures_stream(self) -> str:
+        """The last full picture (or withdrawal) of each audience, for a publish process that
+        starts later (``max_msgs_per_subject`` 1)."""
+        return f"{self.prefix}_pictures".upper()
+
+    def picture_subject(self, audience: str, full: bool) -> str:
+        """Where ``audience``'s full pictures (stored) or deltas (core NATS only) go."""
+        return f"{self.prefix}.picture.{audience}.{'full' if full else 'delta'}"
+
+    @property
+    def pictures(self) -> str:
+        """Every audience's pictures, full and delta: what a publish process follows."""
+        return f"{self.prefix}.picture.>"
+
+    @property
+    def full_pictures(self) -> str:
+        """Every audience's full pictures and withdrawals: the pictures stream's subjects."""
+        return f"{self.prefix}.picture.*.full"
+
+    @property
     def leases(self) -> str:
         """Key-value bucket of leases (groups, the clock) and live workers' heartbeats."""
         return f"{self.prefix}_leases"

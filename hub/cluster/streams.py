@@ -1,7 +1,8 @@
 """What a clustered hub keeps on NATS, declared by every worker that starts.
 
-The inputs stream (validated items and fusion steps, in one order), the lease
-bucket and the checkpoint store. Declaring is idempotent (the same config
+The inputs stream (validated items and fusion steps, in one order), the
+pictures stream (each audience's last full picture), the lease bucket and the
+checkpoint store. Declaring is idempotent (the same config
 twice is no change), so the cluster needs no set-up step of its own and any
 worker may be the first up.
 """
@@ -33,6 +34,8 @@ INPUTS_MAX_AGE_S = 3_600.0
 """How far back the inputs stream reaches: a group with no checkpoint replays at most this."""
 DECLARE_WAIT_S = 30.0
 RETRY_S = 0.5
+PICTURES_MAX_AGE_S = 300.0
+"""A full picture older than this is not served to a publish process that starts later."""
 DUPLICATE_WINDOW_S = 120.0
 """An item stored twice within this (its ingest worker died before acknowledging) is kept once."""
 
@@ -101,6 +104,9 @@ async def _declare(nc: Client, cluster: Cluster) -> Link:
         name=names.inputs_stream, subjects=[names.item_subject, names.tick_subject],
         max_age=INPUTS_MAX_AGE_S, storage=StorageType.FILE, num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW_S))
+    await _stream(js, StreamConfig(
+        name=names.pictures_stream, subjects=[names.full_pictures], max_msgs_per_subject=1,
+        max_age=PICTURES_MAX_AGE_S, storage=StorageType.MEMORY, num_replicas=replicas))
     kv = await js.create_key_value(KeyValueConfig(
         bucket=names.leases, ttl=cluster.lease_ttl_s, history=1, replicas=replicas,
         storage=StorageType.MEMORY))

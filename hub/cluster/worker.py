@@ -1,10 +1,11 @@
 """One process of a clustered hub: the roles it runs, on one NATS connection.
 
-``hub run -c CONFIG --role ingest,imagery,fusion`` with a ``[cluster]``
-section: any number of such processes on any machines make one hub. Fusion
-publishes the partners' pictures through an MQTT connection to a node
-(``[broker]``, MQTT 3.1.1: NATS speaks no 5), so they are retained there as
-on Mosquitto.
+``hub run -c CONFIG --role ingest,imagery,fusion,publish`` with a
+``[cluster]`` section: any number of such processes on any machines make one
+hub. Fusion publishes the partners' pictures through an MQTT connection to a
+node (``[broker]``, MQTT 3.1.1: NATS speaks no 5), so they are retained there
+as on Mosquitto, and on NATS for the publish processes, which serve the web
+console and TAK (hub.cluster.publish).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Iterable
 
 from hub.cluster.fusion import FusionWorker
 from hub.cluster.ingest import IngestWorker
+from hub.cluster.publish import PublishWorker, check_publishable
 from hub.cluster.streams import connect, declare
 from hub.config import HubConfig
 from hub.errors import ConfigError
 from hub.lifecycle import dump_tasks_on
 from hub.mqtt.bus import Bus
 
-ROLES = ("ingest", "imagery", "fusion")
+ROLES = ("ingest", "imagery", "fusion", "publish")
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -36,6 +38,12 @@ def parse_roles(text: str) -> frozenset[str]:
         raise ValueError(f"unknown role {', '.join(unknown) or '(none)'}: choose from "
                          f"{', '.join(ROLES)}")
     return roles
+
+
+def default_roles(config: HubConfig) -> frozenset[str]:
+    """Every role this config can run: publish only when it has ``[web]`` or ``[tak]``."""
+    serves = config.web is not None or config.tak is not None
+    return frozenset(r for r in ROLES if r != "publish" or serves)
 
 
 def default_worker_id() -> str:
@@ -60,6 +68,8 @@ async def run_worker(config: HubConfig, roles: Iterable[str], worker_id: str,
     if roles & {"ingest", "fusion"} and config.broker.protocol != "3.1.1":
         raise ConfigError('$.broker.protocol: NATS speaks MQTT 3.1.1 only; set "3.1.1" '
                           "(ingest and fusion reach the field units and partners through it)")
+    if "publish" in roles:
+        check_publishable(config)
     nc = await connect(config.cluster, f"{config.cluster.prefix}-{worker_id}", password)
     try:
         link = await declare(nc, config.cluster)
@@ -68,6 +78,8 @@ async def run_worker(config: HubConfig, roles: Iterable[str], worker_id: str,
             ingest = IngestWorker(config, link, worker_id, ingest="ingest" in roles,
                                   imagery="imagery" in roles, password=password)
             jobs.append(ingest.run(stop))
+        if "publish" in roles:
+            jobs.append(PublishWorker(config, link, worker_id, password=password).run(stop))
         if "fusion" not in roles:
             await asyncio.gather(*jobs)
             return

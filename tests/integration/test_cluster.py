@@ -10,16 +10,20 @@ whatever was killed on the way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+import trustme
 from cluster_hub import (
     Reports,
     Workers,
@@ -29,18 +33,24 @@ from cluster_hub import (
     wait_for,
 )
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from partner_consumers import TakConsumer, WebConsumer
 from release_fixtures import FRAME
-from sink_contract import TARGETS, contract_config
+from sink_contract import TARGETS, Delivery, contract_config, pictures
+from sockets import hang_up
 
+from hub.broker.files import write_auth_files
+from hub.broker.launcher import free_port
 from hub.cluster import records
 from hub.cluster.fusion import GroupRunner
 from hub.cluster.ingest import slots_of
 from hub.cluster.nats_server import NatsCluster
 from hub.cluster.records import records_of
-from hub.config import DEFAULT_CONFIG, HubConfig, load_config
+from hub.config import DEFAULT_CONFIG, HubConfig, Tak, Web, config_toml, load_config, parse_config
 from hub.messages import Picture, Track, decode
 from hub.pipeline import Pipeline
+from hub.publish.cot import cot_time
 from hub.release.groups import release_groups
+from hub.release.policy import MISSION
 from simulators import generate, load_scenario
 from simulators.publisher import follow_failover
 
@@ -53,6 +63,7 @@ PICTURES_RESUME_S = 45.0
 """After a node's death: the elections of the streams and the MQTT sessions (8-14 s here)."""
 MAX_PICTURE_BYTES = 16 << 20
 SCENARIO_S, SPEED = 45.0, 3.0
+UNIT = "u1"
 
 
 class FieldUnits:
@@ -269,8 +280,17 @@ async def test_a_dead_nats_node_loses_no_detection_and_the_pictures_resume(
     print(f"measured: node 0 SIGKILLed; longest gap between pictures {gap:.2f} s")
 
 
-RELEASED = {"a": {"s1", "s2"}, "b": {"s1"}, "c": {"s1"}}
-"""The sink contract's scene: KEN's s1 to a, b, c; GHA's s2 to a; NLD's s3 to nobody."""
+RELEASED = {"a": {"s1", "s2", UNIT}, "b": {"s1"}, "c": {"s1"}}
+"""The sink contract's scene: KEN's s1 to a, b, c; GHA's s2 and TAK unit to a; NLD's s3 to
+nobody."""
+UNIT_AT = FRAME.to_geodetic(0.0, -3000.0, 0.0)[:2]
+
+
+def scene_config() -> HubConfig:
+    """The sink contract's registry, with GHA's TAK unit (its reports come in over TAK)."""
+    data = msgspec.to_builtins(contract_config())
+    data["sensors"].append({"id": UNIT, "nation": "GHA", "kind": "team", "platform": True})
+    return parse_config(data)
 
 
 def scene_detections(sensor: str, t: float, t0: float) -> bytes:
@@ -304,22 +324,144 @@ class Partners:
         self.client.disconnect()
 
 
+class Consoles:
+    """Publish processes' configs (their own web and TAK ports, on NATS node 2) and clients.
+
+    Partners log in to the console with their broker password and to TAK with a
+    certificate naming them (a trustme CA), as against the single process.
+    """
+
+    def __init__(self, directory: Path, config: HubConfig, cluster: NatsCluster) -> None:
+        self.directory, self.config, self.cluster = directory, config, cluster
+        self.files = write_auth_files(config, directory / "auth")
+        self.ca = trustme.CA()
+        self.ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+        self.ca.issue_cert("127.0.0.1", common_name="hub").private_key_and_cert_chain_pem \
+            .write_to_path(str(directory / "server.pem"))
+        self.ports: dict[str, tuple[int, int]] = {}
+        self.sessions: list[aiohttp.ClientSession] = []
+        self.writers: list[asyncio.StreamWriter] = []
+        self.readers: list[asyncio.Task[None]] = []
+
+    def config_of(self, worker_id: str) -> Path:
+        """``worker_id``'s config: the hub's, on node 2 only, with a console and TAK of its own."""
+        assert self.config.cluster is not None
+        web_port, tak_port = free_port(), free_port()
+        self.ports[worker_id] = web_port, tak_port
+        server = str(self.directory / "server.pem")
+        live = msgspec.structs.replace(
+            self.config, cluster=msgspec.structs.replace(self.config.cluster,
+                                                         servers=[self.cluster.urls[2]]),
+            web=Web(port=web_port, passwd_file=str(self.files.auth.password_file),
+                    session_secret_file=str(self.directory / f"{worker_id}.key")),
+            tak=Tak(tls_port=tak_port, cafile=str(self.directory / "ca.pem"),
+                    certfile=server, keyfile=server))
+        path = self.directory / f"{worker_id}.toml"
+        path.write_text(config_toml(live))
+        return path
+
+    def url(self, worker_id: str) -> str:
+        return f"http://127.0.0.1:{self.ports[worker_id][0]}"
+
+    async def follow(self, worker_id: str, web: WebConsumer, tak: TakConsumer,
+                     identities: dict[str, str]) -> None:
+        """Each identity's console stream into ``web``, its TAK client into ``tak``."""
+        for identity, audience in identities.items():
+            session = aiohttp.ClientSession(self.url(worker_id),
+                                            cookie_jar=aiohttp.CookieJar(unsafe=True))
+            self.sessions.append(session)
+            login = await session.post("/api/v1/login", json={
+                "identity": identity, "password": self.files.password(identity)})
+            assert login.status == 200
+            ws = await session.ws_connect("/api/v1/stream")
+            self.readers.append(asyncio.create_task(web.read(audience, ws)))
+            context = ssl.create_default_context(cafile=str(self.directory / "ca.pem"))
+            self.ca.issue_cert(f"{identity}.test", common_name=identity).configure_cert(context)
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", self.ports[worker_id][1], ssl=context, server_hostname="127.0.0.1")
+            self.writers.append(writer)
+            self.readers.append(asyncio.create_task(tak.read(audience, reader)))
+
+    async def device(self, worker_id: str, unit: str) -> asyncio.StreamWriter:
+        """A TAK device logged in as ``unit`` (its certificate), what it is sent discarded."""
+        context = ssl.create_default_context(cafile=str(self.directory / "ca.pem"))
+        self.ca.issue_cert(f"{unit}.test", common_name=unit).configure_cert(context)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", self.ports[worker_id][1], ssl=context, server_hostname="127.0.0.1")
+        self.writers.append(writer)
+        self.readers.append(asyncio.create_task(discard(reader)))
+        return writer
+
+    async def picture(self, worker_id: str, identity: str) -> dict[str, Any]:
+        """``GET /api/v1/picture.geojson`` as ``identity``, logged in."""
+        async with aiohttp.ClientSession(self.url(worker_id),
+                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            login = await session.post("/api/v1/login", json={
+                "identity": identity, "password": self.files.password(identity)})
+            assert login.status == 200
+            async with session.get("/api/v1/picture.geojson") as answer:
+                assert answer.status == 200
+                picture: dict[str, Any] = await answer.json(content_type=None)
+                return picture
+
+    async def close(self) -> None:
+        for task in self.readers:
+            task.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+        for writer in self.writers:
+            await hang_up(writer)
+        for session in self.sessions:
+            await session.close()
+
+
+async def discard(reader: asyncio.StreamReader) -> None:
+    with contextlib.suppress(ConnectionError):
+        while await reader.read(65536):
+            pass
+
+
+def position_report(unit: str, lat: float, lon: float) -> bytes:
+    """A TAK device's own position (a friendly ground unit) as CoT XML."""
+    now = time.time()
+    return (f'<?xml version="1.0"?><event version="2.0" uid="{unit}" type="a-f-G-U-C-I" '
+            f'how="h-e" time="{cot_time(now)}" start="{cot_time(now)}" '
+            f'stale="{cot_time(now + 60)}"><point lat="{lat:.7f}" lon="{lon:.7f}" hae="0.0" '
+            'ce="5.0" le="9999999.0"/><detail><contact callsign="U1"/></detail></event>').encode()
+
+
+def sources_of(deliveries: list[Delivery]) -> set[str]:
+    return {s for picture in pictures(deliveries) for t in picture.tracks for s in t.sources}
+
+
 async def test_each_partner_s_picture_from_any_worker_holds_only_what_was_released_to_it(
         fresh_nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    """On MQTT, and on the web and TAK of publish processes on a node the fusion workers
+    are not on, one of them started after the pictures began (it starts complete)."""
     cluster = fresh_nats_cluster
-    path = cluster_config(tmp_path, contract_config(), cluster)
+    path = cluster_config(tmp_path, scene_config(), cluster)
     config = load_config(path)
+    assert config.cluster is not None
+    on_two_nodes = msgspec.structs.replace(config, cluster=msgspec.structs.replace(
+        config.cluster, servers=cluster.urls[:2]))
+    path.write_text(config_toml(on_two_nodes))
+    consoles = Consoles(tmp_path, config, cluster)
+    operator = config.broker_server.operator_identity
     workers = Workers(path, tmp_path)
     reports, until = Reports(cluster.urls, config), asyncio.Event()
     collecting = asyncio.create_task(reports.collect(until))
+    web, tak = WebConsumer(), TakConsumer()
     try:
         workers.start("in1", "ingest")
         workers.start("fa", "fusion")
         workers.start("fb", "fusion")
+        workers.start("pub1", "publish", consoles.config_of("pub1"))
         await wait_for(lambda: len(reports.owners()) == len(release_groups(config))
-                       and len(set(reports.owners().values())) == 2 and ingesting(reports),
-                       timeout=START_S, what="the groups on fa and fb, the slots subscribed",
+                       and len(set(reports.owners().values())) == 2 and ingesting(reports)
+                       and "pub1" in reports.latest,
+                       timeout=START_S, what="the groups on fa and fb, the slots subscribed, pub1",
                        workers=workers)
+        await consoles.follow("pub1", web, tak, {**{p: p for p in RELEASED}, operator: MISSION})
+        unit = await consoles.device("pub1", UNIT)
         partners = Partners(cluster.mqtt_ports[1])  # on another node than the field units
         units = FieldUnits(cluster.mqtt_ports)
         t0 = time.time()
@@ -329,13 +471,26 @@ async def test_each_partner_s_picture_from_any_worker_holds_only_what_was_releas
             for sensor in ("s1", "s2", "s3"):
                 units.client.publish(f"sensors/{sensor}/detections",
                                      scene_detections(sensor, t, t0), qos=1)
+            unit.write(position_report(UNIT, *UNIT_AT))  # in through pub1, to the stream
+            if second == 4:
+                workers.start("pub2", "publish", consoles.config_of("pub2"))
         await asyncio.sleep(3.0)
         partners.close()
         units.close()
+        await wait_for(lambda: "pub2" in reports.latest, what="pub2 up")
+        late = await consoles.picture("pub2", "a")
+        stored = reports.latest["pub2"]["counters"].get("relay_stored", 0)
     finally:
+        await consoles.close()
         until.set()
         await collecting
         workers.close()
     for partner, released in RELEASED.items():
         seen = {source for track in partners.tracks[partner] for source in track.sources}
         assert seen == released, (partner, seen)  # each released source, and nothing else
+        assert sources_of(web.received[partner]) == released, (partner, workers.log("pub1"))
+        assert sources_of(tak.received[partner]) == released, partner
+    assert sources_of(web.received[MISSION]) == {"s1", "s2", "s3", UNIT}  # the operators' own
+    # The late one began with each audience's stored full picture, then followed.
+    assert stored >= len(RELEASED) + 1, workers.log("pub2")
+    assert {s for f in late["features"] for s in f["properties"]["sources"]} == RELEASED["a"]

@@ -103,6 +103,8 @@ def test_the_cluster_demo_goes_on_when_a_fusion_worker_is_killed(tmp_path: Path)
     assert process.returncode == 0, out
     assert "Traceback" not in out
     assert_cluster_secure(tmp_path, out)
+    assert re.search(r"console: http://127\.0\.0\.1:\d+/", out), out
+    assert re.search(r"workers up: fa, fb, in1, pub1 ", out), out  # the publish worker too
     after = out.splitlines()[killed_at:]
     taken = [i for i, line in enumerate(after)
              if re.search(r"groups: g1→fb  g2→fb  g3→fb  mission→fb", line)]

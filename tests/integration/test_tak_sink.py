@@ -12,106 +12,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trustme
+from partner_consumers import TakConsumer
 from relay import Relay
-from sink_contract import Delivery, SinkContract, contract_config
+from sink_contract import SinkContract, contract_config
 from sockets import hang_up
 
 from hub.broker.launcher import free_port
 from hub.config import Tak
-from hub.messages import Label, Picture, Track
 from hub.publish.tak import TakSink
 from hub.release.policy import MISSION
 from hub.tak.server import TakServer
 
 QUEUE_BOUND = 4
-WAIT_S = 15.0
-BATCH_GAP_S = 0.05
 
 
-def link_uid(event: ET.Element) -> str:
-    link = event.find("detail/link")
-    return "" if link is None else link.get("uid", "")
-
-
-def track_of(event: ET.Element, partner: str) -> Track:
-    """The Track a CoT event stands for (what the contract compares)."""
-    point = event.find("point")
-    assert point is not None
-    label = event.find("detail/__cop_label")
-    remarks = event.findtext("detail/remarks") or ""
-    sources = remarks.split("sources: ", 1)[1]
-    return Track(
-        id=event.get("uid", "").removeprefix(f"hub.{partner}."), ts=0.0,
-        lat=float(point.get("lat", "nan")), lon=float(point.get("lon", "nan")), vn=0.0, ve=0.0,
-        cov=(0.0, 0.0, 0.0), status="confirmed", cls="unknown", cls_probs={},
-        affiliation="unknown", sidc="", first_seen=0.0, updates=0, nations=[],
-        sources=[] if sources == "not released" else sources.split(", "),
-        label=None if label is None else Label(
-            policy=label.get("policy", ""), classification=label.get("classification", ""),
-            releasable_to=label.get("releasable_to", "").split(),
-            caveats=label.get("caveats", "").split()))
-
-
-class TakHarness:
+class TakHarness(TakConsumer):
     """The TAK listener with the sink, and one certificate-holding client per partner."""
 
     def __init__(self, sink: TakSink, relay: Relay) -> None:
+        super().__init__()
         self.sink = sink
         self.bound = QUEUE_BOUND
         self.sequenced = False
         self.relay = relay
-        self.received: dict[str, list[Delivery]] = {}
-
-    async def read(self, partner: str, reader: asyncio.StreamReader) -> None:
-        """Events into deliveries: a batch's events share ``time``; a pause ends a batch too."""
-        held: set[str] = set()
-        batch: list[ET.Element] = []
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                try:
-                    async with asyncio.timeout(BATCH_GAP_S):
-                        raw = await reader.readuntil(b"</event>")
-                except TimeoutError:
-                    self._deliver(partner, batch, held)
-                    batch = []
-                    continue
-                event = ET.fromstring(raw.split(b"?>", 1)[1])
-                if not event.get("type", "").startswith(("a-", "t-x-d-d")):
-                    continue  # the offer of TAK Protocol v1
-                if batch and event.get("time") != batch[0].get("time"):
-                    self._deliver(partner, batch, held)
-                    batch = []
-                batch.append(event)
-
-    def _deliver(self, partner: str, batch: list[ET.Element], held: set[str]) -> None:
-        if not batch:
-            return
-        tracks = [track_of(e, partner) for e in batch if e.get("type", "").startswith("a-")]
-        removed = [link_uid(e).removeprefix(f"hub.{partner}.") for e in batch
-                   if e.get("type") == "t-x-d-d"]
-        if held and not tracks and set(removed) == held:  # everything it held, deleted
-            delivery = Delivery(None)
-            held.clear()
-        else:
-            held.difference_update(removed)
-            held.update(t.id for t in tracks)
-            delivery = Delivery(Picture(ts=0.0, seq=-1, partner=partner, full=False,
-                                        tracks=tracks, removed=removed))
-        self.received.setdefault(partner, []).append(delivery)
-
-    async def deliveries(self, partner: str, count: int) -> list[Delivery]:
-        deadline = time.monotonic() + WAIT_S
-        while len(self.received.get(partner, [])) < count:
-            assert time.monotonic() < deadline, (partner, self.received.get(partner), count)
-            await asyncio.sleep(0.01)
-        return list(self.received.get(partner, []))
 
     async def starve(self) -> None:
         self.relay.paused.set()

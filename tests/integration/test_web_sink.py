@@ -11,81 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
+from partner_consumers import WebConsumer
 from relay import Relay
-from sink_contract import Delivery, SinkContract, contract_config
+from sink_contract import SinkContract, contract_config
 
 from hub.broker.files import write_auth_files
 from hub.broker.launcher import free_port
 from hub.config import Web
-from hub.messages import HubStatus, Label, Picture, Track
+from hub.messages import HubStatus
 from hub.publish.web import WebSink
 from hub.release.policy import MISSION
 from hub.web.metrics import HubMetrics
 from hub.web.server import WebServer, web_context
 
 QUEUE_BOUND = 4
-WAIT_S = 15.0
 
 
-def track_of(feature: dict[str, Any]) -> Track:
-    """The Track a feature stands for (what the contract compares)."""
-    p = feature["properties"]
-    lon, lat = feature["geometry"]["coordinates"]
-    return Track(id=feature["id"], ts=p["ts"], lat=lat, lon=lon, vn=p["vn"], ve=p["ve"],
-                 cov=tuple(p["cov"]), status=p["status"], cls=p["cls"],  # type: ignore[arg-type]
-                 cls_probs=p["cls_probs"], affiliation=p["affiliation"], sidc=p["sidc"],
-                 sources=p["sources"], nations=p["nations"], first_seen=p["first_seen"],
-                 updates=p["updates"], last_update=p.get("last_update"),
-                 label=Label(**p["label"]) if p.get("label") else None)
-
-
-def delivery_of(message: dict[str, Any], partner: str) -> Delivery | None:
-    """A stream message as the contract's Delivery; None for what is not one."""
-    kind = message["type"]
-    if kind == "withdraw":
-        return Delivery(None)
-    if kind == "snapshot" and message["seq"] > 0:
-        tracks = [track_of(f) for f in message["data"]["features"]]
-        return Delivery(Picture(ts=message["ts"], seq=message["seq"], partner=partner,
-                                full=True, tracks=tracks, removed=[]))
-    if kind == "delta":
-        data = message["data"]
-        return Delivery(Picture(ts=message["ts"], seq=message["seq"], partner=partner,
-                                full=False, tracks=[track_of(f) for f in data["upserts"]],
-                                removed=data["deletes"]))
-    return None  # hello, the empty snapshot at connect, status, heartbeat
-
-
-class WebHarness:
+class WebHarness(WebConsumer):
     """The console server with the sink, and one logged-in stream per partner."""
 
     def __init__(self, sink: WebSink, relay: Relay) -> None:
+        super().__init__()
         self.sink = sink
         self.bound = QUEUE_BOUND
         self.sequenced = True
         self.relay = relay
-        self.received: dict[str, list[Delivery]] = {}
-
-    async def read(self, partner: str, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for msg in ws:
-            delivery = delivery_of(json.loads(msg.data), partner)
-            if delivery is not None:
-                self.received.setdefault(partner, []).append(delivery)
-
-    async def deliveries(self, partner: str, count: int) -> list[Delivery]:
-        deadline = time.monotonic() + WAIT_S
-        while len(self.received.get(partner, [])) < count:
-            assert time.monotonic() < deadline, (partner, self.received.get(partner), count)
-            await asyncio.sleep(0.01)
-        return list(self.received.get(partner, []))
 
     async def starve(self) -> None:
         self.relay.paused.set()
