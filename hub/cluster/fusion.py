@@ -219,7 +219,7 @@ class FusionWorker:
                 live = self._event_driven and not msg.metadata.num_pending
                 for runner in list(self.owned.values()):
                     if runner.apply_decoded(seq, record) and live:
-                        runner.publisher.publish(time.time())
+                        await self._publish_group(runner, time.time())
         finally:
             await subscription.unsubscribe()
 
@@ -241,9 +241,13 @@ class FusionWorker:
     async def _publish(self) -> None:
         now = time.time()
         for runner in list(self.owned.values()):
-            runner.publisher.publish(now)
-            if runner.pictures is not None:
-                await runner.pictures.flush(self.cluster.nc)
+            await self._publish_group(runner, now)
+
+    async def _publish_group(self, runner: GroupRunner, now: float) -> None:
+        """``runner``'s partners' pictures: on MQTT, and on NATS for the publish processes."""
+        runner.publisher.publish(now)
+        if runner.pictures is not None:
+            await runner.pictures.flush(self.cluster.nc)
 
     async def _report(self) -> None:
         groups = {key: {"applied": r.applied, "fused": r.pipeline.counters["fused"],
