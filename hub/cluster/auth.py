@@ -61,8 +61,7 @@ def permissions(identity: Identity, names: Names) -> Permissions:
     if subscribe:
         subscribe.append(MQTT_DELIVERIES)
     if identity.role != "hub":
-        own = (names.item_subject, names.tick_subject, names.status_subject)
-        return Permissions(_once(publish), _once(subscribe), own, MQTT_ONLY)
+        return Permissions(_once(publish), _once(subscribe), names.internal, MQTT_ONLY)
     # What the workers use over NATS itself: JetStream's API, acks and flow control (an
     # ordered consumer answers it, or stalls), the lease bucket, the checkpoint store,
     # the cluster's subjects, and replies.

@@ -65,6 +65,15 @@ class Names:
         return f"{self.prefix}.picture.*.full"
 
     @property
+    def internal(self) -> tuple[str, ...]:
+        """The subjects only the hub's workers may use: items, steps, reports, pictures.
+
+        With the default prefix ``hub`` they sit under MQTT's ``hub/#``, which a
+        monitor may read: a partner's pictures or a validated item must not reach it.
+        """
+        return (self.item_subject, self.tick_subject, self.status_subject, self.pictures)
+
+    @property
     def leases(self) -> str:
         """Key-value bucket of leases (groups, the clock) and live workers' heartbeats."""
         return f"{self.prefix}_leases"

@@ -132,7 +132,7 @@ def test_partners_receive_only_their_own_picture(
             markers[partner]], partner
 
 
-async def test_the_monitor_reads_hub_status_but_not_the_cluster_s_items(
+async def test_the_monitor_reads_hub_status_but_not_the_cluster_s_items_nor_pictures(
         secured: SecuredCluster, connect: Callable[..., Client]) -> None:
     names = Names(PREFIX)
     monitor = connect(secured.config.broker_server.monitor_identity)
@@ -145,6 +145,7 @@ async def test_the_monitor_reads_hub_status_but_not_the_cluster_s_items(
         # so the item would arrive before the marker.
         await nc.publish(names.item_subject, b"a validated item")
         await nc.publish(names.status_subject, b"a worker's report")
+        await nc.publish(names.picture_subject("ken", True), b"ken's picture")
         await nc.publish("hub.status", b"marker")
         await nc.flush()
     finally:
