@@ -113,9 +113,11 @@ class Reports:
             report = json.loads(msg.data)
             self.latest[report["worker"]] = report
 
-        await nc.subscribe(self.subject, cb=take)
-        await until.wait()
-        await nc.close()
+        try:
+            await nc.subscribe(self.subject, cb=take)
+            await until.wait()
+        finally:  # a test that failed cancels us: no connection left for another test's GC
+            await nc.close()
 
     def counters(self, worker: str) -> dict[str, int]:
         """``worker``'s counters as it last reported them, only those that are not 0."""

@@ -54,6 +54,8 @@ State = Literal["idle", "connecting", "subscribing", "connected", "backoff", "cl
 MISC_INTERVAL_S = 1.0
 CONNECT_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
+RESUBSCRIBE_S = 2.0
+"""Seconds before subscriptions a broker refused are asked for again."""
 # A readable socket may hold many packets; read until one read yields none, at most this many.
 READ_BURST = 256
 
@@ -68,6 +70,8 @@ class BusStats:
     dropped: int = 0
     reconnects: int = 0
     handler_errors: int = 0
+    resubscribed: int = 0
+    """SUBSCRIBEs sent again for subscriptions the broker refused."""
 
     def as_dict(self) -> dict[str, int]:
         """Return the counters as a plain dict."""
@@ -117,6 +121,8 @@ class Bus:
         self._lost = asyncio.Event()
         self._connack = asyncio.Event()
         self._sub_mid: int | None = None
+        self._retrying: dict[int, list[tuple[str, int]]] = {}
+        """SUBSCRIBE packet id → the subscriptions it asks for again (refused before)."""
         self._task: asyncio.Task[None] | None = None
         self._endpoints = settings.endpoints()
         self._endpoint = 0
@@ -354,12 +360,30 @@ class Bus:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       reasons: list[Any], properties: Properties | None) -> None:
-        if mid != self._sub_mid:
+        asked = self._retrying.pop(mid, None)
+        if mid != self._sub_mid and asked is None:
             return
-        failed = [str(r) for r in reasons if r.is_failure]
-        if failed:
-            self._errors.error("bus %s: subscriptions refused: %s", self.client_id, failed)
-        self._set_connected()
+        asked = self.subscriptions if asked is None else asked
+        refused = [sub for sub, r in zip(asked, reasons, strict=False) if r.is_failure]
+        if refused:
+            # A NATS node answers so while its streams elect (a node died): the session
+            # would get nothing on those topics until asked again. Mosquitto's ACL
+            # refuses for good; asking again costs a SUBSCRIBE every few seconds.
+            self._errors.error("bus %s: subscriptions refused: %s; asking again in %g s",
+                               self.client_id, [topic for topic, _ in refused], RESUBSCRIBE_S)
+            assert self._loop is not None
+            self._loop.call_later(RESUBSCRIBE_S, self._resubscribe, self._connection, refused)
+        if mid == self._sub_mid:
+            self._set_connected()
+
+    def _resubscribe(self, connection: int, subscriptions: list[tuple[str, int]]) -> None:
+        """Ask again for subscriptions refused on this connection (a new one asks for all)."""
+        if connection != self._connection or not self.connected.is_set():
+            return
+        rc, mid = self._client.subscribe(subscriptions)
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
+            self._retrying[mid] = subscriptions
+            self.stats.resubscribed += 1
 
     def _set_connected(self) -> None:
         self.state = "connected"

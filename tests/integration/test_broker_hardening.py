@@ -150,3 +150,4 @@ def test_hub_sim_logs_each_unit_in_with_credentials(secured: Secured, tmp_path: 
     empty = subprocess.run([*common, "--credentials", str(tmp_path / "empty.toml")],
                            capture_output=True, text=True, timeout=60)
     assert empty.returncode == 2 and "no broker credentials" in empty.stderr, empty.stderr
+

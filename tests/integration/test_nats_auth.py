@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import nats
 import pytest
 from cluster_hub import Workers, wait_for
@@ -32,6 +33,7 @@ from hub.cluster.names import Names
 from hub.cluster.nats_server import NatsCluster, start_nats_cluster
 from hub.config import DEFAULT_SCENARIO, HubConfig, config_toml
 from hub.messages import Picture, decode
+from hub.mqtt.bus import Bus
 
 pytestmark = pytest.mark.timeout(180)
 START_S = 45.0
@@ -232,3 +234,25 @@ def test_no_secret_in_a_node_s_config_or_log(secured: SecuredCluster) -> None:
     for secret in [*secured.files.passwords.values(), *hashes]:
         assert secret not in written
 
+
+
+async def test_a_bus_asks_again_for_a_refused_subscription_and_the_rest_flow(
+        secured: SecuredCluster, connect: Callable[..., Client],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A node refuses a subscription while its streams elect (a node died): a bus that did
+    not ask again would sit subscribed to nothing. Here the refusal is a permission."""
+    node = secured.cluster.node(0)
+    settings = msgspec.structs.replace(secured.config.broker, host=node.host,
+                                       port=node.mqtt_port, username="ken", failover=[])
+    got: list[tuple[str, bytes]] = []
+    bus = Bus(settings, subscriptions=[(topics.partner_picture("ken"), 1),
+                                       (topics.SENSORS_TREE, 1)],
+              handler=lambda t, p: got.append((t, p)), will=None, client_id="ken",
+              password=secured.files.password("ken"))
+    async with bus:
+        await bus.wait_connected(WAIT_S)
+        await wait_for(lambda: bus.stats.resubscribed >= 1, what="the refusal asked again")
+        picture = (topics.partner_picture("ken"), b"picture")
+        connect("hub").publish(*picture)
+        await wait_for(lambda: picture in got, what="ken's picture on its granted subscription")
+    assert "subscriptions refused: ['sensors/#']; asking again" in caplog.text

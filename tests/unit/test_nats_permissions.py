@@ -70,7 +70,8 @@ def test_only_the_hub_touches_the_cluster_s_own_subjects(registry: HubConfig) ->
             assert {"hub.>", "$JS.API.>", "$KV.hub_leases.>", "$O.hub_checkpoints.>"} <= set(
                 allowed.publish)
         else:
-            assert set(allowed.deny) == {"hub.in.item", "hub.in.tick", "hub.workers"}
+            assert set(allowed.deny) == {"hub.in.item", "hub.in.tick", "hub.workers",
+                                         "hub.picture.>"}
 
 
 def test_the_file_holds_a_checkable_hash_per_identity_and_is_private(
