@@ -63,7 +63,6 @@ MAX_MEMORY_STORE = "256MB"
 MAX_FILE_STORE = "2GB"
 # JetStream replicates a stream to at most five nodes; three ride out one node's death.
 MAX_REPLICAS = 3
-TLS_HANDSHAKE_S = 2.0
 _LIVE: weakref.WeakSet[NatsCluster] = weakref.WeakSet()
 
 
@@ -106,8 +105,6 @@ class ServerTls:
                 f'{indent}  key_file: "{self.keyfile.resolve()}"',
                 f'{indent}  ca_file: "{self.cafile.resolve()}"',
                 f"{indent}  verify: true",
-                # The default half second is short for a handshake on a loaded machine.
-                f"{indent}  timeout: {TLS_HANDSHAKE_S:g}",
                 f"{indent}}}"]
 
     def client_context(self) -> ssl.SSLContext:
