@@ -26,6 +26,7 @@ from hub.cli.cluster_demo import clustered
 from hub.cluster.names import Names
 from hub.cluster.nats_server import NatsCluster
 from hub.config import HubConfig, config_toml
+from hub.mqtt.tls import tls_context
 
 WAIT_S = 20.0
 T = TypeVar("T")
@@ -150,11 +151,9 @@ async def stream_records(urls: list[str], config: HubConfig) -> list[tuple[int, 
 
 
 async def _read_stream(urls: list[str], config: HubConfig) -> list[tuple[int, bool, bytes]]:
-    import nats
-
     assert config.cluster is not None
     names = Names.of(config.cluster)
-    nc = await nats.connect(urls)
+    nc = await connect_to(urls, config)
     try:
         js = nc.jetstream(timeout=WAIT_S)  # a node may have died: the stream elects a leader
         last = (await js.stream_info(names.inputs_stream)).state.last_seq
@@ -172,15 +171,22 @@ async def _read_stream(urls: list[str], config: HubConfig) -> list[tuple[int, bo
 
 async def checkpoints(urls: list[str], config: HubConfig) -> dict[str, bytes]:
     """Each group's checkpoint in the object store."""
-    import nats
-
     assert config.cluster is not None
-    nc = await nats.connect(urls)
+    nc = await connect_to(urls, config)
     store = await nc.jetstream(timeout=WAIT_S).object_store(Names.of(config.cluster).checkpoints)
     found = {info.name: (await patiently(lambda n=info.name: store.get(n))).data
              for info in await patiently(store.list)}
     await nc.close()
     return {name: data for name, data in found.items() if data is not None}
+
+
+async def connect_to(urls: list[str], config: HubConfig) -> Any:
+    """A nats-py connection to ``urls``, with ``config``'s ``[cluster].tls`` if it has one."""
+    import nats
+
+    assert config.cluster is not None
+    tls = config.cluster.tls
+    return await nats.connect(urls, tls=None if tls is None else tls_context(tls))
 
 
 async def patiently(call: Callable[[], Awaitable[T]], wait_s: float = 60.0) -> T:

@@ -74,10 +74,10 @@ def contract_config(releases: list[dict[str, object]] = RELEASES) -> HubConfig:
                        publish={"full_every_s": 4.0})
 
 
-def detections(sensor: str, t: float, seq: int) -> bytes:
-    """``sensor``'s own target, seen perfectly."""
+def detections(sensor: str, t: float, seq: int, t0: float = T0) -> bytes:
+    """``sensor``'s own target, seen perfectly; it started at ``t0``."""
     east, north = TARGETS[sensor]
-    lat, lon, _ = FRAME.to_geodetic(east + 10.0 * (t - T0), north, 0.0)
+    lat, lon, _ = FRAME.to_geodetic(east + 10.0 * (t - t0), north, 0.0)
     return msgpack.packb({"ts": t, "seq": seq, "detections": [
         {"kind": "geo", "lat": float(lat), "lon": float(lon), "sigma": 5.0, "cls": "vehicle",
          "conf": 0.9}]})

@@ -65,6 +65,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     clustered = Path(DEFAULT_CONFIG).read_text() + '\n[cluster]\nservers = ["nats://127.0.0.1:9"]\n'
     (d / "clustered.toml").write_text(clustered.replace('protocol = "5"', 'protocol = "3.1.1"'))
     (d / "cluster_user.toml").write_text(clustered + 'username = "ops"\n')
+    no_ca = d / "no-ca.pem"
+    (d / "cluster_tls.toml").write_text(clustered.replace('protocol = "5"', 'protocol = "3.1.1"')
+                                        + f'[cluster.tls]\ncafile = "{no_ca}"\n'
+                                        f'certfile = "{recording}"\nkeyfile = "{recording}"\n')
     (d / "binary.bin").write_bytes(bytes(range(256)))
     (d / "unreadable.mpk").write_bytes(recording.read_bytes()[:100])
     (d / "unreadable.mpk").chmod(0)
@@ -123,6 +127,8 @@ CASES = [
          "$.web", "neither"),
     case("run-bad-worker-id", "run -c {clustered} --worker-id a/b --duration 1 -q",
          "--worker-id", "a/b"),
+    case("run-cluster-tls-missing-cafile", "run -c {cluster_tls} --duration 1 -q",
+         "$.cluster.tls.cafile", "{dir}/no-ca.pem", "No such file"),
     case("sim-speed-0", "sim --speed 0 --duration 1", "--speed", "0"),
     case("sim-credentials-binary", "sim --credentials {binary} --duration 1", "--credentials",
          "{binary}", "UTF-8"),

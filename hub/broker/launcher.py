@@ -24,11 +24,14 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 from hub.broker.limits import BrokerLimits
 from hub.errors import BrokerUnavailable
 from hub.lifecycle import end_child, exit_with_parent
+
+if TYPE_CHECKING:
+    import ssl
 
 Protocol = Literal["5", "3.1.1"]
 Kind = Literal["mosquitto", "amqtt"]
@@ -293,17 +296,28 @@ def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeo
         time.sleep(0.05)
 
 
-def answers_mqtt(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Send an MQTT 3.1.1 CONNECT (clean session) and say whether a CONNACK came back."""
+def answers_mqtt(host: str, port: int, timeout: float = 0.5,
+                 tls: ssl.SSLContext | None = None) -> bool:
+    """Send an MQTT 3.1.1 CONNECT (clean session) and say whether a CONNACK came back.
+
+    With ``tls``, through a TLS connection made with that context (``host`` is checked).
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            if tls is None:
+                return _connack(raw)
+            with tls.wrap_socket(raw, server_hostname=host) as sock:
+                return _connack(sock)
+    except OSError:  # ssl.SSLError too: a refused handshake
+        return False
+
+
+def _connack(sock: socket.socket) -> bool:
     client_id = f"hub-probe-{os.getpid()}".encode()
     body = b"\x00\x04MQTT\x04\x02\x00\x0a" + len(client_id).to_bytes(2, "big") + client_id
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(bytes([0x10, len(body)]) + body)
-            answer = sock.recv(4)
-            sock.sendall(b"\xe0\x00")  # DISCONNECT
-    except OSError:
-        return False
+    sock.sendall(bytes([0x10, len(body)]) + body)
+    answer = sock.recv(4)
+    sock.sendall(b"\xe0\x00")  # DISCONNECT
     return answer[:1] == b"\x20"
 
 

@@ -19,6 +19,11 @@ Started with ``authorization`` (the ``nats-auth.conf`` of ``hub broker-config
 registry's identities, each confined to its subjects. Without it the cluster is
 anonymous. The readiness probe's anonymous CONNECT is answered "not authorized",
 which still proves the listener answers.
+
+Started with ``tls`` (``ServerTls``), every node's client and MQTT listeners and its
+routes speak only TLS and require a client certificate of the CA; the readiness
+probe shows the node's own certificate. Independent of ``authorization``: with both,
+a client needs a certificate and a password.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -80,13 +86,42 @@ class NodePorts:
         return cls(free_port(host), free_port(host), free_port(host), free_port(host))
 
 
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """The files of TLS on every node; clients must show a certificate ``cafile`` signed.
+
+    ``certfile`` is for the nodes' host, and is shown as a client certificate too (to
+    the other nodes' routes, by the readiness probe): it must allow both uses.
+    """
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+
+    def block(self, indent: str) -> list[str]:
+        """The ``tls { }`` block of a listener, indented by ``indent``."""
+        return [f"{indent}tls {{",
+                f'{indent}  cert_file: "{self.certfile.resolve()}"',
+                f'{indent}  key_file: "{self.keyfile.resolve()}"',
+                f'{indent}  ca_file: "{self.cafile.resolve()}"',
+                f"{indent}  verify: true",
+                f"{indent}}}"]
+
+    def client_context(self) -> ssl.SSLContext:
+        """A context that checks a node against ``cafile`` and shows the node's certificate."""
+        context = ssl.create_default_context(cafile=str(self.cafile))
+        context.load_cert_chain(str(self.certfile), str(self.keyfile))
+        return context
+
+
 def node_config(name: str, host: str, ports: NodePorts, routes: list[int], directory: Path,
-                authorization: Path | None = None) -> str:
+                authorization: Path | None = None, tls: ServerTls | None = None) -> str:
     """Return one node's nats-server config: routed to ``routes``, JetStream, MQTT.
 
     With ``authorization``, the node includes that file (users and permissions); the
     config itself holds no secret. nats-server 2.9 resolves an include against the
-    including file's directory, even an absolute path: it is written relative.
+    including file's directory, even an absolute path: it is written relative. With
+    ``tls``, the client and MQTT listeners and the routes require it.
 
     NATS keeps MQTT sessions and QoS 1 messages in JetStream streams. Left to itself it
     sizes them by the routes it has when the first MQTT client connects (2 of 3 nodes
@@ -99,6 +134,7 @@ def node_config(name: str, host: str, ports: NodePorts, routes: list[int], direc
         f'listen: "{host}:{ports.client}"',
         f'http: "{host}:{ports.http}"',
         f'log_file: "{directory / LOG}"',
+        *_tls_lines(tls, ""),
         "jetstream {",
         f'  store_dir: "{directory / "jetstream"}"',
         f"  max_memory_store: {MAX_MEMORY_STORE}",
@@ -108,10 +144,12 @@ def node_config(name: str, host: str, ports: NodePorts, routes: list[int], direc
         f'  name: "{CLUSTER_NAME}"',
         f'  listen: "{host}:{ports.cluster}"',
         f"  routes: [{route_urls}]",
+        *_tls_lines(tls, "  "),
         "}",
         "mqtt {",
         f'  listen: "{host}:{ports.mqtt}"',
         f"  stream_replicas: {min(len(routes) + 1, MAX_REPLICAS)}",
+        *_tls_lines(tls, "  "),
         "}",
         *([] if authorization is None else [f'include "{_relative(authorization, directory)}"']),
     ]) + "\n"
@@ -121,9 +159,12 @@ class NatsNode:
     """One nats-server child process of a cluster; the cluster starts and ends it."""
 
     def __init__(self, binary: str, name: str, host: str, ports: NodePorts, directory: Path,
-                 dies_with_parent: bool, authorization: Path | None = None) -> None:
+                 dies_with_parent: bool, authorization: Path | None = None,
+                 tls: ServerTls | None = None) -> None:
         self.name = name
         self.authorization = authorization
+        self.tls = tls
+        self._probe_tls = None if tls is None else tls.client_context()
         self.host = host
         self.ports = ports
         self.directory = directory
@@ -134,8 +175,8 @@ class NatsNode:
 
     @property
     def url(self) -> str:
-        """The node's client address as a ``nats://`` URL."""
-        return f"nats://{self.host}:{self.ports.client}"
+        """The node's client address as a ``nats://`` URL (``tls://`` with TLS)."""
+        return f"{'nats' if self.tls is None else 'tls'}://{self.host}:{self.ports.client}"
 
     @property
     def mqtt_port(self) -> int:
@@ -156,7 +197,7 @@ class NatsNode:
         """Write ``nats.conf`` into the node's directory."""
         self.directory.mkdir(parents=True, exist_ok=True)
         text = node_config(self.name, self.host, self.ports, routes, self.directory,
-                           self.authorization)
+                           self.authorization, self.tls)
         (self.directory / "nats.conf").write_text(text)
 
     def spawn(self) -> None:
@@ -206,7 +247,7 @@ class NatsNode:
         health = self.monitor("/healthz?js-enabled-only=true")
         if health is None or health.get("status") != "ok" or self.meta_leader() is None:
             return False
-        return answers_mqtt(self.host, self.ports.mqtt, MQTT_PROBE_TIMEOUT_S)
+        return answers_mqtt(self.host, self.ports.mqtt, MQTT_PROBE_TIMEOUT_S, self._probe_tls)
 
     def exited(self) -> int | None:
         """The exit code when the child has exited on its own, else None."""
@@ -323,7 +364,8 @@ class NatsCluster:
 
 def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path | None = None,
                        timeout: float = START_TIMEOUT_S, dies_with_parent: bool = False,
-                       authorization: Path | None = None) -> NatsCluster:
+                       authorization: Path | None = None,
+                       tls: ServerTls | None = None) -> NatsCluster:
     """Start a private NATS cluster and return it once every node is ready.
 
     Args:
@@ -336,6 +378,8 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
             (hub.lifecycle.exit_with_parent), however: call from the main thread.
         authorization: an ``authorization`` file every node includes (``hub broker-config
             --nats`` writes one); None: anonymous.
+        tls: TLS, with client certificates required, on every node's client and MQTT
+            listeners and routes; None: plain TCP.
     """
     binary = find_nats_server()
     if binary is None:
@@ -346,7 +390,7 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
     directory = Path(tempfile.mkdtemp(prefix="hub-nats-")) if workdir is None else workdir
     for attempt in range(PORT_ATTEMPTS):
         cluster = _make_cluster(binary, nodes, host, directory, owns, dies_with_parent,
-                                authorization)
+                                authorization, tls)
         try:
             cluster.start(timeout)
             return cluster
@@ -360,14 +404,19 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
 
 
 def _make_cluster(binary: str, count: int, host: str, directory: Path, owns: bool,
-                  dies_with_parent: bool, authorization: Path | None) -> NatsCluster:
+                  dies_with_parent: bool, authorization: Path | None,
+                  tls: ServerTls | None) -> NatsCluster:
     ports = [NodePorts.free(host) for _ in range(count)]
     nodes = [NatsNode(binary, f"n{i}", host, ports[i], directory / f"n{i}", dies_with_parent,
-                      authorization)
+                      authorization, tls)
              for i in range(count)]
     for i, node in enumerate(nodes):
         node.write_config([p.cluster for j, p in enumerate(ports) if j != i])
     return NatsCluster(nodes, directory, owns)
+
+
+def _tls_lines(tls: ServerTls | None, indent: str) -> list[str]:
+    return [] if tls is None else tls.block(indent)
 
 
 def _relative(path: Path, directory: Path) -> str:

@@ -20,6 +20,7 @@ from hub.cluster.connect import connect_nats
 from hub.cluster.names import Names
 from hub.config import Cluster
 from hub.errors import BrokerUnavailable
+from hub.mqtt.tls import tls_context
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -36,6 +37,7 @@ DECLARE_WAIT_S = 30.0
 RETRY_S = 0.5
 PICTURES_MAX_AGE_S = 300.0
 """A full picture older than this is not served to a publish process that starts later."""
+TLS_WHERE = "$.cluster.tls"
 DUPLICATE_WINDOW_S = 120.0
 """An item stored twice within this (its ingest worker died before acknowledging) is kept once."""
 
@@ -57,20 +59,20 @@ async def connect(cluster: Cluster, name: str, password: str | None = None) -> C
 
     The password is ``cluster.password_env``'s, else ``password``: the hub identity's,
     which ``hub run --credentials`` read (the workers log in to NATS and to its MQTT
-    listener as that one user, ``hub.cluster.auth``).
+    listener as that one user, ``hub.cluster.auth``). ``cluster.tls`` is checked as
+    ``broker.tls`` is (``hub.mqtt.tls``); ``{id}`` in its paths becomes ``name``.
     """
     own = cluster.password()
     return await connect_nats(cluster.servers, name=name, user=cluster.username,
                               password=own if own is not None else password,
-                              tls=_tls_context(cluster))
+                              tls=_tls_context(cluster, name))
 
 
-def _tls_context(cluster: Cluster) -> ssl.SSLContext | None:
+def _tls_context(cluster: Cluster, name: str) -> ssl.SSLContext | None:
+    """The broker's TLS checks for NATS: a missing or bad file is a ConfigError naming its key."""
     if cluster.tls is None:
         return None
-    context = ssl.create_default_context(cafile=cluster.tls.cafile)
-    context.load_cert_chain(cluster.tls.certfile, cluster.tls.keyfile)
-    return context
+    return tls_context(cluster.tls, name, where=TLS_WHERE)
 
 
 async def declare(nc: Client, cluster: Cluster) -> Link:

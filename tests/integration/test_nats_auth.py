@@ -9,9 +9,7 @@ PUBACK of a later publish on the same connection.
 
 from __future__ import annotations
 
-import json
 import re
-import socket
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +19,9 @@ import msgspec
 import nats
 import pytest
 from cluster_hub import Workers, wait_for
-from mqtt_peer import WAIT_S, Client, mqtt_of
+from mqtt_peer import Client, mqtt_of
 from secured import registry
+from tls_material import nats_login
 
 from hub import topics
 from hub.broker.files import BrokerFiles, as_hub_identity, write_auth_files
@@ -180,18 +179,6 @@ def test_on_nats_itself_only_the_hub_logs_in(secured: SecuredCluster, login: str
                       "anonymous": (None, None)}[login]
     node = secured.cluster.node(0)
     assert nats_login(node.host, node.ports.client, user, password) == answer
-
-
-def nats_login(host: str, port: int, user: str | None, password: str | None) -> str:
-    """CONNECT and PING on the NATS protocol; the server's answer line (PONG: let in)."""
-    login = {"verbose": False, "pedantic": False, "protocol": 1}
-    if user is not None:
-        login |= {"user": user, "pass": password}
-    with socket.create_connection((host, port), timeout=WAIT_S) as sock:
-        lines = sock.makefile("rb")
-        assert lines.readline().startswith(b"INFO ")
-        sock.sendall(f"CONNECT {json.dumps(login)}\r\nPING\r\n".encode())
-        return lines.readline().decode().strip()
 
 
 async def test_workers_logged_in_as_the_hub_ingest_and_fuse(

@@ -8,8 +8,6 @@ takes the CN as the user name (``use_identity_as_username``), so the ACL applies
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,58 +16,39 @@ import pytest
 import trustme
 from mqtt_peer import until
 from secured import Secured, client_tls, registry, start_secured
+from tls_material import (
+    HOST,
+    MQTT_ACCEPTED,
+    client_context,
+    probe,
+    tls_settings,
+    write_certificates,
+)
 
 from hub import topics
 from hub.broker.launcher import free_port
-from hub.config import Broker
 from hub.mqtt.bus import Bus
 from simulators.publisher import run
 from simulators.scenario import load_scenario
 
-HOST = "127.0.0.1"
 Message = tuple[str, bytes]
-
-
-def issue(ca: trustme.CA, directory: Path, *names: str) -> None:
-    """Write ``NAME.pem`` and ``NAME.key`` for each client identity, signed by ``ca``."""
-    for name in names:
-        cert = ca.issue_cert(name, common_name=name)
-        cert.cert_chain_pems[0].write_to_path(str(directory / f"{name}.pem"))
-        cert.private_key_pem.write_to_path(str(directory / f"{name}.key"))
 
 
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Secured, int, Path]]:
     """Mosquitto with the generated plain and TLS listeners; client certificates in a dir."""
     certs = tmp_path_factory.mktemp("certs")
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(certs / "ca.pem"))
-    server = ca.issue_cert(HOST)
-    server.cert_chain_pems[0].write_to_path(str(certs / "server.pem"))
-    server.private_key_pem.write_to_path(str(certs / "server.key"))
     config = registry()
-    issue(ca, certs, "hub", "sim-truth", *(s.id for s in config.sensors))
+    write_certificates(certs, "hub", "sim-truth", *(s.id for s in config.sensors))
     tls_port = free_port()
     config = registry(broker_server={"persistence": False, "tls": {
         "port": tls_port, "cafile": str(certs / "ca.pem"), "certfile": str(certs / "server.pem"),
         "keyfile": str(certs / "server.key")}})
-    # Another CA signs a certificate for the hub's name: it must not get in.
-    other = trustme.CA()
-    stranger = other.issue_cert("hub", common_name="hub")
-    (certs / "other").mkdir()
-    stranger.cert_chain_pems[0].write_to_path(str(certs / "other" / "hub.pem"))
-    stranger.private_key_pem.write_to_path(str(certs / "other" / "hub.key"))
     secured = start_secured(config, tmp_path_factory.mktemp("tls-broker"))
     try:
         yield secured, tls_port, certs
     finally:
         secured.handle.stop()
-
-
-def tls_settings(tls_port: int, certs: Path, protocol: str, identity: str) -> Broker:
-    # No user name or password: the certificate is the identity.
-    return Broker(host=HOST, port=tls_port, protocol=protocol,  # type: ignore[arg-type]
-                  client_id=identity, keepalive=10, tls=client_tls(certs))
 
 
 @pytest.fixture
@@ -117,36 +96,6 @@ async def test_the_simulators_publish_over_tls_one_certificate_per_unit(
     assert senders == {s.id for s in secured.config.sensors}
 
 
-def connack(sock: socket.socket) -> bytes:
-    """Send an MQTT 3.1.1 CONNECT without credentials; return what came back (b'' if closed)."""
-    client_id = b"tls-probe"
-    body = b"\x00\x04MQTT\x04\x02\x00\x0a" + len(client_id).to_bytes(2, "big") + client_id
-    try:
-        sock.sendall(bytes([0x10, len(body)]) + body)
-        return sock.recv(4)
-    except (ssl.SSLError, ConnectionError):
-        return b""
-
-
-def probe(port: int, context: ssl.SSLContext | None) -> bytes:
-    """Connect to ``port`` (through TLS with ``context`` when given) and try an MQTT CONNECT."""
-    with socket.create_connection((HOST, port), timeout=5.0) as raw:
-        if context is None:
-            return connack(raw)
-        try:
-            with context.wrap_socket(raw, server_hostname=HOST) as sock:
-                return connack(sock)
-        except (ssl.SSLError, ConnectionError):
-            return b""
-
-
-def client_context(certs: Path, cert: Path | None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
-    if cert is not None:
-        context.load_cert_chain(str(cert), str(cert.with_suffix(".key")))
-    return context
-
-
 @pytest.mark.parametrize("client", ["own CA", "no certificate", "another CA", "plain TCP"])
 def test_only_certificates_of_the_ca_get_in(tls_broker: tuple[Secured, int, Path],
                                             client: str) -> None:
@@ -157,7 +106,7 @@ def test_only_certificates_of_the_ca_get_in(tls_broker: tuple[Secured, int, Path
                "plain TCP": None}[client]
     answer = probe(tls_port, context)
     if client == "own CA":  # the control: the probe can tell an accepted login
-        assert answer == b"\x20\x02\x00\x00", answer
+        assert answer == MQTT_ACCEPTED, answer
     else:
         assert answer == b"", answer
 
