@@ -19,7 +19,7 @@ import msgspec
 import nats
 import pytest
 from cluster_hub import Workers, wait_for
-from mqtt_peer import Client, mqtt_of
+from mqtt_peer import WAIT_S, Client, mqtt_of
 from secured import registry
 from tls_material import nats_login
 
