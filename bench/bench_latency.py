@@ -199,7 +199,7 @@ class SingleHub:
         self.load_port = self.partner_port = handle.port
         self.broker_pids = [handle.pid or 0]
         self.watcher = StatusWatcher(handle.host, handle.port)
-        self.process = start_hub(self.config, args.warmup + args.seconds + 60)
+        self.process = start_hub(self.config, args.warmup + args.seconds + 60, daemon=False)
 
     def ready(self) -> list[int]:
         """Wait until the hub is subscribed; its pids."""

@@ -56,12 +56,13 @@ def clustered(config: HubConfig, cluster: NatsCluster) -> HubConfig:
 
 
 def start_worker(path: Path, worker_id: str, roles: str, log: Path,
-                 credentials: Path) -> subprocess.Popen[bytes]:
-    """``hub run --role --credentials``: a child in its own session, ending with this one."""
+                 credentials: Path | None = None) -> subprocess.Popen[bytes]:
+    """``hub run --role [--credentials]``: a child in its own session, ending with this one."""
+    login = [] if credentials is None else ["--credentials", str(credentials)]
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "run", "-c", str(path), "--role", roles,
-             "--worker-id", worker_id, "--credentials", str(credentials), "-q"],
+             "--worker-id", worker_id, *login, "-q"],
             stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=exit_with_parent())
 
