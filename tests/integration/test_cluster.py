@@ -64,7 +64,7 @@ DELIVERY_S = 30.0
 PICTURES_RESUME_S = 45.0
 """After a node's death: the elections of the streams and the MQTT sessions (8-14 s here)."""
 MAX_PICTURE_BYTES = 16 << 20
-SCENARIO_S, SPEED = 60.0, 3.0
+SCENARIO_S, SPEED = 45.0, 3.0
 UNIT = "u1"
 
 
