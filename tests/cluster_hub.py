@@ -27,6 +27,7 @@ from hub.cluster.names import Names
 from hub.cluster.nats_server import NatsCluster
 from hub.config import HubConfig, config_toml
 from hub.mqtt.tls import tls_context
+from hub.release.groups import release_groups
 
 WAIT_S = 20.0
 T = TypeVar("T")
@@ -170,12 +171,22 @@ async def _read_stream(urls: list[str], config: HubConfig) -> list[tuple[int, bo
 
 
 async def checkpoints(urls: list[str], config: HubConfig) -> dict[str, bytes]:
-    """Each group's checkpoint in the object store."""
+    """Each release group's checkpoint in the object store (the groups that have one).
+
+    Asked for by name: the store's listing (a consumer) came back partial once
+    right after a node's restart.
+    """
+    from nats.js.errors import NotFoundError, ObjectNotFoundError
+
     assert config.cluster is not None
     nc = await connect_to(urls, config)
     store = await nc.jetstream(timeout=WAIT_S).object_store(Names.of(config.cluster).checkpoints)
-    found = {info.name: (await patiently(lambda n=info.name: store.get(n))).data
-             for info in await patiently(store.list)}
+    found = {}
+    for group in release_groups(config):
+        try:
+            found[group.key] = (await patiently(lambda k=group.key: store.get(k))).data
+        except (NotFoundError, ObjectNotFoundError):
+            continue
     await nc.close()
     return {name: data for name, data in found.items() if data is not None}
 

@@ -91,13 +91,27 @@ class Leases:
         lost = []
         for key, revision in list(self.held.items()):
             try:
-                self.held[key] = await self.kv.update(key, self.owner.encode(), last=revision)
+                renewed = await self.kv.update(key, self.owner.encode(), last=revision)
             except (KeyWrongLastSequenceError, KeyNotFoundError):
-                del self.held[key]
+                self.held.pop(key, None)
                 lost.append(key)
             except NatsError as exc:
                 self._no_answer(f"renewing {key}", exc)
+            else:
+                await self._keep(key, renewed)
         return lost
+
+    async def _keep(self, key: str, revision: int) -> None:
+        """Note ``key``'s new revision, unless it was given up while it was being renewed.
+
+        Then the give-up's delete named the old revision and failed: without this,
+        the renewal would hold the key again, and nobody could ever take it.
+        """
+        if key in self.held:
+            self.held[key] = revision
+            return
+        self.held[key] = revision
+        await self.give_up(key)
 
     async def give_up(self, key: str) -> None:
         """Release ``key`` now (a hand-over), so the next holder need not wait for the TTL."""

@@ -369,7 +369,8 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
     """Start a private NATS cluster and return it once every node is ready.
 
     Args:
-        nodes: how many nodes (one node is a cluster of one, still with JetStream and MQTT).
+        nodes: how many nodes, at least 2 (nats-server 2.9 refuses a JetStream cluster
+            without routes).
         host: loopback address every port listens on.
         workdir: where each node's config, log and store go (``workdir/n0`` ...); None for
             a private temp dir that ``stop()`` removes (a given directory is kept).
@@ -384,8 +385,8 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
     binary = find_nats_server()
     if binary is None:
         raise BrokerUnavailable("nats-server is not installed (apt-get install nats-server)")
-    if nodes < 1:
-        raise ValueError(f"a NATS cluster needs at least one node, not {nodes}")
+    if nodes < 2:
+        raise ValueError(f"a NATS cluster needs at least two nodes, not {nodes}")
     owns = workdir is None
     directory = Path(tempfile.mkdtemp(prefix="hub-nats-")) if workdir is None else workdir
     for attempt in range(PORT_ATTEMPTS):

@@ -365,3 +365,33 @@ async def test_the_bus_moves_to_another_node_and_keeps_receiving(
             assert set(received) == {str(i).encode() for i in range(total)}
     finally:
         sender.close()
+
+
+async def test_a_lease_given_up_while_its_renewal_is_in_flight_is_free_at_once(
+        nats_cluster: NatsCluster) -> None:
+    """The renew and rebalance loops run apart: a hand-over's give-up can name the revision a
+    renewal is replacing. Its delete then fails, and the renewal must not hold the key again
+    (it did: the next owner could never take the group)."""
+    from hub.cluster.lease import Leases
+    from hub.cluster.streams import connect, declare
+    from hub.config import Cluster
+
+    settings = Cluster(servers=nats_cluster.urls, prefix=unique("lease").replace("-", "_"))
+    nc = await connect(settings, "lease-race")
+    try:
+        link = await declare(nc, settings)
+        holder, next_holder = Leases(link, "wa", 2.0), Leases(link, "wb", 2.0)
+        assert await holder.take("group.g1")
+        update = link.kv.update
+
+        async def renewal_landing_before_the_give_up(key: str, value: bytes, last: int) -> int:
+            revision = await update(key, value, last=last)
+            await holder.give_up(key)  # names `last`, the revision just replaced
+            return revision
+
+        link.kv.update = renewal_landing_before_the_give_up  # type: ignore[method-assign]
+        await holder.renew()
+        assert "group.g1" not in holder.held
+        assert await next_holder.take("group.g1")
+    finally:
+        await nc.close()
