@@ -32,7 +32,7 @@ from hub.errors import ConfigError, RefusalCode
 from hub.lifecycle import every, run_until
 from hub.messages import HubStatus
 from hub.outputs import Outputs, audiences_of, tak_sink, web_sink
-from hub.publish.sink import PartnerSink
+from hub.publish.sink import PartnerSink, sink_counters
 from hub.release.policy import MISSION, ReleasePolicy, describe_audience
 from hub.web.metrics import HubMetrics
 
@@ -152,9 +152,7 @@ class PublishWorker:
         """This process's health: its NATS link, the relay's and the sinks' counters."""
         counters: Counter[str] = Counter(self.relay.counters)
         counters.update(self.outputs.counters())
-        for sink in self.relay.sinks:
-            counters[f"sink_delivered.{sink.name}"] = sink.stats.delivered
-            counters[f"sink_dropped.{sink.name}"] = sink.stats.dropped
+        counters.update(sink_counters(self.relay.sinks))
         counters.update(self.inbound.pipeline.counters)
         nc = self.cluster.nc
         return HubStatus(ts=time.time(), online=True, version=__version__,

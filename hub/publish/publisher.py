@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from hub.messages import Picture
 from hub.publish.pictures import GroupPicture, PartnerFeed, TrackEncoder, partner_picture
-from hub.publish.sink import PartnerSink, released_only
+from hub.publish.sink import PartnerSink, released_only, sink_counters
 from hub.release.policy import MISSION
 from hub.release.view import ReleaseView
 
@@ -81,11 +81,7 @@ class PicturePublisher:
 
     def sink_counters(self) -> dict[str, int]:
         """Per sink, pictures delivered and dropped (``sink_dropped.mqtt``, ...)."""
-        counters = {}
-        for sink in self.sinks:
-            counters[f"sink_delivered.{sink.name}"] = sink.stats.delivered
-            counters[f"sink_dropped.{sink.name}"] = sink.stats.dropped
-        return counters
+        return sink_counters(self.sinks)
 
     async def close(self) -> None:
         """Close every sink."""

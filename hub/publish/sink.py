@@ -52,6 +52,15 @@ class PartnerSink(Protocol):
         ...
 
 
+def sink_counters(sinks: Collection[PartnerSink]) -> dict[str, int]:
+    """Per sink, pictures delivered and dropped (``sink_dropped.mqtt``, ...)."""
+    counters = {}
+    for sink in sinks:
+        counters[f"sink_delivered.{sink.name}"] = sink.stats.delivered
+        counters[f"sink_dropped.{sink.name}"] = sink.stats.dropped
+    return counters
+
+
 def released_only(audience: str, picture: Picture, audiences: Collection[str]
                   ) -> tuple[Picture | None, int]:
     """``picture`` with only the tracks labelled releasable to ``audience``; and how many were not.
