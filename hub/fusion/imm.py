@@ -68,6 +68,8 @@ def speed_priors(slow_sigma: float, speed_sigma: float) -> Array:
 
 
 _TINY = np.finfo(np.float64).tiny
+_DISTINCT_FROM = 16
+"""``Switching.over`` looks for repeated intervals from this many on (fewer: not worth a sort)."""
 
 
 class Switching:
@@ -107,8 +109,18 @@ class Switching:
         """Return the (K, J, J) transition matrices over intervals ``tau`` (K,) s.
 
         ``pi[k, i, j]``: the probability of being in model j after ``tau[k]``
-        when in model i before.
+        when in model i before. A scan's tracks were mostly last updated by
+        the same few scans: each distinct interval's matrix is computed once
+        (a stack of tiny matrix products costs more than the sort that finds
+        them), and each is the same floats as if computed alone.
         """
+        if tau.shape[0] < _DISTINCT_FROM:
+            return self._over(tau)
+        taus, of = np.unique(tau, return_inverse=True)
+        pi: Array = self._over(taus)[of]
+        return pi
+
+    def _over(self, tau: Array) -> Array:
         decay = np.exp(np.multiply.outer(tau, self._rates))  # (K, J)
         pi: Array = (self._v * decay[:, None, :]) @ self._v_inv
         return pi
@@ -120,20 +132,23 @@ def predict(xm: Array, pm: Array, dt: float | Array, q: Array) -> tuple[Array, A
     ``dt`` is one step for all or a (K,) array, one per track (the tracker
     keeps each track at the time of its last update and predicts from there).
     F P Fᵀ is two row and two column additions, since F = [[I, dt I], [0, I]].
-    The arithmetic runs on copies with the tracks last (``_predict_tracks_last``):
+    The arithmetic runs on copies with the tracks last (``predict_tracks_last``):
     a per-track step broadcast over the tiny trailing axes cost numpy some 30
     ns an entry, ten times the copies.
     """
     steps = np.asarray(dt, dtype=np.float64)
     xt, pt = _tracks_last(xm), _tracks_last(pm)
-    _predict_tracks_last(xt, pt, steps, q)
+    predict_tracks_last(xt, pt, steps, q)
     xm[...] = np.moveaxis(xt, -1, 0)
     pm[...] = np.moveaxis(pt, -1, 0)
     return xm, pm
 
 
-def _predict_tracks_last(xt: Array, pt: Array, tau: Array, q: Array) -> None:
-    """``predict`` of states (J, 4, K), covariances (J, 4, 4, K) by ``tau`` (K,) or (), in place."""
+def predict_tracks_last(xt: Array, pt: Array, tau: Array, q: Array) -> None:
+    """``predict`` of states (J, 4, K), covariances (J, 4, 4, K) by ``tau`` (K,) or (), in place.
+
+    The same floats as ``predict``, for a caller that holds its tracks last already.
+    """
     xt[:, 0:2] += tau * xt[:, 2:4]
     pt[:, 0:2, :] += tau * pt[:, 2:4, :]
     pt[:, :, 0:2] += tau * pt[:, :, 2:4]

@@ -87,6 +87,8 @@ _PM = slice(_XM.stop, _XM.stop + 16 * _J)
 _MU = slice(_PM.stop, _PM.stop + _J)
 _CLS = slice(_MU.stop, _MU.stop + classify.N_CLASSES)
 _FIRST, _LAST = _CLS.stop, _CLS.stop + 1
+_MODELS = slice(_XM.start, _PM.stop)
+"""The model states and covariances, side by side."""
 _WIDTH = _LAST + 1
 INIT_EXCLUSION = 2.0
 """A missed confirmed track keeps new tracks out of its gate widened by this factor in d²."""
@@ -784,10 +786,14 @@ def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
     # x moves with the models' common F (it needs no re-weighting).
     f[:, 0:2] += dt[:, None] * f[:, 2:4]
     # The stationary model (at rest, no process noise) is a fixed point of the
-    # prediction: only the moving models are predicted.
+    # prediction: only the moving models are predicted. Their states and
+    # covariances are predicted in one copy with the tracks last, written back once.
     moving = slice(imm.STATIONARY + 1, None)
-    imm.predict(f[:, _XM].reshape(k, _J, 4)[:, moving], f[:, _PM].reshape(k, _J, 4, 4)[:, moving],
-                dt, model_q[moving])
+    models = f[:, _MODELS].T.copy()
+    imm.predict_tracks_last(models[:_PM.start - _XM.start].reshape(_J, 4, k)[moving],
+                            models[_PM.start - _XM.start:].reshape(_J, 4, 4, k)[moving],
+                            dt, model_q[moving])
+    f[:, _MODELS] = models.T
     return f
 
 
