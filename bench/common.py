@@ -263,8 +263,11 @@ def hub_config(port: int, *, client_id: str = "hub-bench", status_every_s: float
 
 def _run_hub(config_bytes: bytes, duration: float) -> None:
     """Child process: run HubService until SIGTERM/SIGINT or ``duration``."""
+    from hub.heap import keep_freed_memory
     from hub.lifecycle import stop_event
     from hub.service import HubService
+
+    keep_freed_memory()  # as the ``hub`` command does
 
     logging.basicConfig(level=logging.WARNING, format="hub: %(levelname)s %(name)s: %(message)s")
     config = msgspec.msgpack.decode(config_bytes, type=HubConfig)

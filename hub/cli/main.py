@@ -27,6 +27,7 @@ from hub.cli.arguments import (
 )
 from hub.config import DEFAULT_CONFIG, DEFAULT_SCENARIO, HubConfig, load_config
 from hub.errors import ConfigError, HubError, PayloadError
+from hub.heap import keep_freed_memory
 from hub.lifecycle import stop_event
 
 Handler = Callable[[argparse.Namespace], int]
@@ -381,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hub`` console script."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
