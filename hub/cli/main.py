@@ -166,7 +166,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"\rreplayed {count} messages", end="", file=sys.stderr)
 
     summary = replay_file(args.recording, _config(args), args.tracks_out, args.picture,
-                          progress if sys.stderr.isatty() else None)
+                          progress if sys.stderr.isatty() else None, args.all_groups)
     print(("\r" if sys.stderr.isatty() else "") + summary.describe())
     if summary.damage is None:
         return 0
@@ -328,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recording", type=input_file)
     p.add_argument("--tracks-out", type=output_file, help="write tracks as JSON Lines")
     p.add_argument("--picture", default="mission", help="'mission' or a partner id")
+    p.add_argument("--all-groups", action="store_true",
+                   help="fuse every release group, as the live hub does (its load); by default "
+                        "only the picture's group, the only one its tracks depend on")
     p.add_argument("--allow-truncated", action="store_true",
                    help="exit 0 after replaying a damaged (cut short) recording up to the "
                         "damage; without it that replay exits 2 (the warning says where)")

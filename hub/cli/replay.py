@@ -24,7 +24,7 @@ from hub.geo import EnuFrame
 from hub.pipeline import Pipeline
 from hub.publish.pictures import CLASS_NAMES, PARTS, STATUS_NAMES
 from hub.recording import Damage, Record, RecordingReader
-from hub.release.groups import MISSION
+from hub.release.groups import MISSION, group_of, release_groups
 from hub.release.view import ReleaseView
 
 
@@ -105,16 +105,31 @@ def picture_source(pipeline: Pipeline, picture: str) -> Callable[[], Tables]:
     return lambda: tuple(part.table for part in view.picture(picture).parts)
 
 
+def picture_group(config: HubConfig, picture: str) -> str:
+    """The key of the release group whose tracks ``picture`` shows (hub.release.groups)."""
+    groups = release_groups(config)
+    if picture == MISSION:
+        return groups[0].key
+    try:
+        return groups[group_of(groups, picture)].key
+    except KeyError:
+        raise UsageError(f"--picture: no partner {picture!r} in the config") from None
+
+
 def replay(records: Iterable[Record], config: HubConfig, tracks_out: BinaryIO | None = None,
-           picture: str = MISSION, progress: Callable[[int], None] | None = None
-           ) -> ReplaySummary:
+           picture: str = MISSION, progress: Callable[[int], None] | None = None,
+           all_groups: bool = False) -> ReplaySummary:
     """Feed ``records`` through a fresh pipeline; write the chosen picture as JSON Lines.
 
     ``tracks_out`` is a binary file: the rows of each picture are encoded in
-    one call (msgspec), not one ``json.dumps`` per track.
+    one call (msgspec), not one ``json.dumps`` per track. Only the picture's
+    own release group is fused unless ``all_groups``: no group's tracks depend
+    on another's (each is, bit for bit, what it would be alone), so the
+    others' would only be thrown away. ``all_groups`` fuses every group, as
+    the live hub does (its load, for timing; a check of every group).
     """
     # Frames wait for their worker: nothing is dropped, so every replay is the same.
-    pipeline = Pipeline(config)
+    pipeline = Pipeline(config, groups=None if all_groups else [picture_group(config, picture)])
     try:
         return _replay(pipeline, records, config, tracks_out, picture, progress)
     finally:
@@ -169,13 +184,13 @@ class PictureWriter:
 
 
 def replay_file(path: str | Path, config: HubConfig, tracks_out: str | Path | None = None,
-                picture: str = MISSION, progress: Callable[[int], None] | None = None
-                ) -> ReplaySummary:
+                picture: str = MISSION, progress: Callable[[int], None] | None = None,
+                all_groups: bool = False) -> ReplaySummary:
     """Replay the recording at ``path`` up to any damage, writing tracks to ``tracks_out``."""
     reader = RecordingReader(path)
     if tracks_out is None:
-        summary = replay(reader, config, None, picture, progress)
+        summary = replay(reader, config, None, picture, progress, all_groups)
     else:
         with open(tracks_out, "wb") as out:
-            summary = replay(reader, config, out, picture, progress)
+            summary = replay(reader, config, out, picture, progress, all_groups)
     return dataclasses.replace(summary, damage=reader.damage)
