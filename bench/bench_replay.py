@@ -74,11 +74,11 @@ def run_one(records: list[Record], config: HubConfig, recording: Path, tracks: P
     runs = []
     for _ in range(repeat):
         cpu = time.process_time()
-        summary = replay(records, config)
+        summary = replay(records, config, all_groups=True)
         runs.append((summary.seconds, time.process_time() - cpu, summary))
     _, cpu, summary = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
     with open(tracks, "wb") as out:
-        replay(records, config, out)
+        replay(records, config, out, all_groups=True)
     report = score(recording, tracks)
     return {
         "trackers": len(Pipeline(config).groups), "messages": summary.messages,
@@ -97,7 +97,7 @@ def profile(records: list[Record], config: HubConfig, top: int = 25) -> None:
     """Print where one replay spends its time (cProfile, cumulative)."""
     profiler = cProfile.Profile()
     profiler.enable()
-    replay(records, config)
+    replay(records, config, all_groups=True)
     profiler.disable()
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
