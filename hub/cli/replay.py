@@ -39,6 +39,8 @@ class ReplaySummary:
     tracks_final: int
     confirmed_final: int
     seconds: float
+    groups: int = 1
+    """Release groups fused (one unless ``--all-groups``)."""
     damage: Damage | None = None
     """Where the recording was damaged: the replay stopped there (None: it was whole)."""
 
@@ -48,7 +50,8 @@ class ReplaySummary:
         return (f"{self.messages} messages ({self.rejected} rejected), {self.detections} "
                 f"detections in {self.seconds:.2f} s = {rate:,.0f} detections/s; "
                 f"{self.pictures} pictures; final picture: {self.confirmed_final} confirmed "
-                f"of {self.tracks_final} tracks")
+                f"of {self.tracks_final} tracks; {self.groups} release "
+                f"group{'s' if self.groups != 1 else ''} fused")
 
 
 class TrackRow(msgspec.Struct):
@@ -162,7 +165,7 @@ def _replay(pipeline: Pipeline, records: Iterable[Record], config: HubConfig,
         detections=counters["detections"], pictures=pictures,
         tracks_final=sum(status.shape[0] for status in final),
         confirmed_final=sum(int(np.count_nonzero(status != TENTATIVE)) for status in final),
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started, groups=len(pipeline.groups))
 
 
 class PictureWriter:

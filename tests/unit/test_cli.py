@@ -60,6 +60,23 @@ def test_replay_of_a_partner_picture_and_an_unknown_one(
     assert "error: --picture: no partner 'zzz' in the config" in capsys.readouterr().err
 
 
+def test_replay_fuses_the_picture_s_group_alone_with_the_same_tracks_as_all_groups(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recording = tmp_path / "rec.mpk"
+    write_recording(load_scenario("default").with_duration(30.0), recording, seed=5)
+    for picture in ("mission", "nld", "gha"):
+        outputs = {}
+        for flags in ([], ["--all-groups"]):
+            tracks = tmp_path / f"{picture}{len(flags)}.jsonl"
+            assert main(["replay", str(recording), "--picture", picture, "--tracks-out",
+                         str(tracks), *flags]) == 0
+            fused = capsys.readouterr().out.rsplit("; ", 1)[1].strip()
+            outputs[fused] = tracks.read_bytes()
+        assert set(outputs) == {"1 release group fused", "4 release groups fused"}, picture
+        alone, every = outputs.values()
+        assert alone == every and alone.count(b'"confirmed"') > 20, picture
+
+
 def test_replay_is_deterministic(tmp_path: Path) -> None:
     recording = tmp_path / "rec.mpk"
     write_recording(load_scenario("default").with_duration(40.0), recording, seed=3)
