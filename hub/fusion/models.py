@@ -26,8 +26,8 @@ def transition(dt: ArrayLike) -> Array:
     return f
 
 
-def process_noise(dt: ArrayLike, q: float | Array) -> Array:
-    """Return Q(dt), shape (K, 4, 4), of the white-acceleration model (q: one, or one per dt)."""
+def process_noise(dt: ArrayLike, q: float) -> Array:
+    """Return Q(dt), shape (K, 4, 4), of the continuous white-acceleration model."""
     dt = np.atleast_1d(np.asarray(dt, dtype=np.float64))
     out = np.zeros((dt.shape[0], 4, 4))
     d3, d2 = q * dt**3 / 3.0, q * dt**2 / 2.0
@@ -37,7 +37,7 @@ def process_noise(dt: ArrayLike, q: float | Array) -> Array:
     return out
 
 
-def predict(x: Array, p: Array, dt: ArrayLike, q: float | Array) -> tuple[Array, Array]:
+def predict(x: Array, p: Array, dt: ArrayLike, q: float) -> tuple[Array, Array]:
     """Predict states (K, 4) and covariances (K, 4, 4) forward by ``dt`` (scalar or (K,)).
 
     F P Fᵀ is done by block arithmetic instead of two batched matmuls: with

@@ -68,7 +68,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import Fusion
-from hub.fusion import classify, imm, initiation, models
+from hub.fusion import classify, imm, initiation
 from hub.fusion.association import Gated, assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
 from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
@@ -569,23 +569,18 @@ class Tracker:
         table = self.rows
         cols, lost = self._lost(t)
         keep = _rows(cols, np.flatnonzero(~lost))
-        rows = table._f[keep]
-        k, mu = rows.shape[0], rows[:, _MU]
-        # The mixture at the last update, predicted as one state: the models share F
-        # and their probabilities hold until the next update, so this is the mixture
-        # of the models predicted apart (their Q weighted by those probabilities),
-        # for one prediction instead of four.
-        _, p_last = imm.combine(rows[:, _XM].reshape(k, _J, 4),
-                                rows[:, _PM].reshape(k, _J, 4, 4), mu)
-        last = rows[:, _LAST]
-        x, p = models.predict(rows[:, _X], p_last, t - last, (mu * table.model_q).sum(axis=1))
+        rows = table.predicted(keep, t)
+        k = rows.shape[0]
+        _, p = imm.combine(rows[:, _XM].reshape(k, _J, 4), rows[:, _PM].reshape(k, _J, 4, 4),
+                           rows[:, _MU])
         confirmed = table._confirmed[keep]
+        last = rows[:, _LAST].copy()
         status = np.where(confirmed, CONFIRMED, TENTATIVE).astype(np.int8)
         status[confirmed & (t - last > self.coast_after_s)] = COASTING
         return TrackTable(
-            t=t, q=self.q, id=table._id[keep], x=x,
-            P=p, status=status, cls_probs=rows[:, _CLS],
-            first_seen=rows[:, _FIRST], last_update=last,
+            t=t, q=self.q, id=table._id[keep], x=rows[:, _X].copy(),
+            P=p, status=status, cls_probs=rows[:, _CLS].copy(),
+            first_seen=rows[:, _FIRST].copy(), last_update=last,
             updates=table._updates[keep], sources=table._sources[keep])
 
     def _fields(self) -> dict[str, tuple[tuple[int, ...], type[np.generic]]]:
