@@ -99,12 +99,13 @@ def picture_rows(frame: EnuFrame, tables: Tables, t: float, picture: str) -> lis
 
 
 def picture_source(pipeline: Pipeline, picture: str) -> Callable[[], Tables]:
-    """What ``picture`` holds now: every mission track, or what the partner may see."""
+    """What ``picture`` holds now: every mission track, or what the partner may see.
+
+    ``picture`` is known to the config (``picture_group`` checked it).
+    """
     view = ReleaseView(pipeline)
     if picture == MISSION:
         return lambda: view.mission().tables
-    if picture not in view.partners:
-        raise UsageError(f"--picture: no partner {picture!r} in the config")
     return lambda: tuple(part.table for part in view.picture(picture).parts)
 
 
