@@ -227,6 +227,10 @@ class Shares:
                 taken.append(key)
             elif not mine and key in self.serving:
                 await self.hand_over(key)
+            elif not mine and self.kind + key in self.leases.held:
+                # Leased for a start that failed (NATS silent), and someone else's now:
+                # kept, it would be renewed for ever and its new owner never get it.
+                await self.leases.give_up(self.kind + key)
         # Started side by side: a start may take seconds (a session, a restore).
         await asyncio.gather(*(self._begin(key) for key in taken))
 

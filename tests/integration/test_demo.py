@@ -100,6 +100,7 @@ def test_the_cluster_demo_goes_on_when_a_fusion_worker_is_killed(tmp_path: Path)
             killed_at = len(lines)
             break
     else:
+        process.communicate(timeout=60)  # closes the pipe: a later test must not find it open
         pytest.fail("the fusion worker fa never owned the mission group:\n" + "".join(lines))
     out = "".join(lines) + process.communicate(timeout=60)[0]
     assert process.returncode == 0, out

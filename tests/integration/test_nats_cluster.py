@@ -395,3 +395,44 @@ async def test_a_lease_given_up_while_its_renewal_is_in_flight_is_free_at_once(
         assert await next_holder.take("group.g1")
     finally:
         await nc.close()
+
+
+async def test_a_lease_kept_for_a_failed_start_goes_to_the_worker_the_assignment_names(
+        nats_cluster: NatsCluster) -> None:
+    """A worker alone leases every group; its starts fail (the cluster is electing). A second
+    worker joins: the groups the assignment now gives it must be given up, not renewed for ever
+    (they were: the cluster demo's second fusion worker never got the mission group)."""
+    from hub.cluster.lease import FUSION, GROUP, Leases, Shares, assignment
+    from hub.cluster.streams import connect, declare
+    from hub.config import Cluster
+
+    settings = Cluster(servers=nats_cluster.urls, prefix=unique("shares").replace("-", "_"))
+    keys = ["mission", "g1", "g2", "g3"]
+    nc = await connect(settings, "shares-failed-start")
+    try:
+        link = await declare(nc, settings)
+        started: dict[str, set[str]] = {"wa": set(), "wb": set()}
+
+        def shares(owner: str, fail: bool) -> Shares:
+            async def start(key: str) -> bool:
+                if not fail:
+                    started[owner].add(key)
+                return not fail
+
+            async def stop(key: str, in_order: bool) -> None:
+                started[owner].discard(key)
+
+            return Shares(Leases(link, owner, 2.0), FUSION, GROUP, keys, start, stop)
+
+        first, second = shares("wa", fail=True), shares("wb", fail=False)
+        await first.join(5.0)
+        await first.rebalance()
+        assert first.serving == set() and {GROUP + k for k in keys} <= set(first.leases.held)
+        await second.join(5.0)
+        await first.rebalance()
+        await second.rebalance()
+        theirs = {k for k, owner in assignment(keys, ["wa", "wb"]).items() if owner == "wb"}
+        assert theirs and started["wb"] == theirs
+        assert not {GROUP + k for k in theirs} & set(first.leases.held)
+    finally:
+        await nc.close()
