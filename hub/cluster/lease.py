@@ -107,11 +107,10 @@ class Leases:
         Then the give-up's delete named the old revision and failed: without this,
         the renewal would hold the key again, and nobody could ever take it.
         """
-        if key in self.held:
-            self.held[key] = revision
-            return
+        given_up = key not in self.held
         self.held[key] = revision
-        await self.give_up(key)
+        if given_up:
+            await self.give_up(key)
 
     async def give_up(self, key: str) -> None:
         """Release ``key`` now (a hand-over), so the next holder need not wait for the TTL."""
