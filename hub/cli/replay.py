@@ -133,7 +133,8 @@ def replay(records: Iterable[Record], config: HubConfig, tracks_out: BinaryIO | 
     the live hub does (its load, for timing; a check of every group).
     """
     # Frames wait for their worker: nothing is dropped, so every replay is the same.
-    pipeline = Pipeline(config, groups=None if all_groups else [picture_group(config, picture)])
+    group = picture_group(config, picture)  # refuses an unknown partner, with or without all
+    pipeline = Pipeline(config, groups=None if all_groups else [group])
     try:
         return _replay(pipeline, records, config, tracks_out, picture, progress)
     finally:

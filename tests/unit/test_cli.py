@@ -56,8 +56,9 @@ def test_replay_of_a_partner_picture_and_an_unknown_one(
     write_recording(load_scenario("default").with_duration(20.0), recording)
     assert main(["replay", str(recording), "--picture", "bra", "--tracks-out", str(tracks)]) == 0
     assert all(json.loads(line)["picture"] == "bra" for line in tracks.read_text().splitlines())
-    assert main(["replay", str(recording), "--picture", "zzz"]) == 2
-    assert "error: --picture: no partner 'zzz' in the config" in capsys.readouterr().err
+    for flags in ([], ["--all-groups"]):
+        assert main(["replay", str(recording), "--picture", "zzz", *flags]) == 2
+        assert "error: --picture: no partner 'zzz' in the config" in capsys.readouterr().err
 
 
 def test_replay_fuses_the_picture_s_group_alone_with_the_same_tracks_as_all_groups(
