@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from hub.config import HubConfig, parse_config
-from hub.fusion.tracks import CONFIRMED, TrackTable
+from hub.fusion.tracks import CONFIRMED, Covariances, TrackTable
 from hub.geo import EnuFrame
 from hub.messages import CLASSES
 
@@ -50,6 +50,6 @@ def table_of(rows: Sequence[tuple[float, float, str, Sequence[str]]], t: float =
     return TrackTable(
         t=t, q=1.0, id=np.arange(1, n + 1, dtype=np.int64),
         x=np.array([[e, nn, 1.0, -2.0] for e, nn, _, _ in rows], dtype=float).reshape(n, 4),
-        P=p, status=np.full(n, CONFIRMED, np.int8),
+        cov=Covariances(p), status=np.full(n, CONFIRMED, np.int8),
         cls_probs=probs / probs.sum(axis=1, keepdims=True), first_seen=np.full(n, t - 10.0),
         last_update=np.full(n, t), updates=np.full(n, 5, np.int64), sources=sources)

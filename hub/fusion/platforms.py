@@ -21,6 +21,7 @@ constant-velocity process noise over the extrapolation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from hub.config import KEY_BYTES, HubConfig, key_file
 from hub.fusion import classify, models
-from hub.fusion.tracks import CONFIRMED, TrackTable
+from hub.fusion.tracks import CONFIRMED, Covariances, TrackTable
 from hub.geo import EnuFrame
 from hub.messages import CLASSES, Telemetry
 
@@ -156,16 +157,25 @@ class PlatformTable:
         rows = np.flatnonzero(self._live)
         k = rows.shape[0]
         dt = np.maximum(self.t - self._t_fix[rows], 0.0)
-        p0 = np.zeros((k, 4, 4))
-        p0[:, 0, 0] = p0[:, 1, 1] = POSITION_SIGMA**2
-        p0[:, 2, 2] = p0[:, 3, 3] = VELOCITY_SIGMA**2
-        x, p = models.predict(self._x[rows], p0, dt, self.q)
+        x = self._x[rows]
+        x[:, 0:2] += dt[:, None] * x[:, 2:4]
         probs = np.zeros((k, classify.N_CLASSES))
         probs[np.arange(k), self._cls[rows]] = 1.0
         sources = np.zeros((k, self._live.shape[0]), dtype=bool)
         sources[np.arange(k), rows] = True
         return TrackTable(
-            t=self.t, q=self.q, id=self._ids[rows], x=x, P=p,
+            t=self.t, q=self.q, id=self._ids[rows], x=x,
+            cov=Covariances(compute=functools.partial(_fix_covariance, dt, self.q)),
             status=np.full(k, CONFIRMED, dtype=np.int8), cls_probs=probs,
             first_seen=self._first[rows].copy(), last_update=self._t_fix[rows].copy(),
             updates=self._updates[rows].copy(), sources=sources)
+
+
+def _fix_covariance(dt: NDArray[np.float64], q: float) -> NDArray[np.float64]:
+    """The covariances of fixes ``dt`` s old: a fix's own, then a CV model's growth."""
+    k = dt.shape[0]
+    p0 = np.zeros((k, 4, 4))
+    p0[:, 0, 0] = p0[:, 1, 1] = POSITION_SIGMA**2
+    p0[:, 2, 2] = p0[:, 3, 3] = VELOCITY_SIGMA**2
+    _, p = models.predict(np.zeros((k, 4)), p0, dt, q)
+    return p

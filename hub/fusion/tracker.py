@@ -60,6 +60,7 @@ another it reported before, so its scans count only for the tracks they hit.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ from hub.config import Fusion
 from hub.fusion import classify, imm, initiation
 from hub.fusion.association import Gated, assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
-from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, TrackTable
+from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, Covariances, TrackTable
 
 __all__ = ["COAST_AFTER_S", "TrackRows", "TrackTable", "Tracker", "process_scan"]
 
@@ -569,17 +570,20 @@ class Tracker:
         table = self.rows
         cols, lost = self._lost(t)
         keep = _rows(cols, np.flatnonzero(~lost))
-        rows = table.predicted(keep, t)
-        k = rows.shape[0]
-        _, p = imm.combine(rows[:, _XM].reshape(k, _J, 4), rows[:, _PM].reshape(k, _J, 4, 4),
-                           rows[:, _MU])
+        rows = table._f[keep]
+        # The mixture's mean moves with the models' common F; its covariance
+        # (every model predicted, then moment-matched) waits for a reader.
+        x = rows[:, _X].copy()
+        x[:, 0:2] += (t - rows[:, _LAST])[:, None] * x[:, 2:4]
         confirmed = table._confirmed[keep]
         last = rows[:, _LAST].copy()
         status = np.where(confirmed, CONFIRMED, TENTATIVE).astype(np.int8)
         status[confirmed & (t - last > self.coast_after_s)] = COASTING
         return TrackTable(
-            t=t, q=self.q, id=table._id[keep], x=rows[:, _X].copy(),
-            P=p, status=status, cls_probs=rows[:, _CLS].copy(),
+            t=t, q=self.q, id=table._id[keep], x=x,
+            cov=Covariances(compute=functools.partial(_mixture_covariance, rows, t,
+                                                      table.model_q)),
+            status=status, cls_probs=rows[:, _CLS].copy(),
             first_seen=rows[:, _FIRST].copy(), last_update=last,
             updates=table._updates[keep], sources=table._sources[keep])
 
@@ -795,6 +799,16 @@ def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
                             dt, model_q[moving])
     f[:, _MODELS] = models.T
     return f
+
+
+def _mixture_covariance(rows: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
+                        ) -> NDArray[np.float64]:
+    """The (k, 4, 4) mixture covariances at ``t`` of packed ``rows`` (a copy, predicted here)."""
+    k = rows.shape[0]
+    rows = _predict(rows, t, model_q)
+    _, p = imm.combine(rows[:, _XM].reshape(k, _J, 4), rows[:, _PM].reshape(k, _J, 4, 4),
+                       rows[:, _MU])
+    return p
 
 
 def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.float64],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,38 @@ TENTATIVE, CONFIRMED, COASTING = 0, 1, 2
 STATUS_NAMES = ("tentative", "confirmed", "coasting")
 
 
+class Covariances:
+    """A table's (N, 4, 4) state covariances, worked out when first read.
+
+    A snapshot's covariances cost more than the rest of it (each track's
+    models predicted and moment-matched), and many pictures never read them
+    (``hub replay --tracks-out`` writes positions); ``compute`` is called
+    once, on the first ``array()``, and dropped.
+    """
+
+    __slots__ = ("_array", "_compute")
+
+    def __init__(self, array: NDArray[np.float64] | None = None,
+                 compute: Callable[[], NDArray[np.float64]] | None = None) -> None:
+        if (array is None) == (compute is None):
+            raise ValueError("Covariances takes an array or a way to compute it, not both")
+        self._array = array
+        self._compute = compute
+
+    def array(self) -> NDArray[np.float64]:
+        """The covariances, computed now if not yet."""
+        if self._array is None:
+            assert self._compute is not None
+            self._array, self._compute = self._compute(), None
+        return self._array
+
+    def take(self, rows: NDArray[np.intp]) -> Covariances:
+        """Those of ``rows``, in that order (still not computed if these were not)."""
+        if self._array is not None:
+            return Covariances(self._array[rows])
+        return Covariances(compute=lambda: self.array()[rows])
+
+
 @dataclass(frozen=True, slots=True)
 class TrackTable:
     """Tracks at one common time ``t``; row i of every array is track ``id[i]``.
@@ -23,7 +56,7 @@ class TrackTable:
         q: process-noise spectral density the states were predicted with (m²/s³).
         id: (N,) int64, unique within the tracker, never reused.
         x: (N, 4) state [e, n, ve, vn], mission ENU metres and m/s.
-        P: (N, 4, 4) state covariance.
+        cov: the (N, 4, 4) state covariances (``P`` reads them).
         status: (N,) int8, TENTATIVE, CONFIRMED or COASTING.
         cls_probs: (N, C) class probabilities over ``hub.messages.CLASSES``.
         first_seen: (N,) time of the first measurement.
@@ -36,7 +69,7 @@ class TrackTable:
     q: float
     id: NDArray[np.int64]
     x: NDArray[np.float64]
-    P: NDArray[np.float64]
+    cov: Covariances
     status: NDArray[np.int8]
     cls_probs: NDArray[np.float64]
     first_seen: NDArray[np.float64]
@@ -47,26 +80,32 @@ class TrackTable:
     def __len__(self) -> int:
         return int(self.id.shape[0])
 
+    @property
+    def P(self) -> NDArray[np.float64]:
+        """(N, 4, 4) state covariance."""
+        return self.cov.array()
+
     def take(self, rows: NDArray[np.intp]) -> TrackTable:
         """The table of rows ``rows`` of this one, in that order."""
         return dataclasses.replace(
-            self, id=self.id[rows], x=self.x[rows], P=self.P[rows], status=self.status[rows],
-            cls_probs=self.cls_probs[rows], first_seen=self.first_seen[rows],
-            last_update=self.last_update[rows], updates=self.updates[rows],
-            sources=self.sources[rows])
+            self, id=self.id[rows], x=self.x[rows], cov=self.cov.take(rows),
+            status=self.status[rows], cls_probs=self.cls_probs[rows],
+            first_seen=self.first_seen[rows], last_update=self.last_update[rows],
+            updates=self.updates[rows], sources=self.sources[rows])
 
     def predict_to(self, t: float) -> TrackTable:
         """Return the table with ``x`` and ``P`` predicted to time ``t`` (no-op if t ≤ self.t)."""
         if t <= self.t or len(self) == 0:
             return self
         x, p = models.predict(self.x, self.P, t - self.t, self.q)
-        return dataclasses.replace(self, t=t, x=x, P=p)
+        return dataclasses.replace(self, t=t, x=x, cov=Covariances(p))
 
     @staticmethod
     def empty(n_sensors: int, n_classes: int, t: float = 0.0, q: float = 1.0) -> TrackTable:
         """Return a table with no tracks."""
         return TrackTable(
-            t=t, q=q, id=np.zeros(0, np.int64), x=np.zeros((0, 4)), P=np.zeros((0, 4, 4)),
+            t=t, q=q, id=np.zeros(0, np.int64), x=np.zeros((0, 4)),
+            cov=Covariances(np.zeros((0, 4, 4))),
             status=np.zeros(0, np.int8), cls_probs=np.zeros((0, n_classes)),
             first_seen=np.zeros(0), last_update=np.zeros(0), updates=np.zeros(0, np.int64),
             sources=np.zeros((0, n_sensors), bool))

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from hub.fusion.tracks import TrackTable, key_bits, row_keys
+from hub.fusion.tracks import Covariances, TrackTable, key_bits, row_keys
 from hub.messages import Label
 from hub.release.policy import PartnerRules, ReleasePolicy
 
@@ -109,7 +109,7 @@ def coarsened(table: TrackTable, grid: Floats) -> TrackTable:
     x[on, :2] = np.round(x[on, :2] / step) * step
     p[on, 0, 0] += grid[on] ** 2 / 12.0
     p[on, 1, 1] += grid[on] ** 2 / 12.0
-    return dataclasses.replace(table, x=x, P=p)
+    return dataclasses.replace(table, x=x, cov=Covariances(p))
 
 
 def without_classes(table: TrackTable, hidden: NDArray[np.bool_]) -> TrackTable:

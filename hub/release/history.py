@@ -28,6 +28,10 @@ class History:
         """Keep ``tables`` if a step has passed since the last kept; forget what is too old."""
         entries = self._entries
         if not entries or tables.t - entries[-1].t >= self.step_s:
+            for table in tables.tables:
+                # Kept as covariances, not as the rows a snapshot computes them
+                # from when read (six times the memory, for as long as the delay).
+                table.cov.array()
             entries.append(tables)
         while len(entries) > 1 and entries[1].t <= tables.t - self.horizon_s:
             entries.popleft()

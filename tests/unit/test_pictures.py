@@ -13,7 +13,14 @@ from publishing import mqtt_publisher
 from hub import topics
 from hub.config import DEFAULT_CONFIG, load_config
 from hub.fusion.platforms import friend_id, mission_key
-from hub.fusion.tracks import COASTING, CONFIRMED, STATUS_NAMES, TENTATIVE, TrackTable
+from hub.fusion.tracks import (
+    COASTING,
+    CONFIRMED,
+    STATUS_NAMES,
+    TENTATIVE,
+    Covariances,
+    TrackTable,
+)
 from hub.geo import EnuFrame
 from hub.messages import CLASSES, Picture, Track
 from hub.pipeline import Pipeline
@@ -41,7 +48,7 @@ def random_table(rng: np.random.Generator, n: int, t: float = T0, first_id: int 
     return TrackTable(
         t=t, q=1.0, id=np.arange(first_id, first_id + n, dtype=np.int64),
         x=np.column_stack((rng.uniform(-9e3, 9e3, (n, 2)), rng.normal(0.0, 8.0, (n, 2)))),
-        P=a @ a.transpose(0, 2, 1), status=rng.integers(0, 3, n).astype(np.int8),
+        cov=Covariances(a @ a.transpose(0, 2, 1)), status=rng.integers(0, 3, n).astype(np.int8),
         cls_probs=probs, first_seen=t - rng.uniform(0.0, 100.0, n),
         last_update=t - rng.uniform(0.0, 5.0, n), updates=rng.integers(1, 500, n),
         sources=rng.random((n, N_SENSORS)) < 0.5)
@@ -123,21 +130,16 @@ def test_delta_carries_exactly_the_new_and_changed_tracks_and_the_removed_ids() 
     status[21] = COASTING  # aged without an update
     status[40] = TENTATIVE  # no longer publishable: removed for the partner
     after = dataclasses.replace(before, t=T0 + 1, updates=updates, status=status)
-    after = dataclasses.replace(after, **{f.name: getattr(after, f.name)[keep]
-                                          for f in dataclasses.fields(after)
-                                          if f.name not in ("t", "q")})
+    after = after.take(np.flatnonzero(keep))
     born = random_table(rng, 2, t=T0 + 1, first_id=100)
     born = dataclasses.replace(born, status=np.full(2, CONFIRMED, np.int8))
-    after = TrackTable(**{f.name: (getattr(after, f.name) if f.name in ("t", "q") else
-                                   np.concatenate((getattr(after, f.name), getattr(born, f.name))))
-                          for f in dataclasses.fields(after)})
-    friends_after = dataclasses.replace(friends, id=friends.id[1:], x=friends.x[1:],
-                                        P=friends.P[1:], status=friends.status[1:],
-                                        cls_probs=friends.cls_probs[1:],
-                                        first_seen=friends.first_seen[1:],
-                                        last_update=friends.last_update[1:],
-                                        updates=friends.updates[1:] + np.array([0, 1]),
-                                        sources=friends.sources[1:])
+    arrays = [f.name for f in dataclasses.fields(after) if f.name not in ("t", "q", "cov")]
+    after = dataclasses.replace(
+        after, cov=Covariances(np.concatenate((after.P, born.P))),
+        **{name: np.concatenate((getattr(after, name), getattr(born, name))) for name in arrays})
+    friends_after = friends.take(np.arange(1, len(friends)))
+    friends_after = dataclasses.replace(friends_after,
+                                        updates=friends_after.updates + np.array([0, 1]))
 
     delta = feed.picture(group_of(after, friends_after), T0 + 1, full=False)
     assert delta is not None and not delta.full and delta.seq == 2

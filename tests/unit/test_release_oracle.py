@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from release_fixtures import FRAME, ORIGIN, T0
 
 from hub.config import HubConfig, parse_config
-from hub.fusion.tracks import CONFIRMED, TrackTable
+from hub.fusion.tracks import CONFIRMED, Covariances, TrackTable
 from hub.messages import CLASSES, Track
 from hub.publish.pictures import TrackEncoder, publishable_rows
 from hub.release.apply import Labeller, release
@@ -78,7 +78,7 @@ def random_tracks(rng: np.random.Generator, n: int, n_sensors: int) -> TrackTabl
     return TrackTable(
         t=T0, q=1.0, id=np.arange(1, n + 1, dtype=np.int64),
         x=np.column_stack((rng.uniform(-4000, 4000, (n, 2)), rng.normal(0, 5, (n, 2)))),
-        P=np.tile(np.diag([30.0, 30.0, 4.0, 4.0]), (n, 1, 1)),
+        cov=Covariances(np.tile(np.diag([30.0, 30.0, 4.0, 4.0]), (n, 1, 1))),
         status=np.full(n, CONFIRMED, np.int8), cls_probs=probs,
         first_seen=np.full(n, T0 - 5), last_update=np.full(n, T0),
         updates=np.full(n, 3, np.int64), sources=rng.random((n, n_sensors)) < 0.4)

@@ -146,6 +146,23 @@ def test_many_tracks_grow_storage_and_ids_are_unique() -> None:
     assert moved.t == T0 + 3.0 and np.all(moved.P[:, 0, 0] > table.P[:, 0, 0])
 
 
+def test_a_snapshot_s_covariances_read_later_are_those_of_its_time() -> None:
+    # Snapshots compute P when first read: by then the tracker has moved on.
+    tracker = Tracker(Fusion(confirm_m=1), n_sensors=1)
+    for k in range(3):
+        tracker.process(_scan(k, 0, [[10.0 * k, 0.0], [500.0, 20.0 * k]]))
+    read_now, read_later, taken = (tracker.snapshot(T0 + 2.5) for _ in range(3))
+    swapped = taken.take(np.array([1, 0]))
+    expected = read_now.P
+    for k in range(3, 6):
+        tracker.process(_scan(k, 0, [[10.0 * k, 3.0], [500.0, 20.0 * k]]))
+    np.testing.assert_array_equal(read_later.P, expected)
+    np.testing.assert_array_equal(swapped.P, expected[[1, 0]])
+    assert not np.array_equal(tracker.snapshot(T0 + 2.5 + 3.0).P, expected)
+    np.testing.assert_array_equal(expected, np.swapaxes(expected, 1, 2))
+    assert np.all(np.linalg.eigvalsh(expected) > 0.0)
+
+
 @dataclass
 class Scene:
     """Truth on a 0.05 s grid and the scans of two sensors."""
