@@ -52,3 +52,19 @@ def test_point_to_enu_agrees_with_the_vectorised_form() -> None:
     points = np.array([frame.point_to_enu(*p) for p in zip(lat.tolist(), lon.tolist(),
                                                            alt.tolist(), strict=True)])
     assert np.abs(points - ref).max() < 1e-6
+
+
+def test_the_one_step_inverse_is_within_micrometres_of_a_converged_one() -> None:
+    # One Bowring step (hub.geo.ecef_to_geodetic) against pymap3d's iterated
+    # inverse, 200 km around origins where the step's error is largest.
+    rng = np.random.default_rng(3)
+    for lat0 in (-1.3, 45.0, 70.0):
+        frame = EnuFrame(lat0, 36.8, 1600.0)
+        east, north = (rng.uniform(-200_000, 200_000, 2000) for _ in range(2))
+        up = rng.uniform(-3000.0, 9000.0, 2000)
+        lat, lon, alt = frame.to_geodetic(east, north, up)
+        ref = pymap3d.enu2geodetic(east, north, up, lat0, 36.8, 1600.0)
+        metres_per_degree = 111_000.0
+        assert np.abs(lat - ref[0]).max() * metres_per_degree < 1e-5
+        assert np.abs(lon - ref[1]).max() * metres_per_degree < 1e-5
+        assert np.abs(alt - ref[2]).max() < 1e-5
