@@ -155,7 +155,8 @@ def predict_tracks_last(xt: Array, pt: Array, tau: Array, q: Array) -> None:
     # The white-acceleration Q of each model, its non-zero entries added in place
     # (no zero-filled array): q dt³/3, q dt²/2 and q dt per axis.
     qj = q[:, None]  # (J, 1) against tau (K,)
-    d3, d2, d1 = qj * tau**3 / 3.0, qj * tau**2 / 2.0, qj * tau
+    tau2 = tau * tau  # products, not powers: numpy's power calls pow() per entry for a cube
+    d3, d2, d1 = qj * (tau2 * tau) / 3.0, qj * tau2 / 2.0, qj * tau
     for i in (0, 1):
         pt[:, i, i] += d3
         pt[:, i, i + 2] += d2

@@ -145,10 +145,11 @@ def unbiased_conversion(rng: Array, bearing: Array, sigma_r: Array, sigma_b: Arr
                         ) -> tuple[Array, Array]:
     """Return unbiased ENU offsets (K, 2) and covariances (K, 2, 2) of range/bearing (rad)."""
     lam = np.exp(-0.5 * sigma_b**2)
-    lam4 = lam**4
+    lam2 = lam * lam  # products, not powers: numpy's power calls pow() per entry
+    lam4 = lam2 * lam2
     sb, cb = np.sin(bearing), np.cos(bearing)
     c2b, s2b = np.cos(2.0 * bearing), np.sin(2.0 * bearing)
-    a = (lam**-2 - 2.0) * rng**2
+    a = (1.0 / lam2 - 2.0) * rng**2
     h = 0.5 * (rng**2 + sigma_r**2)
     z = np.stack((rng * sb / lam, rng * cb / lam), axis=1)
     r = np.empty((rng.shape[0], 2, 2))
