@@ -116,13 +116,17 @@ Rows = tuple[NDArray[np.float64], NDArray[np.float64]]
 class _Box:
     """What the gating bound needs of a scan: its bounding box and largest λmax(R)."""
 
-    lo: NDArray[np.float64]
-    hi: NDArray[np.float64]
+    lo: tuple[float, float]
+    """The smallest east and north."""
+    hi: tuple[float, float]
     lam_r: float
 
     @staticmethod
     def of(scan: Scan) -> _Box:
-        return _Box(scan.z.min(axis=0), scan.z.max(axis=0), float(lambda_max2(scan.R).max()))
+        # Column by column: numpy reduces a (m, 2) array along axis 0 a third as fast.
+        east, north = scan.z[:, 0], scan.z[:, 1]
+        return _Box((float(east.min()), float(north.min())),
+                    (float(east.max()), float(north.max())), float(lambda_max2(scan.R).max()))
 
 
 _NO_ROWS = np.zeros(0, dtype=np.intp)
@@ -285,7 +289,7 @@ class TrackRows:
         x = self._reach[_R_X, cols]
         east = x[0] + dt * x[2]
         north = x[1] + dt * x[3]
-        lo, hi = box.lo.tolist(), box.hi.tolist()
+        lo, hi = box.lo, box.hi
         inside: NDArray[np.bool_] = ((east + radius >= lo[0]) & (east - radius <= hi[0])
                                      & (north + radius >= lo[1]) & (north - radius <= hi[1]))
         return inside
