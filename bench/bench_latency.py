@@ -70,9 +70,9 @@ from common import (
 
 from hub import topics
 from hub.broker.launcher import BrokerHandle, start_broker
+from hub.children import end_child
 from hub.config import HubConfig
 from hub.geo import EnuFrame
-from hub.lifecycle import end_child
 
 SENSORS = ("ken-radar-1", "gha-radar-1", "nld-uav-1")
 TARGETS = 200

@@ -1,36 +1,24 @@
 """How long-running commands end: on SIGINT, SIGTERM, or after a duration.
 
-And how their children end with them, however they die (SIGKILL included): a
-child started through multiprocessing (the frame workers) watches a
-``Lifeline`` and exits at its end of file; a child started with subprocess
-(Mosquitto, the simulators) gets ``exit_with_parent``.
+The event loop's side of it (the stop event, waiting for the first of
+several, periodic work) and the reconnect backoff. How child processes end
+with the hub is ``hub.children``: it needs no event loop, so a replay, which
+runs none, starts without importing asyncio.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from multiprocessing import Pipe
-from multiprocessing.connection import Connection
 from typing import Any
 
 from hub import faults
 
 log = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1
-"""prctl(2) option: the signal a process gets when the thread that created it ends."""
-ORPHANED_EXIT = 70
-"""Exit status of a child that ended because its parent was gone."""
 
 
 def stop_event(duration: float | None = None) -> asyncio.Event:
@@ -134,75 +122,9 @@ async def run_until(stop: asyncio.Event, loops: Sequence[Coroutine[Any, Any, obj
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def end_child(process: subprocess.Popen[bytes] | None, signum: int, timeout: float) -> None:
-    """Send ``signum`` to ``process`` if it still runs, and reap it (SIGKILL after ``timeout``)."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signum)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
     """Return the delay before reconnect ``attempt`` (0-based): exponential, capped, jittered."""
     ceiling = min(cap_s, base_s * 2.0 ** min(attempt, 30))
     # "Equal jitter": never less than half the ceiling, so a storm of clients spreads out
     # without any of them retrying immediately.
     return ceiling / 2.0 + random.uniform(0.0, ceiling / 2.0)
-
-
-class Lifeline:
-    """A pipe whose write end only this process holds: at its death, readers see end of file.
-
-    The kernel closes a dead process's files whatever killed it, SIGKILL included,
-    so a child that watches the reader (``watch_lifeline``) learns of the death at
-    once, with no polling and no pid that could be reused. The writer never
-    leaves this process: the pipe is not inheritable and only the reader is sent
-    to children (multiprocessing passes it as a file descriptor).
-    """
-
-    def __init__(self) -> None:
-        self.reader, self._writer = Pipe(duplex=False)
-
-    def close(self) -> None:
-        """Cut the line: every child still watching it exits."""
-        self._writer.close()
-        self.reader.close()
-
-
-def watch_lifeline(reader: Connection) -> None:
-    """In a child: exit the process (status ``ORPHANED_EXIT``) when ``reader`` reaches its end."""
-
-    def watch() -> None:
-        try:
-            while True:
-                reader.recv_bytes()  # the parent never writes: this waits for its end
-        except (EOFError, OSError):
-            pass
-        os._exit(ORPHANED_EXIT)  # nothing to clean up that outlives the parent
-
-    threading.Thread(target=watch, name="lifeline", daemon=True).start()
-
-
-def exit_with_parent() -> Callable[[], None] | None:
-    """A ``Popen`` ``preexec_fn`` that gets the child SIGKILL when its parent dies (Linux).
-
-    For children that cannot be handed a ``Lifeline`` (Mosquitto). The kernel sends
-    the signal when the *thread* that started the child ends, not the process:
-    start such children only from a thread that lives as long as the process
-    (the main thread). None where prctl(2) is missing (not Linux).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # libc, already loaded
-    parent = os.getpid()
-
-    def in_child() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # died before prctl took effect
-            os._exit(ORPHANED_EXIT)
-
-    return in_child

@@ -27,8 +27,8 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Literal
 
 from hub.broker.limits import BrokerLimits
+from hub.children import end_child, exit_with_parent
 from hub.errors import BrokerUnavailable
-from hub.lifecycle import end_child, exit_with_parent
 
 if TYPE_CHECKING:
     import ssl
@@ -117,7 +117,7 @@ class BrokerHandle:
                  owns_workdir: bool) -> None:
         self.kind = kind
         self.dies_with_parent = False
-        """Started with ``hub.lifecycle.exit_with_parent``: SIGKILLed when its starter dies."""
+        """Started with ``hub.children.exit_with_parent``: SIGKILLed when its starter dies."""
         self.host = host
         self.port = port
         self.protocol: Protocol = "5" if kind == "mosquitto" else "3.1.1"
@@ -222,7 +222,7 @@ def start_broker(*, host: str = "127.0.0.1", port: int | None = None,
         limits: what each client may cost Mosquitto (packet size, queues, session expiry,
             connections); None for a test broker's generous defaults.
         dies_with_parent: the broker gets SIGKILL when the thread that started it ends
-            (hub.lifecycle.exit_with_parent), however: call from the main thread.
+            (hub.children.exit_with_parent), however: call from the main thread.
     """
     binary = find_mosquitto() if prefer != "amqtt" else None
     if prefer == "mosquitto" and binary is None:

@@ -30,12 +30,13 @@ import msgspec
 
 from hub.broker.acl import hub_identity
 from hub.broker.files import BrokerFiles, as_hub_identity, describe_generated, write_auth_files
+from hub.children import exit_with_parent
 from hub.cli.demo import Simulators, stop_process, with_console, with_tak
 from hub.cluster.auth import write_nats_auth
 from hub.cluster.names import Names
 from hub.cluster.nats_server import NatsCluster, start_nats_cluster
 from hub.config import Cluster, HubConfig, config_toml
-from hub.lifecycle import exit_with_parent, stop_event
+from hub.lifecycle import stop_event
 
 WORKERS = (("in1", "ingest,imagery"), ("fa", "fusion"), ("fb", "fusion"), ("pub1", "publish"))
 PREFIX = "hub"

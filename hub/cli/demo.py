@@ -2,7 +2,7 @@
 
 The broker and the simulators run as child processes in their own sessions,
 so a Ctrl-C reaches only this process, which then stops them in order. Both
-are started from the main thread with ``hub.lifecycle.exit_with_parent``, so a
+are started from the main thread with ``hub.children.exit_with_parent``, so a
 demo killed outright (SIGKILL) takes them with it; the frame workers follow
 their lifeline (hub.ingest.frame_pool).
 
@@ -27,9 +27,10 @@ from hub.broker.acl import hub_identity
 from hub.broker.files import BrokerFiles, describe_generated, write_auth_files
 from hub.broker.launcher import Prefer, free_port, start_broker
 from hub.broker.limits import broker_limits
+from hub.children import exit_with_parent
 from hub.cli.console import LiveTable
 from hub.config import HubConfig, Tak, Web
-from hub.lifecycle import exit_with_parent, stop_event
+from hub.lifecycle import stop_event
 from hub.service import HubService
 
 

@@ -46,8 +46,8 @@ from types import TracebackType
 from typing import IO, Any
 
 from hub.broker.launcher import answers_mqtt, find_server, free_port
+from hub.children import end_child, exit_with_parent
 from hub.errors import BrokerUnavailable
-from hub.lifecycle import end_child, exit_with_parent
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -376,7 +376,7 @@ def start_nats_cluster(nodes: int = 3, *, host: str = "127.0.0.1", workdir: Path
             a private temp dir that ``stop()`` removes (a given directory is kept).
         timeout: seconds to wait for the cluster to be ready.
         dies_with_parent: every node gets SIGKILL when the thread that started it ends
-            (hub.lifecycle.exit_with_parent), however: call from the main thread.
+            (hub.children.exit_with_parent), however: call from the main thread.
         authorization: an ``authorization`` file every node includes (``hub broker-config
             --nats`` writes one); None: anonymous.
         tls: TLS, with client certificates required, on every node's client and MQTT

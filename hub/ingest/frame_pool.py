@@ -26,7 +26,7 @@ once, in the initializer, with OpenCV on one thread. ``workers = 0`` runs the
 same code in the hub's own process (tests, debugging).
 
 Workers die with the hub, however it dies: each watches the pool's lifeline
-(hub.lifecycle), a pipe only the hub can write to, and exits at its end of
+(hub.children), a pipe only the hub can write to, and exits at its end of
 file. Left alone they would live on after a SIGKILL of the hub, blocked on
 their job queue (they hold its write end themselves); and the forkserver lives
 as long as any of them does (they hold its "alive" pipe), so the workers
@@ -52,6 +52,7 @@ from typing import Any, NamedTuple, TypeVar
 import msgspec
 import numpy as np
 
+from hub.children import Lifeline, watch_lifeline
 from hub.config import HubConfig
 from hub.errors import PayloadError, RefusalCode
 from hub.fusion.measurements import Scan
@@ -59,7 +60,6 @@ from hub.geo import EnuFrame
 from hub.ingest.camera import LevelTerrain, PoseNoise
 from hub.ingest.detections import UNKNOWN
 from hub.ingest.router import FrameJob
-from hub.lifecycle import Lifeline, watch_lifeline
 from hub.messages import CLASSES, Frame, decode
 
 log = logging.getLogger(__name__)
