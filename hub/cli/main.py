@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import signal
@@ -28,7 +27,6 @@ from hub.cli.arguments import (
 from hub.config import DEFAULT_CONFIG, DEFAULT_SCENARIO, HubConfig, load_config
 from hub.errors import ConfigError, HubError, PayloadError
 from hub.heap import keep_freed_memory
-from hub.lifecycle import stop_event
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -58,9 +56,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # asyncio (with ssl and subprocess, 50-60 ms) here and not at the top: the
+    # commands that run no event loop (replay, score, config) start without it.
+    import asyncio
+
     from hub.broker.files import as_hub_identity, hub_login
     from hub.cli.console import LiveTable
     from hub.cli.pidfile import default_pid_file, pid_file
+    from hub.lifecycle import stop_event
     from hub.service import HubService
 
     config = _with_broker(_config(args), args)
@@ -89,6 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_worker(config: HubConfig, args: argparse.Namespace, password: str | None) -> int:
     """``hub run`` of one process of a clustered hub (docs/SCALING.md)."""
+    import asyncio
+
     from hub.cluster.worker import (
         check_worker_id,
         default_roles,
@@ -96,6 +101,7 @@ def _run_worker(config: HubConfig, args: argparse.Namespace, password: str | Non
         parse_roles,
         run_worker,
     )
+    from hub.lifecycle import stop_event
 
     if config.cluster is None:
         return _report(f"error: --role: {args.config} has no [cluster] section", 2)
@@ -144,6 +150,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    import asyncio
+
     from hub.cli.record import record
 
     config = _with_broker(_config(args), args)

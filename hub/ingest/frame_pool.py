@@ -38,7 +38,6 @@ from a passing thread (``asyncio.to_thread``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
@@ -233,6 +232,8 @@ class FramePool:
         imports OpenCV). Frames must neither wait for it on the loop nor start
         a second pool beside the one being built.
         """
+        import asyncio  # the live hub's alone: a replay runs no loop and does without it
+
         self._booting = True
         try:
             await asyncio.to_thread(self.warm_up)
@@ -283,6 +284,8 @@ class FramePool:
         return self.in_flight < max(self.workers, 1) * JOBS_PER_WORKER
 
     def _start(self, job: FrameJob) -> None:
+        import asyncio  # see boot
+
         dispatch = self._dispatch or asyncio.get_running_loop().call_soon_threadsafe
         self._dispatch = dispatch
         future = self._submit(job)
