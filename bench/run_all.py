@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = {
     "tracker_core": ["bench_tracker_core.py"],
     "replay": ["bench_replay.py"],
+    "replay_command": ["bench_replay_command.py"],  # issue 12 item 4: the whole command
     "stonesoup": ["bench_stonesoup.py", "--scenario", "targets50"],
     "families": ["bench_families.py"],  # ~15 min: Stone Soup's grid on 8 families
     "bus": ["bench_bus.py", "--messages", "100000"],
