@@ -29,7 +29,7 @@ class Covariances:
     def __init__(self, array: NDArray[np.float64] | None = None,
                  compute: Callable[[], NDArray[np.float64]] | None = None) -> None:
         if (array is None) == (compute is None):
-            raise ValueError("Covariances takes an array or a way to compute it, not both")
+            raise ValueError("Covariances takes one of an array and a way to compute it")
         self._array = array
         self._compute = compute
 

@@ -11,7 +11,13 @@ import pytest
 
 from hub.config import DEFAULT_CONFIG, HubConfig, key_file, load_config
 from hub.errors import ConfigError
-from hub.fusion.platforms import PlatformTable, friend_id, mission_key
+from hub.fusion.platforms import (
+    POSITION_SIGMA,
+    VELOCITY_SIGMA,
+    PlatformTable,
+    friend_id,
+    mission_key,
+)
 from hub.fusion.tracks import CONFIRMED, TrackTable
 from hub.geo import EnuFrame
 from hub.messages import CLASSES, Telemetry
@@ -53,6 +59,21 @@ def test_platform_velocity_from_fix_or_differenced_and_extrapolated() -> None:
     table.update(UAV, _fix(4.0, 0.0, 0.0, vn=3.0, ve=-1.0))
     table.update(UAV, _fix(3.5, 999.0, 999.0))  # older than the last fix: ignored
     np.testing.assert_allclose(table.snapshot().x[0], [0.0, 0.0, -1.0, 3.0], atol=0.05)
+
+
+def test_a_platform_s_covariance_grows_with_its_fix_s_age() -> None:
+    # Read after the table moved on: the snapshot's own age of the fix counts.
+    table = PlatformTable(CONFIG, FRAME)
+    table.update(UAV, _fix(0.0, 100.0, 200.0, vn=0.0, ve=10.0))
+    table.advance(T0 + 2.0)
+    snap = table.snapshot()
+    table.advance(T0 + 9.0)
+    dt, q = 2.0, table.q
+    expected = POSITION_SIGMA**2 + dt * dt * VELOCITY_SIGMA**2 + q * dt**3 / 3.0
+    assert snap.P[0, 0, 0] == pytest.approx(expected)
+    assert snap.P[0, 1, 1] == pytest.approx(expected)
+    assert snap.P[0, 2, 2] == pytest.approx(VELOCITY_SIGMA**2 + q * dt)
+    assert snap.P[0, 0, 1] == 0.0
 
 
 def test_platform_times_out_and_is_reported_removed() -> None:
