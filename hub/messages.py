@@ -38,7 +38,12 @@ CLASSES: Final = ("unknown", "person", "vehicle", "uav", "vessel", "aircraft")
 """Class vocabulary of the fused picture; an unlisted ``cls`` counts as unknown."""
 
 
-class Telemetry(Struct, frozen=True, kw_only=True):
+# The hot messages' leaves hold numbers and strings only, so they can never be in
+# a reference cycle: ``gc=False`` keeps the collector from tracking the thousands a
+# second decoded (a radar batch's decode 110-119 → 94-96 µs).
+
+
+class Telemetry(Struct, frozen=True, kw_only=True, gc=False):
     """Position and attitude report of a platform (``sensors/{id}/telemetry``)."""
 
     ts: Timestamp
@@ -56,7 +61,7 @@ class Telemetry(Struct, frozen=True, kw_only=True):
     mode: Annotated[str, Meta(max_length=32)] | None = None
 
 
-class SensorPosition(Struct, frozen=True):
+class SensorPosition(Struct, frozen=True, gc=False):
     """Where a sensor stood when it measured (needed for polar detections)."""
 
     lat: Lat
@@ -64,7 +69,7 @@ class SensorPosition(Struct, frozen=True):
     alt: Alt = 0.0
 
 
-class GeoDetection(Struct, frozen=True, tag_field="kind", tag="geo", kw_only=True):
+class GeoDetection(Struct, frozen=True, tag_field="kind", tag="geo", kw_only=True, gc=False):
     """A detection located on the ground, with ``sigma`` or ``cov`` [ee, en, nn] in m²."""
 
     lat: Lat
@@ -85,7 +90,8 @@ class GeoDetection(Struct, frozen=True, tag_field="kind", tag="geo", kw_only=Tru
                 raise ValueError("`cov` is not positive definite")
 
 
-class PolarDetection(Struct, frozen=True, tag_field="kind", tag="polar", kw_only=True):
+class PolarDetection(Struct, frozen=True, tag_field="kind", tag="polar", kw_only=True,
+                     gc=False):
     """A detection by range and bearing from the batch's sensor position."""
 
     range: Annotated[float, Meta(ge=0.0, le=1_000_000.0)]
