@@ -53,7 +53,7 @@ class Scene:
     def __init__(self, count: int, lat0: float, lon0: float, seed: int = 1) -> None:
         rng = random.Random(seed)
         self.lat0, self.lon0 = lat0, lon0
-        self.state = [[rng.uniform(-5000, 5000), rng.uniform(-5000, 5000),
+        self.state: list[list[Any]] = [[rng.uniform(-5000, 5000), rng.uniform(-5000, 5000),
                        rng.uniform(-15, 15), rng.uniform(-15, 15), rng.choice(CLASSES)]
                       for _ in range(count)]
         self.rng = rng

@@ -103,7 +103,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 def gain(row: dict[str, Any], setting: str) -> float:
     """How much lower the hub's GOSPA is than Stone Soup's best, in percent."""
     h, s = row["hub"][setting]["gospa"], row["stonesoup"][setting]["gospa"]
-    return 100.0 * (s - h) / s
+    return float(100.0 * (s - h) / s)
 
 
 def _known(path: str | None, seed: int | None, grid: list[float]

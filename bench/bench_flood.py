@@ -112,7 +112,7 @@ def _run_hub(config_bytes: bytes, duration: float, profile: str | None) -> None:
 
     profiler = cProfile.Profile() if profile else None
     with contextlib.suppress(KeyboardInterrupt):
-        if profiler is not None:
+        if profiler is not None and profile is not None:
             profiler.runcall(asyncio.run, serve())
             profiler.dump_stats(profile)
         else:

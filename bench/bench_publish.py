@@ -38,8 +38,12 @@ def time_publishing(config: HubConfig, records: list[tuple[float, str, bytes]]
     """Milliseconds per publish and bytes per picture over the replay."""
     pipeline = Pipeline(config)
     sizes: list[int] = []
-    publisher = PicturePublisher(ReleaseView(pipeline), [MqttPictureSink(
-        lambda topic, payload, q, r: sizes.append(len(payload)) is None)])
+
+    def keep_size(topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        sizes.append(len(payload))
+        return True
+
+    publisher = PicturePublisher(ReleaseView(pipeline), [MqttPictureSink(keep_size)])
     spent, publishes, next_t = 0.0, 0, float("-inf")
     for t, topic, payload in records:
         if not topic.startswith("sensors/"):

@@ -80,24 +80,27 @@ def main() -> None:
         write_recording(msgspec.structs.replace(scenario, duration_s=args.duration), recording)
         first_message(recording, one)
         detections = detections_in(recording)
-        pairs = []
+        pairs: list[dict[str, float | str]] = []
+        rates: list[float] = []
+        startups: list[float] = []
         for index in range(args.pairs):
             whole = replay_cpu_s(args.config, recording, Path(tmp) / "tracks.jsonl", extra)
             startup = replay_cpu_s(args.config, one, Path(tmp) / "one.jsonl", extra)
-            rate = detections / (whole - startup)
+            rates.append(detections / (whole - startup))
+            startups.append(startup)
+            load = load_average()[0]
             pairs.append({"whole_cpu_s": round(whole, 3), "startup_cpu_s": round(startup, 3),
-                          "detections_per_cpu_s": round(rate), "load": load_average()[0],
+                          "detections_per_cpu_s": round(rates[-1]), "load": load,
                           "at": time.strftime("%H:%M:%S")})
             print(f"pair {index + 1}: whole {whole:.2f} s CPU, start-up {startup:.2f} s, "
-                  f"{rate:,.0f} det/CPU-s (load {pairs[-1]['load']})")
-    rate = statistics.median(p["detections_per_cpu_s"] for p in pairs)
-    startup = statistics.median(p["startup_cpu_s"] for p in pairs)
+                  f"{rates[-1]:,.0f} det/CPU-s (load {load})")
+    rate, startup = statistics.median(rates), statistics.median(startups)
     print(f"median {rate:,.0f} det/CPU-s (target {TARGET_RATE:,}); start-up {startup:.2f} s "
           f"CPU (limit {STARTUP_LIMIT_S}); {detections} detections")
     path = write_results("replay_command", {
         "scenario": args.scenario, "duration_s": args.duration, "detections": detections,
         "all_groups": args.all_groups, "pairs": pairs,
-        "median_detections_per_cpu_s": rate, "median_startup_cpu_s": startup,
+        "median_detections_per_cpu_s": round(rate), "median_startup_cpu_s": round(startup, 3),
         "target_detections_per_cpu_s": TARGET_RATE, "startup_limit_s": STARTUP_LIMIT_S})
     print(f"wrote {path}")
 

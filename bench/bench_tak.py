@@ -35,8 +35,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench_web import HUB, hub_counters, long_targets300, percentile, rss_mib, web_counters
-from common import cpu_seconds, machine_info, write_results
+from bench_web import HUB, hub_counters, long_targets300, percentile, web_counters
+from common import cpu_seconds, machine_info, rss_mib, write_results
 
 from hub.broker.files import write_auth_files
 from hub.broker.launcher import free_port, start_broker
@@ -260,12 +260,12 @@ def main() -> int:
                 hub.wait(20)
     shutil.rmtree(directory, ignore_errors=True)
     busy = [r for k, r in results.items() if k.startswith("readers_") and not r["slow_client"]]
-    slow = [r for k, r in results.items() if k.startswith("readers_and_slow")]
+    with_slow = [r for k, r in results.items() if k.startswith("readers_and_slow")]
     taken = [r for k, r in results.items() if k.startswith("in_") and r["all_taken"]]
     summary = {
         "out_p50_ms_median": statistics.median(r["p50_ms"] for r in busy),
         "out_p99_ms_median": statistics.median(r["p99_ms"] for r in busy),
-        "out_p99_ms_median_with_slow": statistics.median(r["p99_ms"] for r in slow),
+        "out_p99_ms_median_with_slow": statistics.median(r["p99_ms"] for r in with_slow),
         "in_max_positions_per_s_all_fused": max((r["sent_per_s"] for r in taken), default=0),
     }
     summary["slow_client_moves_p99_by"] = round(

@@ -38,7 +38,8 @@ def make_scans(n_targets: int, seconds: float, seed: int = 0) -> list[Scan]:
         m = z.shape[0]
         scans.append(Scan(t=T0 + t, sensor=k % 2, z=z,
                           R=np.repeat(np.eye(2)[None] * 100.0, m, axis=0),
-                          cls=rng.integers(0, 3, m).astype(np.int16), conf=np.full(m, 0.8)))
+                          cls=np.asarray(rng.integers(0, 3, size=m), dtype=np.int16),
+                          conf=np.full(m, 0.8)))
     return scans
 
 

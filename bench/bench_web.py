@@ -225,9 +225,9 @@ def main() -> int:
     shutil.rmtree(directory, ignore_errors=True)
     idle = results["idle"]
     busy = [r for k, r in results.items() if k.startswith("readers_") and not r["slow_client"]]
-    slow = [r for r in results.values() if r["slow_client"]]
+    with_slow = [r for r in results.values() if r["slow_client"]]
     p99_busy = statistics.median(r["p99_ms"] for r in busy)
-    p99_slow = statistics.median(r["p99_ms"] for r in slow)
+    p99_slow = statistics.median(r["p99_ms"] for r in with_slow)
     per_client = {
         "p50_ms_median": statistics.median(r["p50_ms"] for r in busy),
         "p99_ms_median": p99_busy, "p99_ms_median_with_slow": p99_slow,

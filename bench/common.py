@@ -279,7 +279,8 @@ def _run_hub(config_bytes: bytes, duration: float) -> None:
         asyncio.run(serve())
 
 
-def start_hub(config: HubConfig, duration: float, *, daemon: bool = True) -> mp.Process:
+def start_hub(config: HubConfig, duration: float, *, daemon: bool = True
+              ) -> mp.process.BaseProcess:
     """Start the hub in its own process (spawned, so it shares nothing with this one).
 
     ``daemon=False`` when the hub must start its frame workers (a daemonic process
