@@ -41,8 +41,6 @@ CLASSES: Final = ("unknown", "person", "vehicle", "uav", "vessel", "aircraft")
 # The hot messages' leaves hold numbers and strings only, so they can never be in
 # a reference cycle: ``gc=False`` keeps the collector from tracking the thousands a
 # second decoded (a radar batch's decode 110-119 → 94-96 µs).
-
-
 class Telemetry(Struct, frozen=True, kw_only=True, gc=False):
     """Position and attitude report of a platform (``sensors/{id}/telemetry``)."""
 
