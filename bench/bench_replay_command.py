@@ -29,6 +29,8 @@ from pathlib import Path
 import msgspec
 from common import ROOT, load_average, write_results
 
+from hub.config import load_config
+from hub.errors import ConfigError
 from hub.messages import DetectionBatch, decode
 from hub.recording import RecordingWriter, read_recording
 from simulators.engine import write_recording
@@ -72,8 +74,14 @@ def main() -> None:
     parser.add_argument("--all-groups", action="store_true",
                         help="pass --all-groups: fuse every release group, as the live hub does")
     args = parser.parse_args()
+    if args.pairs < 1 or not args.duration > 0.0:
+        parser.error("--pairs must be at least 1 and --duration above 0")
+    try:
+        scenario = load_scenario(ROOT / "config" / "scenarios" / f"{args.scenario}.toml")
+        load_config(args.config)  # the replays would each fail on it, later and twice
+    except ConfigError as exc:
+        parser.error(str(exc))
     extra = ["--all-groups"] if args.all_groups else []
-    scenario = load_scenario(ROOT / "config" / "scenarios" / f"{args.scenario}.toml")
     with tempfile.TemporaryDirectory() as tmp:
         recording, one = Path(tmp) / "rec.mpk", Path(tmp) / "one.mpk"
         # Longer than the scenario's own duration: its targets and sensors simply go on.
