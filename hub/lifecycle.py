@@ -20,6 +20,9 @@ from hub import faults
 
 log = logging.getLogger(__name__)
 
+RECANCEL_AFTER_S = 1.0
+"""How long ``run_until`` waits for cancelled loops before it cancels the rest again."""
+
 
 def stop_event(duration: float | None = None) -> asyncio.Event:
     """An event set on SIGINT or SIGTERM, or ``duration`` seconds from now."""
@@ -109,16 +112,40 @@ async def every(period: float, action: Callable[[], object], first: float | None
             name = getattr(action, "__name__", repr(action))
             log.exception("periodic task %s failed", name)
             faults.survived(f"periodic task {name}", exc)
+        raise_if_cancelled()
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError when this task was told to stop and the telling got lost.
+
+    Python 3.11's ``asyncio.wait_for`` swallows a cancellation that comes as the
+    awaited future completes (gh-86296, fixed in 3.12), and nats-py awaits
+    through it: an action then returns normally, and a loop told to stop went
+    on for ever, its worker never ending on SIGTERM. The request is still
+    counted on the task (``Task.cancelling``).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def run_until(stop: asyncio.Event, loops: Sequence[Coroutine[Any, Any, object]]) -> None:
-    """Run ``loops`` as tasks until ``stop`` is set; then cancel them and wait for their end."""
+    """Run ``loops`` as tasks until ``stop`` is set; then cancel them and wait for their end.
+
+    A loop still running a second after its cancellation lost it (see
+    ``raise_if_cancelled``) and is cancelled again, until it ends.
+    """
     tasks = [asyncio.create_task(loop) for loop in loops]
     try:
         await stop.wait()
     finally:
-        for task in tasks:
-            task.cancel()
+        pending = set(tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_AFTER_S)
+            for task in pending:
+                log.warning("task %s lost its cancellation; cancelled again", task.get_name())
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
