@@ -83,6 +83,17 @@ def _statuses(handle: BrokerHandle) -> dict[str, messages.SensorStatus]:
             for t, p, _ in got}
 
 
+def _statuses_once_all(handle: BrokerHandle, online: bool) -> dict[str, messages.SensorStatus]:
+    """The retained statuses, once every sensor's is ``online`` (within WAIT_S)."""
+    deadline = time.monotonic() + WAIT_S
+    statuses = _statuses(handle)
+    while any(s.online != online for s in statuses.values()):
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.05)
+        statuses = _statuses(handle)
+    return statuses
+
+
 @pytest.mark.parametrize("how", ["kill", "interrupt"])
 def test_process_end_leaves_every_sensor_offline(mosquitto: BrokerHandle, how: str) -> None:
     listener = listen(mosquitto, "5", "sensors/+/telemetry")
@@ -92,8 +103,9 @@ def test_process_end_leaves_every_sensor_offline(mosquitto: BrokerHandle, how: s
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
     try:
         listener.take(1)
-        statuses = _statuses(mosquitto)
-        assert all(s.online for s in statuses.values())
+        # Each unit has its own connection: one's telemetry may come before another's
+        # status replaces the offline one a previous run left retained.
+        _statuses_once_all(mosquitto, online=True)
         process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
         _, stderr = process.communicate(timeout=WAIT_S)
     finally:
@@ -101,15 +113,12 @@ def test_process_end_leaves_every_sensor_offline(mosquitto: BrokerHandle, how: s
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stderr is not None:
+            process.stderr.close()  # a failure above left it open for a later test to trip on
     if how == "interrupt":
         assert process.returncode == 0 and b"Traceback" not in stderr
     # Killed: the broker publishes each unit's will; interrupted: each says goodbye itself.
-    deadline = time.monotonic() + WAIT_S
-    statuses = _statuses(mosquitto)
-    while any(s.online for s in statuses.values()):
-        assert time.monotonic() < deadline, statuses
-        time.sleep(0.05)
-        statuses = _statuses(mosquitto)
+    statuses = _statuses_once_all(mosquitto, online=False)
     assert set(statuses) == {"ken-radar-1", "gha-radar-1", "nld-uav-1", "bra-uav-1", "ken-uav-2"}
     assert all(s.kind in ("radar", "uav") for s in statuses.values())
     assert all((s.ts is not None) == (how == "interrupt") for s in statuses.values())
