@@ -38,20 +38,30 @@ def process_noise(dt: ArrayLike, q: float) -> Array:
 
 
 def predict(x: Array, p: Array, dt: ArrayLike, q: float) -> tuple[Array, Array]:
-    """Predict states (K, 4) and covariances (K, 4, 4) forward by ``dt`` (scalar or (K,)).
+    """Predict states (K, 4) and covariances (K, 4, 4) forward by ``dt`` (scalar or (K,))."""
+    return predict_mean(x, dt), predict_covariance(p, dt, q)
+
+
+def predict_mean(x: Array, dt: ArrayLike) -> Array:
+    """States (K, 4) moved by ``dt`` (scalar or (K,)): F x, a copy."""
+    steps = np.broadcast_to(np.asarray(dt, dtype=np.float64), (x.shape[0],))
+    x_out = x.copy()
+    x_out[:, 0:2] += steps[:, None] * x[:, 2:4]
+    return x_out
+
+
+def predict_covariance(p: Array, dt: ArrayLike, q: float) -> Array:
+    """Covariances (K, 4, 4) predicted by ``dt`` (scalar or (K,)): F P Fᵀ + Q, a copy.
 
     F P Fᵀ is done by block arithmetic instead of two batched matmuls: with
     F = [[I, dt I], [0, I]] it is two row and two column additions.
     """
-    k = x.shape[0]
-    dt = np.broadcast_to(np.asarray(dt, dtype=np.float64), (k,))
-    x_out = x.copy()
-    x_out[:, 0:2] += dt[:, None] * x[:, 2:4]
+    steps = np.broadcast_to(np.asarray(dt, dtype=np.float64), (p.shape[0],))
     p_out = p.copy()
-    p_out[:, 0:2, :] += dt[:, None, None] * p_out[:, 2:4, :]
-    p_out[:, :, 0:2] += dt[:, None, None] * p_out[:, :, 2:4]
-    p_out += process_noise(dt, q)
-    return x_out, p_out
+    p_out[:, 0:2, :] += steps[:, None, None] * p_out[:, 2:4, :]
+    p_out[:, :, 0:2] += steps[:, None, None] * p_out[:, :, 2:4]
+    p_out += process_noise(steps, q)
+    return p_out
 
 
 def inv2(m: Array) -> tuple[Array, Array]:

@@ -157,8 +157,7 @@ class PlatformTable:
         rows = np.flatnonzero(self._live)
         k = rows.shape[0]
         dt = np.maximum(self.t - self._t_fix[rows], 0.0)
-        x = self._x[rows]
-        x[:, 0:2] += dt[:, None] * x[:, 2:4]
+        x = models.predict_mean(self._x[rows], dt)
         probs = np.zeros((k, classify.N_CLASSES))
         probs[np.arange(k), self._cls[rows]] = 1.0
         sources = np.zeros((k, self._live.shape[0]), dtype=bool)
@@ -177,5 +176,4 @@ def _fix_covariance(dt: NDArray[np.float64], q: float) -> NDArray[np.float64]:
     p0 = np.zeros((k, 4, 4))
     p0[:, 0, 0] = p0[:, 1, 1] = POSITION_SIGMA**2
     p0[:, 2, 2] = p0[:, 3, 3] = VELOCITY_SIGMA**2
-    _, p = models.predict(np.zeros((k, 4)), p0, dt, q)
-    return p
+    return models.predict_covariance(p0, dt, q)

@@ -69,7 +69,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hub.config import Fusion
-from hub.fusion import classify, imm, initiation
+from hub.fusion import classify, imm, initiation, models
 from hub.fusion.association import Gated, assign, gate, lambda_max2
 from hub.fusion.measurements import Scan
 from hub.fusion.tracks import COASTING, CONFIRMED, TENTATIVE, Covariances, TrackTable
@@ -577,8 +577,7 @@ class Tracker:
         rows = table._f[keep]
         # The mixture's mean moves with the models' common F; its covariance
         # (every model predicted, then moment-matched) waits for a reader.
-        x = rows[:, _X].copy()
-        x[:, 0:2] += (t - rows[:, _LAST])[:, None] * x[:, 2:4]
+        x = models.predict_mean(rows[:, _X], t - rows[:, _LAST])
         confirmed = table._confirmed[keep]
         last = rows[:, _LAST].copy()
         status = np.where(confirmed, CONFIRMED, TENTATIVE).astype(np.int8)
