@@ -7,22 +7,21 @@ file and config always give the same tracks. Pictures are taken every
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import msgspec
 import numpy as np
 
 from hub.cli.arguments import UsageError
+from hub.cli.replay_ingest import ChildIngest, Ingest, InlineIngest
+from hub.cli.tracks_out import ChildWriter, PictureSink, PictureWriter, Tables, picture_columns
 from hub.config import HubConfig
-from hub.fusion.tracks import TENTATIVE, TrackTable, publishable_rows
-from hub.geo import EnuFrame
+from hub.fusion.tracks import TENTATIVE, publishable_rows
 from hub.pipeline import Pipeline
-from hub.publish.pictures import CLASS_NAMES, PARTS, STATUS_NAMES
 from hub.recording import Damage, Record, RecordingReader
 from hub.release.groups import MISSION, group_of, release_groups
 from hub.release.view import ReleaseView
@@ -52,50 +51,6 @@ class ReplaySummary:
                 f"{self.pictures} pictures; final picture: {self.confirmed_final} confirmed "
                 f"of {self.tracks_final} tracks; {self.groups} release "
                 f"group{'s' if self.groups != 1 else ''} fused")
-
-
-class TrackRow(msgspec.Struct):
-    """One JSON Lines record of ``--tracks-out``."""
-
-    t: float
-    track_id: str
-    lat: float
-    lon: float
-    vn: float
-    ve: float
-    status: str
-    cls: str
-    affiliation: str
-    picture: str
-
-
-Tables = tuple[TrackTable, ...]
-"""A picture's tables: fused tracks, then friend platforms (hub.release.groups.GroupTables)."""
-
-
-def picture_rows(frame: EnuFrame, tables: Tables, t: float, picture: str) -> list[TrackRow]:
-    """The publishable rows of ``tables`` as records, built column by column.
-
-    Both tables' positions go through one geodetic conversion: its twenty-odd
-    numpy calls cost more than their arithmetic on a picture's few hundred rows.
-    """
-    kept = [publishable_rows(table) for table in tables]
-    x = np.concatenate([table.x[keep] for table, keep in zip(tables, kept, strict=True)])
-    lat, lon, _ = frame.to_geodetic(x[:, 0], x[:, 1], 0.0)
-    ids: list[str] = []
-    status: list[str] = []
-    classes: list[str] = []
-    affiliations: list[str] = []
-    for table, keep, (affiliation, prefix) in zip(tables, kept, PARTS, strict=True):
-        ids += [f"{prefix}{i}" for i in table.id[keep].tolist()]
-        status += STATUS_NAMES[table.status[keep]].tolist()
-        classes += CLASS_NAMES[table.cls_probs[keep].argmax(axis=1)].tolist()
-        affiliations += [affiliation] * keep.shape[0]
-    when = round(t, 3)
-    columns = zip(ids, lat.tolist(), lon.tolist(), x[:, 3].tolist(), x[:, 2].tolist(), status,
-                  classes, affiliations, strict=True)
-    return [TrackRow(when, i, la, lo, vn, ve, s, c, a, picture)
-            for i, la, lo, vn, ve, s, c, a in columns]
 
 
 def picture_source(pipeline: Pipeline, picture: str) -> Callable[[], Tables]:
@@ -132,70 +87,84 @@ def replay(records: Iterable[Record], config: HubConfig, tracks_out: BinaryIO | 
     others' would only be thrown away. ``all_groups`` fuses every group, as
     the live hub does (its load, for timing; a check of every group).
     """
+    picture_group(config, picture)  # an unknown partner is refused before anything starts
+    sink = None if tracks_out is None else PictureWriter(
+        config.mission.origin.frame(), picture, tracks_out, "--tracks-out")
+    return fuse(InlineIngest(records, config, progress), config, sink, picture, all_groups)
+
+
+def fuse(ingest: Ingest, config: HubConfig, sink: PictureSink | None = None,
+         picture: str = MISSION, all_groups: bool = False) -> ReplaySummary:
+    """Fuse the steps of ``ingest`` in a fresh pipeline, its pictures to ``sink`` (closed here)."""
     # Frames wait for their worker: nothing is dropped, so every replay is the same.
-    group = picture_group(config, picture)  # refuses an unknown partner, with or without all
-    pipeline = Pipeline(config, groups=None if all_groups else [group])
+    pipeline = Pipeline(config, groups=None if all_groups else [picture_group(config, picture)])
     try:
-        return _replay(pipeline, records, config, tracks_out, picture, progress)
+        summary = _replay(pipeline, ingest, config, sink, picture)
+        if sink is not None:
+            sink.close()
+        return summary
     finally:
         pipeline.close()
 
 
-def _replay(pipeline: Pipeline, records: Iterable[Record], config: HubConfig,
-            tracks_out: BinaryIO | None, picture: str,
-            progress: Callable[[int], None] | None) -> ReplaySummary:
+def _replay(pipeline: Pipeline, ingest: Ingest, config: HubConfig, sink: PictureSink | None,
+            picture: str) -> ReplaySummary:
     tables_now = picture_source(pipeline, picture)
-    writer = PictureWriter(pipeline.frame, picture, tracks_out)
+
+    def take_picture() -> int:
+        # A partner's picture is taken even when not written: its delay needs the history.
+        if sink is not None or picture != MISSION:
+            tables = tables_now()
+            if sink is not None:
+                sink.write(picture_columns(tables, pipeline.fusion_time))
+        return 1
+
     interval = config.publish.interval_s
     next_picture = float("-inf")
     pictures = 0
     started = time.perf_counter()
-    for count, (t_received, topic, payload) in enumerate(records, 1):
-        if topic.startswith("sensors/"):
-            pipeline.handle(topic, payload, t_received)
-            if pipeline.flush(t_received) and pipeline.fusion_time >= next_picture:
-                pictures += writer.write(tables_now, pipeline.fusion_time)
-                next_picture = pipeline.fusion_time + interval
-        if progress is not None and count % 10_000 == 0:
-            progress(count)
+    for step in ingest.steps():
+        if step.item is not None:
+            pipeline.queue(step.item, step.t)
+        elif pipeline.fuse_ready(step.t) and pipeline.fusion_time >= next_picture:
+            pictures += take_picture()
+            next_picture = pipeline.fusion_time + interval
     if pipeline.finish():
-        pictures += writer.write(tables_now, pipeline.fusion_time)
+        pictures += take_picture()
     final = [table.status[publishable_rows(table)] for table in tables_now()]
-    counters = pipeline.counters + pipeline.router.counters
+    assert ingest.result is not None, "an ingest's result follows its last step"
+    counters = ingest.result.counters
     return ReplaySummary(
         messages=counters["received"], rejected=counters["rejected"],
         detections=counters["detections"], pictures=pictures,
         tracks_final=sum(status.shape[0] for status in final),
         confirmed_final=sum(int(np.count_nonzero(status != TENTATIVE)) for status in final),
-        seconds=time.perf_counter() - started, groups=len(pipeline.groups))
-
-
-class PictureWriter:
-    """Writes each picture's rows to ``--tracks-out`` (or only takes it, without one)."""
-
-    def __init__(self, frame: EnuFrame, picture: str, out: BinaryIO | None) -> None:
-        self.frame, self.picture, self.out = frame, picture, out
-        self._encoder = msgspec.json.Encoder()
-
-    def write(self, tables_now: Callable[[], Tables], t: float) -> int:
-        """Take the picture at ``t`` and write its rows; return 1 (pictures taken)."""
-        # A partner's picture is taken even when not written: its delay needs the history.
-        if self.out is not None or self.picture != MISSION:
-            tables = tables_now()
-            if self.out is not None:
-                self.out.write(self._encoder.encode_lines(
-                    picture_rows(self.frame, tables, t, self.picture)))
-        return 1
+        seconds=time.perf_counter() - started, groups=len(pipeline.groups),
+        damage=ingest.result.damage)
 
 
 def replay_file(path: str | Path, config: HubConfig, tracks_out: str | Path | None = None,
                 picture: str = MISSION, progress: Callable[[int], None] | None = None,
                 all_groups: bool = False) -> ReplaySummary:
-    """Replay the recording at ``path`` up to any damage, writing tracks to ``tracks_out``."""
-    reader = RecordingReader(path)
+    """Replay the recording at ``path`` up to any damage, writing tracks to ``tracks_out``.
+
+    With a second core free, the ingest and the writing of the tracks run in
+    child processes beside the fusion (hub.cli.replay_ingest,
+    hub.cli.tracks_out): the same tracks, in about the fusion's time alone.
+    """
+    picture_group(config, picture)  # an unknown partner is refused before anything starts
+    beside = len(os.sched_getaffinity(0)) > 1  # with one core a child only adds its pickling
+    ingest = ChildIngest(path, config, progress) if beside else InlineIngest(
+        RecordingReader(path), config, progress)
     if tracks_out is None:
-        summary = replay(reader, config, None, picture, progress, all_groups)
-    else:
-        with open(tracks_out, "wb") as out:
-            summary = replay(reader, config, out, picture, progress, all_groups)
-    return dataclasses.replace(summary, damage=reader.damage)
+        return fuse(ingest, config, None, picture, all_groups)
+    frame = config.mission.origin.frame()
+    with open(tracks_out, "wb") as out:
+        sink: PictureSink = (ChildWriter(frame, picture, out, str(tracks_out)) if beside
+                             else PictureWriter(frame, picture, out, str(tracks_out)))
+        try:
+            return fuse(ingest, config, sink, picture, all_groups)
+        except BaseException:
+            if isinstance(sink, ChildWriter):
+                sink.abandon()
+            raise

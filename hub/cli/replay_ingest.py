@@ -1,0 +1,261 @@
+"""A replay's ingest: a recording's messages made into fusion steps, here or in a child process.
+
+The ingest (budgets, decoding, validation, each sensor's conversion to
+mission ENU, imagery) turns the records into steps, in order: each item it
+admits, with the message's receive time, then a fusion step at that time
+(``hub.cluster.records.Decoded``, as a cluster's inputs stream holds them).
+The fusion applies the steps in that order wherever they were made, so the
+tracks are the same bytes either way. Made in a child process
+(``ChildIngest``), they are ready on the machine's other core while this one
+fuses, and a replay takes about as long as its fusion alone.
+
+The child is forked, not spawned: a spawned one would import the hub again
+(0.2 s of a replay's 0.25 s start-up). The replay command runs no thread to
+fork under. The child ends with the replay however it ends: a closed pipe
+fails its next send, and a child that is still running when the replay stops
+early is terminated.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.forkserver
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hub.cluster.records import Decoded
+from hub.config import HubConfig
+from hub.errors import HubError
+from hub.fusion.measurements import Scan
+from hub.ingest.router import InboundItem, PlatformFix
+from hub.messages import Telemetry
+from hub.pipeline import Pipeline
+from hub.recording import Damage, Record, RecordingReader
+
+BATCH = 512
+"""Steps per send to the fusion: one pickle and one pipe write for many small items."""
+
+PROGRESS_EVERY = 10_000
+"""Messages between two calls of a replay's progress callback."""
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What the ingest counted (received, rejected, detections...) and where the file broke."""
+
+    counters: Counter[str]
+    damage: Damage | None
+
+
+class Ingest(Protocol):
+    """Steps for the fusion, then (once they are all taken) the ingest's result."""
+
+    result: IngestResult | None
+
+    def steps(self) -> Iterator[Decoded]: ...
+
+
+class IngestFailed(HubError):
+    """The child process making a replay's steps failed or died."""
+
+
+class InlineIngest:
+    """The ingest in this process, one message at a time as the fusion takes its steps."""
+
+    def __init__(self, records: Iterable[Record], config: HubConfig,
+                 progress: Progress | None = None) -> None:
+        self.records, self.config, self.progress = records, config, progress
+        self.result: IngestResult | None = None
+
+    def steps(self) -> Iterator[Decoded]:
+        """Each message's admitted items (frames' scans included), then its fusion step."""
+        ingest = Pipeline(self.config, groups=())
+        admitted: list[Decoded] = []
+
+        def admit(item: InboundItem, t_received: float) -> bool:
+            admitted.append(Decoded(t_received, item))
+            return True  # whether it is late is for the fusion's reorder window to say
+
+        ingest.on_item = admit
+        try:
+            for count, (t_received, topic, payload) in enumerate(self.records, 1):
+                if topic.startswith("sensors/"):
+                    ingest.handle(topic, payload, t_received)
+                    ingest.collect_frames(t_received)
+                    admitted.append(Decoded(t_received, None))
+                    yield from admitted
+                    admitted.clear()
+                if self.progress is not None and count % PROGRESS_EVERY == 0:
+                    self.progress(count)
+        finally:
+            ingest.close()  # a frame still out is collected here, and queued by the fusion's end
+        yield from admitted
+        damage = self.records.damage if isinstance(self.records, RecordingReader) else None
+        self.result = IngestResult(ingest.counters + ingest.router.counters, damage)
+
+
+class ChildIngest:
+    """The ingest of the recording at ``path`` in a forked child, its steps sent here in batches."""
+
+    def __init__(self, path: str | Path, config: HubConfig,
+                 progress: Progress | None = None) -> None:
+        self.path, self.config, self.progress = path, config, progress
+        self.result: IngestResult | None = None
+
+    def steps(self) -> Iterator[Decoded]:
+        """The child's steps as they arrive; IngestFailed if it fails or dies first."""
+        context = multiprocessing.get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        # Not a daemon: a daemon may not start the frame workers a recording's imagery needs.
+        child = context.Process(target=_make_steps, name="hub-replay-ingest",
+                                args=(sender, self.path, self.config, self.progress))
+        child.start()
+        sender.close()  # the child holds the only write end: its exit is our end of file
+        try:
+            while self.result is None:
+                yield from self._receive(receiver, child)
+        finally:
+            receiver.close()
+            if self.result is None:  # the fusion stopped early, or the child failed
+                child.terminate()
+            child.join()
+
+    def _receive(self, receiver: Connection, child: multiprocessing.process.BaseProcess,
+                 ) -> list[Decoded]:
+        try:
+            message = receiver.recv()
+        except EOFError:
+            child.join()
+            raise IngestFailed(f"the replay's ingest process ended (exit code "
+                               f"{child.exitcode}) before the end of {self.path}") from None
+        if isinstance(message, IngestResult):
+            self.result = message
+            return []
+        if isinstance(message, str):
+            raise IngestFailed(message)
+        return unpack(message)
+
+
+def _make_steps(sender: Connection, path: str | Path, config: HubConfig,
+                progress: Progress | None) -> None:
+    """The child: send the steps of ``path`` in batches, then the result (or one line why not)."""
+    try:
+        _forget_inherited_fork_server()
+        ingest = InlineIngest(RecordingReader(path), config, progress)
+        batch: list[Decoded] = []
+        for step in ingest.steps():
+            batch.append(step)
+            if len(batch) == BATCH:
+                sender.send(pack(batch))
+                batch = []
+        sender.send(pack(batch))
+        sender.send(ingest.result)
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass  # the replay has stopped: there is no one to tell
+    except OSError as exc:
+        sender.send(f"{exc.filename or path}: {exc.strerror or exc}")
+    except Exception as exc:  # a bug: its traceback in the log, one line for the replay
+        log.exception("replay ingest of %s failed", path)
+        sender.send(f"replay ingest of {path} failed: {type(exc).__name__}: {exc}")
+    finally:
+        sender.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """A batch of steps as a few arrays and lists: cheap to pickle, unlike a dataclass each.
+
+    Pickling a frozen dataclass calls two Python functions per object, and
+    unpickling a scan's four arrays costs more than fusing a small scan: the
+    scans' arrays go concatenated, and come back as views of them.
+    """
+
+    kinds: bytes
+    """Per step: ``_TICK``, ``_SCAN`` or ``_FIX``."""
+    t: list[float]
+    """Each step's receive time."""
+    scans: list[tuple[float, int, int]]
+    """Each scan's measurement time, sensor and number of rows."""
+    z: NDArray[np.float64]
+    r: NDArray[np.float64]
+    cls: NDArray[np.int16]
+    conf: NDArray[np.float64]
+    fixes: list[tuple[float, int, Telemetry, tuple[float, float]]]
+
+
+_TICK, _SCAN, _FIX = 0, 1, 2
+
+
+def pack(steps: list[Decoded]) -> Packed:
+    """``steps`` for the pipe."""
+    kinds = bytearray()
+    scans: list[Scan] = []
+    fixes: list[tuple[float, int, Telemetry, tuple[float, float]]] = []
+    for step in steps:
+        item = step.item
+        if isinstance(item, Scan):
+            kinds.append(_SCAN)
+            scans.append(item)
+        elif isinstance(item, PlatformFix):
+            kinds.append(_FIX)
+            fixes.append((item.t, item.sensor, item.telemetry, item.enu))
+        else:
+            kinds.append(_TICK)
+
+    def joined(arrays: list[NDArray[Any]], shape: tuple[int, ...], dtype: type) -> NDArray[Any]:
+        return np.concatenate(arrays) if arrays else np.zeros(shape, dtype)
+
+    return Packed(bytes(kinds), [step.t for step in steps],
+                  [(scan.t, scan.sensor, len(scan)) for scan in scans],
+                  joined([scan.z for scan in scans], (0, 2), np.float64),
+                  joined([scan.R for scan in scans], (0, 2, 2), np.float64),
+                  joined([scan.cls for scan in scans], (0,), np.int16),
+                  joined([scan.conf for scan in scans], (0,), np.float64), fixes)
+
+
+def unpack(packed: Packed) -> list[Decoded]:
+    """The steps ``pack`` was given."""
+    scans, fixes = iter(packed.scans), iter(packed.fixes)
+    steps: list[Decoded] = []
+    start = 0
+    for kind, t_received in zip(packed.kinds, packed.t, strict=True):
+        item: InboundItem | None = None
+        if kind == _SCAN:
+            t, sensor, n = next(scans)
+            rows = slice(start, start + n)
+            start += n
+            item = Scan(t, sensor, packed.z[rows], packed.r[rows], packed.cls[rows],
+                        packed.conf[rows])
+        elif kind == _FIX:
+            item = PlatformFix(*next(fixes))
+        steps.append(Decoded(t_received, item))
+    return steps
+
+
+def _forget_inherited_fork_server() -> None:
+    """Let this forked child start a fork server of its own for its frame workers.
+
+    multiprocessing keeps the fork server of the process that forked us (one
+    that already ran frame workers, as a test's may have) and would wait for
+    it as for its own child: ECHILD. Our copy of its "alive" pipe is closed,
+    so it still ends when its owner lets it go.
+    """
+    server: Any = multiprocessing.forkserver._forkserver
+    with server._lock:
+        if server._forkserver_alive_fd is not None:
+            os.close(server._forkserver_alive_fd)
+        server._forkserver_pid = server._forkserver_address = None
+        server._forkserver_alive_fd = None

@@ -1,0 +1,121 @@
+"""A replay's ingest and tracks writer in child processes beside the fusion: the same bytes.
+
+``hub replay`` runs them there when a second core is free (hub.cli.replay_ingest,
+hub.cli.tracks_out); everything else replays in one process. Each test here
+sets the two side by side, or breaks a child and reads the one line it gives.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import pickle
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from frames_scene import Scene, camera_config, enu_of, frame_records
+
+from hub.cli.main import main
+from hub.cli.replay import fuse, replay
+from hub.cli.replay_ingest import ChildIngest, IngestFailed, pack, unpack
+from hub.cli.tracks_out import ChildWriter
+from hub.cluster.records import Decoded
+from hub.config import DEFAULT_CONFIG, HubConfig, load_config
+from hub.fusion.measurements import Scan
+from hub.ingest.router import PlatformFix
+from hub.messages import Telemetry
+from hub.recording import RecordingWriter, read_recording
+from simulators.engine import write_recording
+from simulators.scenario import load_scenario
+
+
+def beside(recording: Path, config: HubConfig, tracks: Path, picture: str = "mission") -> bytes:
+    """The tracks of ``recording`` with both children, whatever the machine's cores."""
+    with open(tracks, "wb") as out:
+        writer = ChildWriter(config.mission.origin.frame(), picture, out, str(tracks))
+        fuse(ChildIngest(recording, config), config, writer, picture)
+    return tracks.read_bytes()
+
+
+def inline(recording: Path, config: HubConfig, picture: str = "mission") -> bytes:
+    out = io.BytesIO()
+    replay(read_recording(recording), config, out, picture)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("picture", ["mission", "gha"])
+def test_the_children_write_the_bytes_one_process_writes(tmp_path: Path, picture: str) -> None:
+    recording = tmp_path / "rec.mpk"
+    write_recording(load_scenario("default").with_duration(40.0), recording, seed=11)
+    config = load_config(DEFAULT_CONFIG)
+    alone = inline(recording, config, picture)
+    assert beside(recording, config, tmp_path / "tracks.jsonl", picture) == alone
+    assert alone.count(b'"confirmed"') > 20
+
+
+def test_camera_frames_go_through_the_ingest_child_s_worker_pool(tmp_path: Path) -> None:
+    config = camera_config(workers=1)
+    records = frame_records(Scene(enu_of(config), 1.8e9), 4.0)
+    recording = tmp_path / "frames.mpk"
+    with RecordingWriter(recording) as writer:
+        for record in records:
+            writer.write(*record)
+    alone = inline(recording, config)
+    assert beside(recording, config, tmp_path / "tracks.jsonl") == alone
+    assert alone.count(b'"confirmed"') > 0
+
+
+def test_a_full_disk_is_one_line_naming_the_file(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    recording = tmp_path / "rec.mpk"
+    write_recording(load_scenario("default").with_duration(30.0), recording)
+    assert main(["replay", str(recording), "--tracks-out", "/dev/full"]) == 1
+    assert capsys.readouterr().err == "error: /dev/full: No space left on device\n"
+    assert not multiprocessing.active_children()
+
+
+def test_an_ingest_child_that_cannot_read_says_so(tmp_path: Path) -> None:
+    with pytest.raises(IngestFailed, match=f"^{tmp_path}: Is a directory$"):
+        list(ChildIngest(tmp_path, load_config(DEFAULT_CONFIG)).steps())
+
+
+def test_an_ingest_child_killed_midway_fails_the_replay(tmp_path: Path) -> None:
+    recording = tmp_path / "rec.mpk"
+    write_recording(load_scenario("default").with_duration(300.0), recording)
+    steps = ChildIngest(recording, load_config(DEFAULT_CONFIG)).steps()
+    next(steps)
+    (child,) = multiprocessing.active_children()
+    assert child.name == "hub-replay-ingest" and child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    with pytest.raises(IngestFailed, match=r"ingest process ended \(exit code -9\) before "):
+        for _ in steps:
+            pass
+    assert not multiprocessing.active_children()
+
+
+def test_a_packed_batch_gives_back_its_steps_empty_scans_and_fixes_included() -> None:
+    def scan(t: float, n: int) -> Scan:
+        rng = np.random.default_rng(n)
+        return Scan(t, n % 3, rng.normal(size=(n, 2)), rng.normal(size=(n, 2, 2)),
+                    np.arange(n, dtype=np.int16), rng.random(n))
+
+    fix = PlatformFix(5.0, 1, Telemetry(ts=5.0, seq=1, lat=1.0, lon=2.0, alt=3.0, heading=0.0,
+                                        pitch=0.0, roll=0.0),
+                      (10.0, 20.0))
+    steps = [Decoded(1.0, scan(0.5, 3)), Decoded(1.0, None), Decoded(2.0, scan(1.5, 0)),
+             Decoded(2.5, fix), Decoded(3.0, scan(2.5, 4)), Decoded(3.0, None)]
+    back = unpack(pickle.loads(pickle.dumps(pack(steps))))
+    assert [(s.t, type(s.item)) for s in back] == [(s.t, type(s.item)) for s in steps]
+    for got, sent in zip(back, steps, strict=True):
+        if isinstance(sent.item, Scan):
+            assert isinstance(got.item, Scan) and (got.item.t, got.item.sensor) == (
+                sent.item.t, sent.item.sensor)
+            for name in ("z", "R", "cls", "conf"):
+                a, b = getattr(got.item, name), getattr(sent.item, name)
+                assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+        else:
+            assert got.item == sent.item
+    assert unpack(pack([])) == []
