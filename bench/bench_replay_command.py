@@ -116,14 +116,14 @@ def main() -> None:
                   f"{startup[0]:.2f} s ({startup[1]:.2f} s CPU): {rates[-1]:,.0f} det/s, "
                   f"{cpu_rates[-1]:,.0f} det/CPU-s (load {load})")
     rate, cpu_rate = statistics.median(rates), statistics.median(cpu_rates)
-    startup = statistics.median(startups)
+    median_startup = statistics.median(startups)
     print(f"median {rate:,.0f} det/s (target {TARGET_RATE:,}), {cpu_rate:,.0f} det/CPU-s; "
-          f"start-up {startup:.2f} s (limit {STARTUP_LIMIT_S}); {detections} detections")
+          f"start-up {median_startup:.2f} s (limit {STARTUP_LIMIT_S}); {detections} detections")
     path = write_results("replay_command", {
         "scenario": args.scenario, "duration_s": args.duration, "detections": detections,
         "all_groups": args.all_groups, "cores": len(os.sched_getaffinity(0)), "pairs": pairs,
         "median_detections_per_s": round(rate), "median_detections_per_cpu_s": round(cpu_rate),
-        "median_startup_s": round(startup, 3), "target_detections_per_s": TARGET_RATE,
+        "median_startup_s": round(median_startup, 3), "target_detections_per_s": TARGET_RATE,
         "startup_limit_s": STARTUP_LIMIT_S})
     print(f"wrote {path}")
 
