@@ -143,17 +143,31 @@ def _replay(pipeline: Pipeline, ingest: Ingest, config: HubConfig, sink: Picture
         damage=ingest.result.damage)
 
 
+BESIDE_FROM_BYTES = 2 << 20
+"""Recordings smaller than this replay in one process: in well under 0.2 s, where starting
+and ending the two children (about 40 ms) would cost more than they save."""
+
+
+def children_pay_off(path: str | Path) -> bool:
+    """Whether a replay of ``path`` should run its ingest and writer beside the fusion.
+
+    Not with one core (a child only adds its pickling), nor for a small file.
+    """
+    return len(os.sched_getaffinity(0)) > 1 and os.path.getsize(path) >= BESIDE_FROM_BYTES
+
+
 def replay_file(path: str | Path, config: HubConfig, tracks_out: str | Path | None = None,
                 picture: str = MISSION, progress: Callable[[int], None] | None = None,
                 all_groups: bool = False) -> ReplaySummary:
     """Replay the recording at ``path`` up to any damage, writing tracks to ``tracks_out``.
 
-    With a second core free, the ingest and the writing of the tracks run in
-    child processes beside the fusion (hub.cli.replay_ingest,
-    hub.cli.tracks_out): the same tracks, in about the fusion's time alone.
+    With a second core free and a recording worth it (``children_pay_off``),
+    the ingest and the writing of the tracks run in child processes beside
+    the fusion (hub.cli.replay_ingest, hub.cli.tracks_out): the same tracks,
+    in about the fusion's time alone.
     """
     picture_group(config, picture)  # an unknown partner is refused before anything starts
-    beside = len(os.sched_getaffinity(0)) > 1  # with one core a child only adds its pickling
+    beside = children_pay_off(path)
     ingest = ChildIngest(path, config, progress) if beside else InlineIngest(
         RecordingReader(path), config, progress)
     if tracks_out is None:
