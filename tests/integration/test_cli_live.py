@@ -23,10 +23,10 @@ COUNTED = ("received", "fused", "late", "duplicates")
 def test_hub_run_and_hub_sim_make_a_picture(
         mosquitto: BrokerHandle, peer_factory: Callable[[BrokerHandle, str, str], Peer]) -> None:
     where = ["--host", mosquitto.host, "--port", str(mosquitto.port)]
-    hub = subprocess.Popen([*HUB, "run", *where, "--duration", "12", "--quiet"],
+    hub = subprocess.Popen([*HUB, "run", *where, "--duration", "9", "--quiet"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sim = subprocess.run([*HUB, "sim", "-s", "default", *where, "--duration", "30", "--speed",
-                          "6", "--no-progress"], capture_output=True, text=True, timeout=60)
+                          "8", "--no-progress"], capture_output=True, text=True, timeout=60)
     assert sim.returncode == 0, sim.stderr
     assert "sent " in sim.stderr
     out, _ = hub.communicate(timeout=30)

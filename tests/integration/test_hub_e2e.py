@@ -31,7 +31,7 @@ from simulators.scenario import load_scenario
 
 MAX = 64 << 20
 SIM_SECONDS = 40.0
-SPEED = 5.0
+SPEED = 8.0
 # Every partner listens on its own tree and tries the others: all must stay silent.
 WIDE = ("#", topics.COP_TREE, topics.SENSORS_TREE)
 
