@@ -43,6 +43,8 @@ from hub.recording import Damage, Record, RecordingReader
 
 BATCH = 512
 """Steps per send to the fusion: one pickle and one pipe write for many small items."""
+FIRST_BATCH = 16
+"""The first send's steps: the fusion waits for them; each next batch is twice as large."""
 
 PROGRESS_EVERY = 10_000
 """Messages between two calls of a replay's progress callback."""
@@ -154,13 +156,15 @@ def _make_steps(sender: Connection, path: str | Path, config: HubConfig,
     """The child: send the steps of ``path`` in batches, then the result (or one line why not)."""
     try:
         _forget_inherited_fork_server()
+        os.nice(10)  # the fusion is the bottleneck: where cores are short, it goes first
         ingest = InlineIngest(RecordingReader(path), config, progress)
         batch: list[Decoded] = []
+        size = FIRST_BATCH
         for step in ingest.steps():
             batch.append(step)
-            if len(batch) == BATCH:
+            if len(batch) == size:
                 sender.send(pack(batch))
-                batch = []
+                batch, size = [], min(2 * size, BATCH)
         sender.send(pack(batch))
         sender.send(ingest.result)
     except (BrokenPipeError, KeyboardInterrupt):

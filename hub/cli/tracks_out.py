@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -200,6 +201,7 @@ class ChildWriter:
 def _write_pictures(pictures: Connection, outcome: Connection, frame: EnuFrame, picture: str,
                     out: BinaryIO, name: str) -> None:
     """The child: write each picture received until the end; say "" or one line why not."""
+    os.nice(10)  # the fusion is the bottleneck: where cores are short, it goes first
     writer = PictureWriter(frame, picture, out, name)
     problem = ""
     try:
