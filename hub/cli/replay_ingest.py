@@ -123,7 +123,7 @@ class ChildIngest:
         receiver, sender = context.Pipe(duplex=False)
         # Not a daemon: a daemon may not start the frame workers a recording's imagery needs.
         child = context.Process(target=_make_steps, name="hub-replay-ingest",
-                                args=(sender, self.path, self.config, self.progress))
+                                args=(sender, receiver, self.path, self.config, self.progress))
         child.start()
         sender.close()  # the child holds the only write end: its exit is our end of file
         try:
@@ -151,9 +151,14 @@ class ChildIngest:
         return unpack(message)
 
 
-def _make_steps(sender: Connection, path: str | Path, config: HubConfig,
+def _make_steps(sender: Connection, receiver: Connection, path: str | Path, config: HubConfig,
                 progress: Progress | None) -> None:
-    """The child: send the steps of ``path`` in batches, then the result (or one line why not)."""
+    """The child: send the steps of ``path`` in batches, then the result (or one line why not).
+
+    ``receiver`` is the replay's end of the pipe, inherited: closed at once,
+    so a send fails when the replay is gone (a SIGKILL) instead of blocking.
+    """
+    receiver.close()
     try:
         _forget_inherited_fork_server()
         os.nice(10)  # the fusion is the bottleneck: where cores are short, it goes first

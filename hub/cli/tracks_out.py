@@ -9,6 +9,7 @@ other core, while the replay fuses on: the file is the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -151,8 +152,10 @@ class ChildWriter:
         context = multiprocessing.get_context("fork")
         child_end, self._pictures = context.Pipe(duplex=False)
         self._outcome, outcome_end = context.Pipe(duplex=False)
-        self._child = context.Process(target=_write_pictures, name="hub-replay-writer",
-                                      args=(child_end, outcome_end, frame, picture, out, name))
+        self._child = context.Process(
+            target=_write_pictures, name="hub-replay-writer",
+            args=((child_end, outcome_end), (self._pictures, self._outcome), frame, picture, out,
+                  name))
         self._child.start()
         child_end.close()
         outcome_end.close()
@@ -198,9 +201,17 @@ class ChildWriter:
         self._child.join()
 
 
-def _write_pictures(pictures: Connection, outcome: Connection, frame: EnuFrame, picture: str,
-                    out: BinaryIO, name: str) -> None:
-    """The child: write each picture received until the end; say "" or one line why not."""
+def _write_pictures(ends: tuple[Connection, Connection], inherited: tuple[Connection, ...],
+                    frame: EnuFrame, picture: str, out: BinaryIO, name: str) -> None:
+    """The child: write each picture received until the end; say "" or one line why not.
+
+    ``inherited`` are the replay's ends of the two pipes: closed at once, so
+    the pictures' pipe ends when the replay is gone (a SIGKILL) instead of
+    waiting on this child's own copy of its write end.
+    """
+    for connection in inherited:
+        connection.close()
+    pictures, outcome = ends
     os.nice(10)  # the fusion is the bottleneck: where cores are short, it goes first
     writer = PictureWriter(frame, picture, out, name)
     problem = ""
@@ -219,5 +230,6 @@ def _write_pictures(pictures: Connection, outcome: Connection, frame: EnuFrame, 
         log.exception("writing %s failed", name)
         problem = f"writing {name} failed: {type(exc).__name__}: {exc}"
     finally:
-        outcome.send(problem)
+        with contextlib.suppress(OSError):  # the replay is gone: no one is left to tell
+            outcome.send(problem)
         outcome.close()

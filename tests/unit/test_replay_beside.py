@@ -12,6 +12,9 @@ import multiprocessing
 import os
 import pickle
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +85,16 @@ def test_an_ingest_child_that_cannot_read_says_so(tmp_path: Path) -> None:
         list(ChildIngest(tmp_path, load_config(DEFAULT_CONFIG)).steps())
 
 
-def test_an_ingest_child_killed_midway_fails_the_replay(tmp_path: Path) -> None:
-    recording = tmp_path / "rec.mpk"
-    write_recording(load_scenario("default").with_duration(300.0), recording)
-    steps = ChildIngest(recording, load_config(DEFAULT_CONFIG)).steps()
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """targets300 for 180 s: 15 MB, about a second of replay."""
+    recording = tmp_path_factory.mktemp("long") / "rec.mpk"
+    write_recording(load_scenario("targets300").with_duration(180.0), recording)
+    return recording
+
+
+def test_an_ingest_child_killed_midway_fails_the_replay(long_recording: Path) -> None:
+    steps = ChildIngest(long_recording, load_config(DEFAULT_CONFIG)).steps()
     next(steps)
     (child,) = multiprocessing.active_children()
     assert child.name == "hub-replay-ingest" and child.pid is not None
@@ -94,6 +103,31 @@ def test_an_ingest_child_killed_midway_fails_the_replay(tmp_path: Path) -> None:
         for _ in steps:
             pass
     assert not multiprocessing.active_children()
+
+
+def children_of(pid: int) -> set[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return {int(line) for line in found.stdout.split()}
+
+
+def test_the_children_end_when_the_replay_is_killed(long_recording: Path, tmp_path: Path) -> None:
+    replay_process = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "replay", str(long_recording), "--tracks-out",
+         str(tmp_path / "tracks.jsonl")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30.0
+    while len(children := children_of(replay_process.pid)) < 2:
+        assert replay_process.poll() is None and time.monotonic() < deadline, "no children"
+        time.sleep(0.005)
+    replay_process.kill()
+    replay_process.wait()
+    deadline = time.monotonic() + 10.0
+    while alive := {pid for pid in children if Path(f"/proc/{pid}").exists()
+                    and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]}:
+        assert time.monotonic() < deadline, f"children {alive} outlived the replay"
+        time.sleep(0.05)
+    assert replay_process.stderr is not None
+    with replay_process.stderr:
+        assert replay_process.stderr.read() == b""
 
 
 def test_a_packed_batch_gives_back_its_steps_empty_scans_and_fixes_included() -> None:
