@@ -59,7 +59,7 @@ def test_the_children_write_the_bytes_one_process_writes(tmp_path: Path, picture
     assert alone.count(b'"confirmed"') > 20
 
 
-def test_camera_frames_go_through_the_ingest_child_s_worker_pool(tmp_path: Path) -> None:
+def test_camera_frames_are_read_in_the_ingest_child_as_by_a_worker(tmp_path: Path) -> None:
     config = camera_config(workers=1)
     records = frame_records(Scene(enu_of(config), 1.8e9), 4.0)
     recording = tmp_path / "frames.mpk"
