@@ -18,6 +18,7 @@ early is terminated.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -124,8 +125,7 @@ class ChildIngest:
         """The child's steps as they arrive; IngestFailed if it fails or dies first."""
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
-        # Not a daemon: a daemon may not start the frame workers a recording's imagery needs.
-        child = context.Process(target=_make_steps, name="hub-replay-ingest",
+        child = context.Process(target=_make_steps, name="hub-replay-ingest", daemon=True,
                                 args=(sender, receiver, self.path, self.config, self.progress))
         child.start()
         sender.close()  # the child holds the only write end: its exit is our end of file
@@ -165,8 +165,8 @@ def _make_steps(sender: Connection, receiver: Connection, path: str | Path, conf
     try:
         os.nice(10)  # the fusion is the bottleneck: where cores are short, it goes first
         # Frames run here: this child is already beside the fusion, and a replay waits
-        # for each frame, so a worker process would only add its round trip (targets
-        # default 300 s, 600 frames: 7.3 s with one, 3.8 s without).
+        # for each frame, so a worker process would only add its round trip (the
+        # default scenario, 300 s, 600 frames: 7.3 s with one, 3.8 s without).
         ingest = InlineIngest(RecordingReader(path), config, progress, frame_workers=0)
         batch: list[Decoded] = []
         size = FIRST_BATCH
@@ -180,12 +180,18 @@ def _make_steps(sender: Connection, receiver: Connection, path: str | Path, conf
     except (BrokenPipeError, KeyboardInterrupt):
         pass  # the replay has stopped: there is no one to tell
     except OSError as exc:
-        sender.send(f"{exc.filename or path}: {exc.strerror or exc}")
+        _tell(sender, f"{exc.filename or path}: {exc.strerror or exc}")
     except Exception as exc:  # a bug: its traceback in the log, one line for the replay
         log.exception("replay ingest of %s failed", path)
-        sender.send(f"replay ingest of {path} failed: {type(exc).__name__}: {exc}")
+        _tell(sender, f"replay ingest of {path} failed: {type(exc).__name__}: {exc}")
     finally:
         sender.close()
+
+
+def _tell(sender: Connection, line: str) -> None:
+    """Send the replay the line saying why its ingest failed, unless it has gone."""
+    with contextlib.suppress(OSError):
+        sender.send(line)
 
 
 @dataclass(frozen=True, slots=True)

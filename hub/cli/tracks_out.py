@@ -153,7 +153,7 @@ class ChildWriter:
         child_end, self._pictures = context.Pipe(duplex=False)
         self._outcome, outcome_end = context.Pipe(duplex=False)
         self._child = context.Process(
-            target=_write_pictures, name="hub-replay-writer",
+            target=_write_pictures, name="hub-replay-writer", daemon=True,
             args=((child_end, outcome_end), (self._pictures, self._outcome), frame, picture, out,
                   name))
         self._child.start()
@@ -171,7 +171,7 @@ class ChildWriter:
         try:
             self._pictures.send(self._held)
         except (BrokenPipeError, ConnectionResetError):
-            self._failed()
+            self._wait_for_child()
         self._held = []
 
     def close(self) -> None:
@@ -181,15 +181,16 @@ class ChildWriter:
         try:
             self._pictures.send(None)
         except (BrokenPipeError, ConnectionResetError):
-            self._failed()
+            self._wait_for_child()
         self._pictures.close()
-        self._failed()
+        self._wait_for_child()
 
-    def _failed(self) -> None:
-        """Wait for the child; raise WriteFailed with its line unless it wrote everything."""
+    def _wait_for_child(self) -> None:
+        """Wait for the child's last word; raise WriteFailed unless it wrote everything."""
         try:
             problem = self._outcome.recv()
         except EOFError:
+            self._child.join()
             problem = f"the tracks writer ended (exit code {self._child.exitcode})"
         self._child.join()
         if problem:
