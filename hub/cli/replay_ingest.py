@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -125,7 +127,8 @@ class ChildIngest:
         """The child's steps as they arrive; IngestFailed if it fails or dies first."""
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_make_steps, name="hub-replay-ingest", daemon=True,
+        # Not a daemon: a daemon may not start frame workers, which it may need (_make_steps).
+        child = context.Process(target=_make_steps, name="hub-replay-ingest",
                                 args=(sender, receiver, self.path, self.config, self.progress))
         child.start()
         sender.close()  # the child holds the only write end: its exit is our end of file
@@ -164,10 +167,7 @@ def _make_steps(sender: Connection, receiver: Connection, path: str | Path, conf
     receiver.close()
     try:
         os.nice(10)  # the fusion is the bottleneck: where cores are short, it goes first
-        # Frames run here: this child is already beside the fusion, and a replay waits
-        # for each frame, so a worker process would only add its round trip (the
-        # default scenario, 300 s, 600 frames: 7.3 s with one, 3.8 s without).
-        ingest = InlineIngest(RecordingReader(path), config, progress, frame_workers=0)
+        ingest = InlineIngest(RecordingReader(path), config, progress, _frame_workers())
         batch: list[Decoded] = []
         size = FIRST_BATCH
         for step in ingest.steps():
@@ -264,3 +264,36 @@ def unpack(packed: Packed) -> list[Decoded]:
         steps.append(Decoded(t_received, item))
     return steps
 
+
+def _frame_workers() -> int | None:
+    """Frame workers for this forked child: none (frames run here) where that is safe.
+
+    This child is already beside the fusion and a replay waits for each
+    frame, so a worker process only adds its round trip (the default
+    scenario, 300 s, 600 frames: 7.3 s with one, 3.8 s without). But a
+    process that loaded OpenCV before it forked us (a program, or a test,
+    that used it before replaying) left us an OpenCV whose thread pool did
+    not survive the fork, and OpenCV waits for that pool for ever: then the
+    frames go to worker processes (``imagery.workers``) through a fork server
+    of our own. ``hub replay`` itself never loads OpenCV before the fork.
+    """
+    if "cv2" not in sys.modules:
+        return 0
+    _forget_inherited_fork_server()
+    return None
+
+
+def _forget_inherited_fork_server() -> None:
+    """Let this forked child start a fork server of its own for its frame workers.
+
+    multiprocessing keeps the fork server of the process that forked us (one
+    that already ran frame workers, as a test's may have) and would wait for
+    it as for its own child: ECHILD. Our copy of its "alive" pipe is closed,
+    so it still ends when its owner lets it go.
+    """
+    server: Any = multiprocessing.forkserver._forkserver
+    with server._lock:
+        if server._forkserver_alive_fd is not None:
+            os.close(server._forkserver_alive_fd)
+        server._forkserver_pid = server._forkserver_address = None
+        server._forkserver_alive_fd = None

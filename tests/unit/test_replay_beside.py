@@ -11,6 +11,7 @@ import io
 import multiprocessing
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from hub.cli.replay import fuse, replay
 from hub.cli.replay_ingest import ChildIngest, IngestFailed, pack, unpack
 from hub.cli.tracks_out import ChildWriter
 from hub.cluster.records import Decoded
-from hub.config import DEFAULT_CONFIG, HubConfig, load_config
+from hub.config import DEFAULT_CONFIG, HubConfig, config_toml, load_config
 from hub.fusion.measurements import Scan
 from hub.ingest.router import PlatformFix
 from hub.messages import Telemetry
@@ -59,15 +60,42 @@ def test_the_children_write_the_bytes_one_process_writes(tmp_path: Path, picture
     assert alone.count(b'"confirmed"') > 20
 
 
-def test_camera_frames_are_read_in_the_ingest_child_as_by_a_worker(tmp_path: Path) -> None:
-    config = camera_config(workers=1)
-    records = frame_records(Scene(enu_of(config), 1.8e9), 4.0)
-    recording = tmp_path / "frames.mpk"
+CAMERA = camera_config(workers=1)
+
+
+@pytest.fixture(scope="module")
+def camera_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 frames of a camera UAV (4.5 MB: the command replays it with its children)."""
+    recording = tmp_path_factory.mktemp("camera") / "frames.mpk"
     with RecordingWriter(recording) as writer:
-        for record in records:
+        for record in frame_records(Scene(enu_of(CAMERA), 1.8e9), 4.0):
             writer.write(*record)
-    alone = inline(recording, config)
-    assert beside(recording, config, tmp_path / "tracks.jsonl") == alone
+    return recording
+
+
+def test_camera_frames_go_to_workers_where_opencv_was_loaded_before(
+        camera_recording: Path, tmp_path: Path) -> None:
+    # This process has used OpenCV: a forked child must not (its thread pool is gone).
+    assert "cv2" in sys.modules
+    alone = inline(camera_recording, CAMERA)
+    assert beside(camera_recording, CAMERA, tmp_path / "tracks.jsonl") == alone
+    assert alone.count(b'"confirmed"') > 0
+
+
+def without_friend_ids(tracks: bytes) -> bytes:
+    """Friend ids are keyed per process (without ``mission.id_key_file``): set them apart."""
+    return re.sub(rb'"track_id":"F[0-9]+"', b'"track_id":"F"', tracks)
+
+
+def test_hub_replay_reads_camera_frames_in_its_ingest_child(camera_recording: Path,
+                                                            tmp_path: Path) -> None:
+    config, tracks = tmp_path / "camera.toml", tmp_path / "tracks.jsonl"
+    config.write_text(config_toml(CAMERA))
+    subprocess.run([sys.executable, "-m", "hub.cli", "replay", "-c", str(config),
+                    str(camera_recording), "--tracks-out", str(tracks)],
+                   check=True, capture_output=True, timeout=120)
+    alone = inline(camera_recording, CAMERA)
+    assert without_friend_ids(tracks.read_bytes()) == without_friend_ids(alone)
     assert alone.count(b'"confirmed"') > 0
 
 
