@@ -87,7 +87,6 @@ def replay(records: Iterable[Record], config: HubConfig, tracks_out: BinaryIO | 
     others' would only be thrown away. ``all_groups`` fuses every group, as
     the live hub does (its load, for timing; a check of every group).
     """
-    picture_group(config, picture)  # an unknown partner is refused before anything starts
     sink = None if tracks_out is None else PictureWriter(
         config.mission.origin.frame(), picture, tracks_out, "--tracks-out")
     return fuse(InlineIngest(records, config, progress), config, sink, picture, all_groups)
