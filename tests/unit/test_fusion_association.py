@@ -48,6 +48,30 @@ def test_gate_matches_brute_force_on_random_scene() -> None:
     assert len(brute) > 5
 
 
+def test_gate_matches_brute_force_across_stripes() -> None:
+    """A wide scene: the north stripes, tracks outside the scene, one uncertain track."""
+    rng = np.random.default_rng(11)
+    pos = rng.uniform(-2_000, 12_000, size=(300, 2))
+    a = rng.normal(scale=10.0, size=(300, 2, 2))
+    p = a @ a.transpose(0, 2, 1) + np.eye(2)
+    p[7] = np.diag([4e5, 9e4])  # a lost-looking track: the stripes as wide as its radius
+    z = np.concatenate((pos[:200] + rng.normal(scale=20.0, size=(200, 2)),
+                        rng.uniform(0, 10_000, size=(60, 2))))
+    z[:10, 1] = z[0, 1]  # ties in one stripe
+    r = _eye(260, 1.0) * rng.uniform(4.0, 3600.0, size=(260, 1, 1))
+    g = gate(pos, p, z, r, chi2=27.6)
+    s = p[:, None] + r[None]
+    y = z[None] - pos[:, None]
+    d2 = np.einsum("tmi,tmi->tm", y, np.linalg.solve(s, y[..., None])[..., 0])
+    ti, mi = np.nonzero(d2 <= 27.6)
+    brute = set(zip(ti.tolist(), mi.tolist(), strict=True))
+    pairs = list(zip(g.ti.tolist(), g.mi.tolist(), strict=True))
+    assert len(pairs) == len(set(pairs))  # no pair found twice
+    assert set(pairs) == brute
+    assert len(brute) > 200
+    np.testing.assert_allclose(g.d2, d2[g.ti, g.mi], rtol=1e-9)
+
+
 def test_cluster_where_greedy_is_wrong() -> None:
     # Track 0 sees m0 (cost 1) and m1 (cost 2); track 1 sees only m0 (cost 1.5).
     # Greedy takes the cheapest pair (0, 0) and leaves track 1 empty;
