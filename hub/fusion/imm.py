@@ -169,39 +169,49 @@ def mix(xm: Array, pm: Array, mu: Array, pi: Array) -> tuple[Array, Array, Array
 
     The returned ``mu`` is the predicted model probabilities. The spread of
     the means about model j's mixed mean is Σᵢ wᵢⱼ yᵢ yᵢᵀ - ȳⱼ ȳⱼᵀ with the
-    means y taken from the manoeuvre model's (small numbers, no cancellation),
-    so every sum over models is one small matrix product. The stationary
-    model's mixed state is put back at rest (velocity and its covariance
-    zero): mixing is where the moving models' velocities would leak into it.
+    means y taken from the manoeuvre model's (small numbers, no cancellation).
+    The stationary model's mixed state is put back at rest (velocity and its
+    covariance zero): mixing is where the moving models' velocities would
+    leak into it.
     """
     x0, p0, c = _mix_tracks_last(xm, pm, mu, pi)
-    return _tracks_first(x0), _tracks_first(p0), c
+    return _tracks_first(x0), _tracks_first(p0), _tracks_first(c)
 
 
 def _mix_tracks_last(xm: Array, pm: Array, mu: Array, pi: Array) -> tuple[Array, Array, Array]:
-    """``mix``, its mixed states (J, 4, K) and covariances (J, 4, 4, K) with the tracks last.
+    """``mix``, its mixed states (J, 4, K), covariances (J, 4, 4, K) and mu (J, K), tracks last.
 
-    The sums over models are matmuls with the tracks first (numpy's BLAS
-    fuses their multiply-adds, which no elementwise arithmetic reproduces to
-    the bit); the rest runs with the tracks last, where numpy's elementwise
-    loops run along the tracks instead of the tiny trailing axes (the outer
-    products cost four times as much broadcast over those).
+    Every step runs with the tracks last, where numpy's elementwise loops run
+    along the tracks, and every sum over models is written out
+    (``_sum_over_models``): a stack of tiny matrix products (one BLAS call per
+    track and product) cost three times the rest of the mix.
     """
-    k, j = mu.shape
+    xt, pt = _tracks_last(xm), _tracks_last(pm)
+    # joint[i, j]: P(i before and j now), laid out with the tracks last (numpy
+    # would otherwise keep the tracks-first order of its inputs).
+    joint = np.multiply(mu.T[:, None, :], pi.transpose(1, 2, 0), order="C")
     # A model no track can be in (probability 0 after underflow) gets weight 0, not 0/0.
-    c = np.maximum((mu[:, None, :] @ pi)[:, 0], _TINY)
-    w_t = np.swapaxes(mu[:, :, None] * pi, 1, 2) / c[:, :, None]  # [k, j, i]: P(i before | j now)
-    ref = xm[:, MANOEUVRE, None]
-    y = xm - ref
-    second = pm.reshape(k, j, 16) + _tracks_first(_outer(_tracks_last(y))).reshape(k, j, 16)
-    y0 = _tracks_last(w_t @ y)
-    p0 = _tracks_last((w_t @ second).reshape(k, j, 4, 4))
+    c = np.maximum(_sum_over_models(joint), _TINY)
+    w = joint / c  # w[i, j]: P(i before | j now)
+    ref = xt[MANOEUVRE]
+    y = xt - ref
+    second = pt + _outer(y)
+    y0 = _sum_over_models(w[:, :, None] * y[:, None])
+    p0 = _sum_over_models(w[:, :, None, None] * second[:, None])
     p0 -= _outer(y0)
-    x0 = ref[:, 0].T + y0
+    x0 = ref + y0
     x0[STATIONARY, 2:4] = 0.0
     p0[STATIONARY, 2:4, :] = 0.0
     p0[STATIONARY, :, 2:4] = 0.0
     return x0, p0, c
+
+
+def _sum_over_models(terms: Array) -> Array:
+    """Σᵢ terms[i], added in the models' order (the same bits for a track alone or in a stack)."""
+    total = terms[0] + terms[1]
+    for term in terms[2:]:
+        total += term
+    return total
 
 
 def _outer(yt: Array) -> Array:
@@ -260,16 +270,14 @@ def mix_update(xm: Array, pm: Array, mu: Array, pi: Array, z: Array, r: Array
     Same algebra, written for the tiny stacks of one scan (a few to a few
     hundred tracks), where each numpy call costs more than its arithmetic:
     S⁻¹ is the 2x2 adjugate over det, and the Kalman products are written out
-    entry by entry. Past the mixing sums the arithmetic runs on copies with
-    the tracks last (``_mix_tracks_last``, ``_update_tracks_last``), as
-    ``predict``'s does: the same operations in the same order as with the
-    tracks first, so the same floats, without numpy broadcasting a per-track
-    operand over the tiny trailing axes.
+    entry by entry. The arithmetic runs on copies with the tracks last
+    (``_mix_tracks_last``, ``_update_tracks_last``), as ``predict``'s does,
+    without numpy broadcasting a per-track operand over the tiny trailing axes.
     """
     x, p, c_mu = _mix_tracks_last(xm, pm, mu, pi)
     # The small inputs as transposed views: elementwise arithmetic gives the
     # same bits at any stride.
-    x_out, p_out, mu_out = _update_tracks_last(x, p, c_mu.T, z.T, r.transpose(1, 2, 0))
+    x_out, p_out, mu_out = _update_tracks_last(x, p, c_mu, z.T, r.transpose(1, 2, 0))
     return _tracks_first(x_out), _tracks_first(p_out), _tracks_first(mu_out)
 
 
@@ -293,8 +301,12 @@ def _update_tracks_last(x: Array, p: Array, c_mu: Array, z: Array, r: Array
     # Gain columns: P Hᵀ S⁻¹.
     g0 = (ph0 * d[:, None] - ph1 * c[:, None]) / det[:, None]
     g1 = (ph1 * a[:, None] - ph0 * b[:, None]) / det[:, None]
-    p_out = p - g0[:, :, None] * p[:, None, 0] - g1[:, :, None] * p[:, None, 1]
-    p_out = 0.5 * (p_out + np.swapaxes(p_out, 1, 2))
+    # In place where the order of operations allows: each temporary the size of
+    # P is another pass over memory.
+    p_out = p - g0[:, :, None] * p[:, None, 0]
+    p_out -= g1[:, :, None] * p[:, None, 1]
+    p_out = p_out + np.swapaxes(p_out, 1, 2)
+    p_out *= 0.5
     # Likelihoods relative to the best model of each track, so none underflows.
     log_l = -0.5 * ((y0 * u0 + y1 * u1) + np.log(det))
     post = c_mu * np.exp(log_l - log_l.max(axis=0))
