@@ -208,7 +208,7 @@ def _mix_tracks_last(xm: Array, pm: Array, mu: Array, pi: Array) -> tuple[Array,
 
 def _sum_over_models(terms: Array) -> Array:
     """Σᵢ terms[i], added in the models' order (the same bits for a track alone or in a stack)."""
-    total = terms[0] + terms[1]
+    total: Array = terms[0] + terms[1]
     for term in terms[2:]:
         total += term
     return total
