@@ -44,6 +44,8 @@ _FORBIDDEN = 1e12
 _DENSE_PAIRS = 3000
 _RADIUS_SLACK = 1.0 + 1e-6
 """Widens the sweep's radius and stripes past rounding: a bound must never cut."""
+_ENTRIES = ((0, 0), (0, 1), (1, 0), (1, 1))
+"""The entries of a 2x2 matrix, row by row."""
 _BESIDE = np.array([-1.0, 0.0, 1.0])
 """A track's stripe and those beside it, as offsets."""
 
@@ -87,8 +89,8 @@ def gate(pos: Array, p_pos: Array, z: Array, r: Array, chi2: float) -> Gated:
     dn = zn[mi] - pn[ti]
     near = np.flatnonzero(de * de + dn * dn <= chi2 * (lam_p[ti] + lam_r[mi]))
     ti, mi, de, dn = ti[near], mi[near], de[near], dn[near]
-    s = p_pos[ti] + r[mi]
-    a, b, c, d = s[:, 0, 0], s[:, 0, 1], s[:, 1, 0], s[:, 1, 1]
+    # S = P + R entry by entry: gathers from (strided) 1-D views, not from (T, 2, 2) stacks.
+    a, b, c, d = (p_pos[:, i, j][ti] + r[:, i, j][mi] for i, j in _ENTRIES)
     det = a * d - b * c
     # yᵀ S⁻¹ y written out for 2x2 S: no stacked inverse, no einsum.
     d2 = (d * de * de - (b + c) * de * dn + a * dn * dn) / det
