@@ -39,7 +39,17 @@ def likelihood(cls: NDArray[np.integer], conf: NDArray[np.float64]) -> NDArray[n
 
 def fuse(probs: NDArray[np.float64], cls: NDArray[np.integer],
          conf: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Return the posteriors (K, C) after one report per row."""
+    """Return the posteriors (K, C) after one report per row.
+
+    A row whose report is ``unknown`` keeps its probabilities as they were,
+    bit for bit (a radar's scan, all of it: no arithmetic at all).
+    """
+    known = cls != UNKNOWN
+    if not known.all():
+        posteriors = probs.copy()
+        if known.any():
+            posteriors[known] = fuse(probs[known], cls[known], conf[known])
+        return posteriors
     post = probs * likelihood(cls, conf)
     normalised: NDArray[np.float64] = post / np.add.reduce(post, axis=1, keepdims=True)
     return normalised

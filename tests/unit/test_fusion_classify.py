@@ -38,3 +38,14 @@ def test_unknown_reports_carry_no_evidence_and_certainty_is_clipped() -> None:
     for _ in range(3):
         recovered = classify.fuse(recovered, np.array([VEHICLE]), np.array([1.0]))
     assert recovered[0].argmax() == VEHICLE
+
+
+def test_a_mixed_batch_fuses_the_known_reports_and_keeps_the_unknown_rows_exactly() -> None:
+    prior = classify.fuse(classify.uniform(3), np.array([VEHICLE, PERSON, VEHICLE]),
+                          np.array([0.7, 0.6, 0.55]))
+    cls, conf = np.array([UNKNOWN, VEHICLE, UNKNOWN]), np.array([0.9, 0.8, 0.9])
+    after = classify.fuse(prior, cls, conf)
+    assert after[[0, 2]].tobytes() == prior[[0, 2]].tobytes()
+    alone = classify.fuse(prior[1:2], cls[1:2], conf[1:2])
+    assert after[1].tobytes() == alone[0].tobytes()
+    assert after[1, VEHICLE] > prior[1, VEHICLE]
