@@ -117,7 +117,8 @@ class Switching:
         if tau.shape[0] < _DISTINCT_FROM:
             return self._over(tau)
         taus, of = np.unique(tau, return_inverse=True)
-        pi: Array = self._over(taus)[of]
+        # take, not indexing: one copy of each 4x4 block instead of numpy's general gather.
+        pi: Array = np.take(self._over(taus), of, axis=0)
         return pi
 
     def _over(self, tau: Array) -> Array:
@@ -174,19 +175,20 @@ def mix(xm: Array, pm: Array, mu: Array, pi: Array) -> tuple[Array, Array, Array
     covariance zero): mixing is where the moving models' velocities would
     leak into it.
     """
-    x0, p0, c = _mix_tracks_last(xm, pm, mu, pi)
+    x0, p0, c = _mix_tracks_last(_tracks_last(xm), _tracks_last(pm), mu, pi)
     return _tracks_first(x0), _tracks_first(p0), _tracks_first(c)
 
 
-def _mix_tracks_last(xm: Array, pm: Array, mu: Array, pi: Array) -> tuple[Array, Array, Array]:
-    """``mix``, its mixed states (J, 4, K), covariances (J, 4, 4, K) and mu (J, K), tracks last.
+def _mix_tracks_last(xt: Array, pt: Array, mu: Array, pi: Array) -> tuple[Array, Array, Array]:
+    """``mix`` of states (J, 4, K) and covariances (J, 4, 4, K) with the tracks last.
+
+    Returns the mixed states, covariances and predicted mu (J, K), the tracks last.
 
     Every step runs with the tracks last, where numpy's elementwise loops run
     along the tracks, and every sum over models is written out
     (``_sum_over_models``): a stack of tiny matrix products (one BLAS call per
     track and product) cost three times the rest of the mix.
     """
-    xt, pt = _tracks_last(xm), _tracks_last(pm)
     # joint[i, j]: P(i before and j now), laid out with the tracks last (numpy
     # would otherwise keep the tracks-first order of its inputs).
     joint = np.multiply(mu.T[:, None, :], pi.transpose(1, 2, 0), order="C")
@@ -270,15 +272,27 @@ def mix_update(xm: Array, pm: Array, mu: Array, pi: Array, z: Array, r: Array
     Same algebra, written for the tiny stacks of one scan (a few to a few
     hundred tracks), where each numpy call costs more than its arithmetic:
     S⁻¹ is the 2x2 adjugate over det, and the Kalman products are written out
-    entry by entry. The arithmetic runs on copies with the tracks last
-    (``_mix_tracks_last``, ``_update_tracks_last``), as ``predict``'s does,
-    without numpy broadcasting a per-track operand over the tiny trailing axes.
+    entry by entry. The arithmetic runs with the tracks last
+    (``mix_update_tracks_last``), as ``predict``'s does, without numpy
+    broadcasting a per-track operand over the tiny trailing axes.
     """
-    x, p, c_mu = _mix_tracks_last(xm, pm, mu, pi)
+    x_out, p_out, mu_out = mix_update_tracks_last(_tracks_last(xm), _tracks_last(pm), mu, pi,
+                                                  z, r)
+    return _tracks_first(x_out), _tracks_first(p_out), _tracks_first(mu_out)
+
+
+def mix_update_tracks_last(xt: Array, pt: Array, mu: Array, pi: Array, z: Array, r: Array
+                           ) -> tuple[Array, Array, Array]:
+    """``mix_update`` of states (J, 4, K) and covariances (J, 4, 4, K) held with the tracks last.
+
+    ``mu`` (K, J), ``pi`` (K, J, J), z (K, 2) and R (K, 2, 2) as in
+    ``mix_update``; returns the states (J, 4, K), covariances (J, 4, 4, K) and
+    model probabilities (J, K), the tracks last.
+    """
+    x, p, c_mu = _mix_tracks_last(xt, pt, mu, pi)
     # The small inputs as transposed views: elementwise arithmetic gives the
     # same bits at any stride.
-    x_out, p_out, mu_out = _update_tracks_last(x, p, c_mu, z.T, r.transpose(1, 2, 0))
-    return _tracks_first(x_out), _tracks_first(p_out), _tracks_first(mu_out)
+    return _update_tracks_last(x, p, c_mu, z.T, r.transpose(1, 2, 0))
 
 
 def _update_tracks_last(x: Array, p: Array, c_mu: Array, z: Array, r: Array

@@ -90,6 +90,8 @@ _CLS = slice(_MU.stop, _MU.stop + classify.N_CLASSES)
 _FIRST, _LAST = _CLS.stop, _CLS.stop + 1
 _MODELS = slice(_XM.start, _PM.stop)
 """The model states and covariances, side by side."""
+_NX = _PM.start - _XM.start
+"""How many of the ``_MODELS`` columns are the model states."""
 _WIDTH = _LAST + 1
 INIT_EXCLUSION = 2.0
 """A missed confirmed track keeps new tracks out of its gate widened by this factor in d²."""
@@ -691,10 +693,11 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     owner = rank[table._owner[near]]
     f = table._f[near]
     twins = _twins(f) if len(taking) > 1 and k >= _TWINS_FROM else None
-    rows = _predict(f if twins is None else f[twins.first], scan.t, table.model_q)
+    rows = f if twins is None else f[twins.first]
+    models = _predicted_models(rows, scan.t, table.model_q)
     # Gate with the manoeuvre model's covariance: a turn must not leave the gate
     # while the quiet model still holds most of the probability.
-    wide = gate(rows[:, 0:2], rows[:, _PM].reshape(-1, _J, 4, 4)[:, -1, 0:2, 0:2], scan.z,
+    wide = gate(rows[:, 0:2], _covariances(models)[-1, 0:2, 0:2].transpose(2, 0, 1), scan.z,
                 scan.R, params.gate_chi2 * INIT_EXCLUSION)
     if twins is not None:
         wide = _every_twins(wide, twins)
@@ -703,7 +706,7 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     # Confirmed tracks first: a tentative track (often clutter, at rest with a
     # wide gate) must not take a measurement a confirmed track can use.
     ti, mi = assign(gated, k, m, ~confirmed, TENTATIVE_PENALTY, owner)
-    updated = _updated_once(rows, ti, mi, scan, table.switching, twins)
+    updated = _updated_once(rows, models, ti, mi, scan, table.switching, twins)
     free = np.ones((len(taking), m), dtype=bool)
     # A measurement inside any track's gate is not a new target: starting a
     # track there would only make a duplicate that steals measurements.
@@ -762,12 +765,13 @@ def _every_twins(pairs: Gated, twins: _Distinct) -> Gated:
     return Gated(ti, pairs.mi[at], pairs.d2[at], pairs.cost[at])
 
 
-def _updated_once(rows: NDArray[np.float64], ti: NDArray[np.intp], mi: NDArray[np.intp],
-                  scan: Scan, switching: imm.Switching, twins: _Distinct | None
-                  ) -> NDArray[np.float64]:
-    """``_updated`` of the predicted rows of candidates ``ti`` with measurements ``mi``.
+def _updated_once(rows: NDArray[np.float64], models: NDArray[np.float64], ti: NDArray[np.intp],
+                  mi: NDArray[np.intp], scan: Scan, switching: imm.Switching,
+                  twins: _Distinct | None) -> NDArray[np.float64]:
+    """``_updated`` of the predicted candidates ``ti`` with measurements ``mi``.
 
-    With ``twins``, ``rows`` are the candidates' distinct rows, and twins
+    ``rows`` and ``models``: as ``_predicted_models`` left them. With
+    ``twins``, they are the candidates' distinct rows, and twins
     given the same measurement are one update. Without, every pair differs
     (a candidate takes one measurement at most).
     """
@@ -775,8 +779,8 @@ def _updated_once(rows: NDArray[np.float64], ti: NDArray[np.intp], mi: NDArray[n
     pairs = None if twins is None or ri.shape[0] < 2 else _Distinct.of_keys(ri * len(scan) + mi)
     if pairs is not None:
         ri, mi = ri[pairs.first], mi[pairs.first]
-    updated = _updated(rows[ri], scan.z[mi], scan.R[mi], scan.cls[mi], scan.conf[mi], scan.t,
-                       switching)
+    updated = _updated(rows[ri], np.take(models, ri, axis=1), scan.z[mi], scan.R[mi],
+                       scan.cls[mi], scan.conf[mi], scan.t, switching)
     return updated if pairs is None else updated[pairs.of]
 
 
@@ -788,20 +792,38 @@ def _rows(cols: Cols, at: NDArray[np.intp]) -> NDArray[np.intp]:
 def _predict(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
              ) -> NDArray[np.float64]:
     """Predict packed rows ``f`` (a copy) in place, each from its last update to ``t``."""
-    k = f.shape[0]
+    f[:, _MODELS] = _predicted_models(f, t, model_q).T
+    return f
+
+
+def _predicted_models(f: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
+                      ) -> NDArray[np.float64]:
+    """Predict packed rows ``f`` (a copy) to ``t``: the mixture's x in place, the models apart.
+
+    Returns the predicted model states and covariances (the ``_MODELS``
+    columns, the tracks last: ``_states``, ``_covariances``), which the update
+    takes as they are; ``f``'s own model columns are left as they were.
+    """
     dt = t - f[:, _LAST]
     # x moves with the models' common F (it needs no re-weighting).
     f[:, 0:2] += dt[:, None] * f[:, 2:4]
     # The stationary model (at rest, no process noise) is a fixed point of the
-    # prediction: only the moving models are predicted. Their states and
-    # covariances are predicted in one copy with the tracks last, written back once.
+    # prediction: only the moving models are predicted.
     moving = slice(imm.STATIONARY + 1, None)
     models = f[:, _MODELS].T.copy()
-    imm.predict_tracks_last(models[:_PM.start - _XM.start].reshape(_J, 4, k)[moving],
-                            models[_PM.start - _XM.start:].reshape(_J, 4, 4, k)[moving],
-                            dt, model_q[moving])
-    f[:, _MODELS] = models.T
-    return f
+    imm.predict_tracks_last(_states(models)[moving], _covariances(models)[moving], dt,
+                            model_q[moving])
+    return models
+
+
+def _states(models: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The model states (J, 4, k) of ``_MODELS`` columns held with the tracks last (a view)."""
+    return models[:_NX].reshape(_J, 4, models.shape[1])
+
+
+def _covariances(models: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The model covariances (J, 4, 4, k) of ``_MODELS`` columns held with the tracks last."""
+    return models[_NX:].reshape(_J, 4, 4, models.shape[1])
 
 
 def _mixture_covariance(rows: NDArray[np.float64], t: float, model_q: NDArray[np.float64]
@@ -814,20 +836,24 @@ def _mixture_covariance(rows: NDArray[np.float64], t: float, model_q: NDArray[np
     return p
 
 
-def _updated(rows: NDArray[np.float64], z: NDArray[np.float64], r: NDArray[np.float64],
-             cls: NDArray[np.int16], conf: NDArray[np.float64], t: float,
+def _updated(rows: NDArray[np.float64], models: NDArray[np.float64], z: NDArray[np.float64],
+             r: NDArray[np.float64], cls: NDArray[np.int16], conf: NDArray[np.float64], t: float,
              switching: imm.Switching) -> NDArray[np.float64]:
-    """Return packed ``rows`` (predicted to ``t``) updated with measurements z, R, cls, conf."""
+    """Return packed ``rows`` updated with measurements z, R, cls, conf at ``t``.
+
+    ``rows`` and their ``models``: as ``_predicted_models`` left them (the
+    models predicted to ``t``, the tracks last).
+    """
     k = rows.shape[0]
     if k == 0:
         return rows
     # Mixing happens at updates (see hub.fusion.imm), over the time since the last.
-    xm, pm, mu = imm.mix_update(rows[:, _XM].reshape(k, _J, 4), rows[:, _PM].reshape(k, _J, 4, 4),
-                                rows[:, _MU], switching.over(t - rows[:, _LAST]), z, r)
-    rows[:, _X] = np.einsum("kj,kjd->kd", mu, xm)
-    rows[:, _XM] = xm.reshape(k, 4 * _J)
-    rows[:, _PM] = pm.reshape(k, 16 * _J)
-    rows[:, _MU] = mu
+    x, p, mu = imm.mix_update_tracks_last(_states(models), _covariances(models), rows[:, _MU],
+                                          switching.over(t - rows[:, _LAST]), z, r)
+    rows[:, _X] = np.einsum("jk,jdk->kd", mu, x)
+    rows[:, _XM] = x.reshape(4 * _J, k).T
+    rows[:, _PM] = p.reshape(16 * _J, k).T
+    rows[:, _MU] = mu.T
     rows[:, _CLS] = classify.fuse(rows[:, _CLS], cls, conf)
     rows[:, _LAST] = t
     return rows
