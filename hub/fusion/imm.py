@@ -186,8 +186,9 @@ def _mix_tracks_last(xt: Array, pt: Array, mu: Array, pi: Array) -> tuple[Array,
 
     Every step runs with the tracks last, where numpy's elementwise loops run
     along the tracks, and every sum over models is written out
-    (``_sum_over_models``): a stack of tiny matrix products (one BLAS call per
-    track and product) cost three times the rest of the mix.
+    (``_sum_over_models``, ``_mixed``) instead of a stack of tiny matrix
+    products (one BLAS call per track and product: 0.9M of a radar scan's
+    1.65M instructions of mixing; now 0.94M in all, in about the same time).
     """
     # joint[i, j]: P(i before and j now), laid out with the tracks last (numpy
     # would otherwise keep the tracks-first order of its inputs).
@@ -198,8 +199,8 @@ def _mix_tracks_last(xt: Array, pt: Array, mu: Array, pi: Array) -> tuple[Array,
     ref = xt[MANOEUVRE]
     y = xt - ref
     second = pt + _outer(y)
-    y0 = _sum_over_models(w[:, :, None] * y[:, None])
-    p0 = _sum_over_models(w[:, :, None, None] * second[:, None])
+    y0 = _mixed(w[:, :, None], y)
+    p0 = _mixed(w[:, :, None, None], second)
     p0 -= _outer(y0)
     x0 = ref + y0
     x0[STATIONARY, 2:4] = 0.0
@@ -213,6 +214,19 @@ def _sum_over_models(terms: Array) -> Array:
     total: Array = terms[0] + terms[1]
     for term in terms[2:]:
         total += term
+    return total
+
+
+def _mixed(w: Array, a: Array) -> Array:
+    """Σᵢ w[i, j] a[i] for each model j, w (I, J, ..., K), a (I, ..., K), in the models' order.
+
+    One model's term at a time, added in place: the whole (I, J, ..., K)
+    product at once is four times the size of the result, and its memory,
+    not its arithmetic, would set the cost.
+    """
+    total: Array = w[0] * a[0]
+    for i in range(1, a.shape[0]):
+        total += w[i] * a[i]
     return total
 
 
