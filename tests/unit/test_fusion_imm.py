@@ -200,3 +200,18 @@ def test_mix_update_gives_each_track_the_bits_it_has_alone() -> None:
                                r[i:i + 1])
         for got, want in zip(together, alone, strict=True):
             assert np.array_equal(got[i], want[0])
+
+
+@pytest.mark.parametrize("k", [1, 2, 300])
+def test_mixing_adds_each_model_s_term_in_order(k: int) -> None:
+    # Σᵢ w[i, j] a[i] as the models' terms added one at a time, to the bit,
+    # whatever the number of tracks: a track's mixture must not depend on its stack.
+    rng = np.random.default_rng(k)
+    w = rng.dirichlet(np.ones(imm.N_MODELS), size=(imm.N_MODELS, k)).transpose(0, 2, 1).copy()
+    for shape in ((4,), (4, 4)):
+        a = rng.normal(size=(imm.N_MODELS, *shape, k))
+        weights = w.reshape(imm.N_MODELS, imm.N_MODELS, *(1,) * len(shape), k)
+        expected = weights[0] * a[0]
+        for i in range(1, imm.N_MODELS):
+            expected += weights[i] * a[i]
+        assert np.array_equal(imm._mixed(w, a), expected)
