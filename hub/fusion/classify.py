@@ -26,17 +26,6 @@ def uniform(k: int) -> NDArray[np.float64]:
     return np.full((k, N_CLASSES), 1.0 / N_CLASSES)
 
 
-def likelihood(cls: NDArray[np.integer], conf: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Return the (K, C) likelihood of each true class given reports ``cls`` (K,), ``conf`` (K,)."""
-    # minimum/maximum rather than np.clip: same values without clip's Python-level dispatch.
-    c = np.minimum(np.maximum(conf, CONF_MIN), CONF_MAX)
-    out = np.empty((cls.shape[0], N_CLASSES))
-    out[:] = ((1.0 - c) / (N_CLASSES - 1))[:, None]
-    out[np.arange(cls.shape[0]), cls] = c
-    out[cls == UNKNOWN] = 1.0
-    return out
-
-
 def fuse(probs: NDArray[np.float64], cls: NDArray[np.integer],
          conf: NDArray[np.float64]) -> NDArray[np.float64]:
     """Return the posteriors (K, C) after one report per row.
@@ -50,6 +39,12 @@ def fuse(probs: NDArray[np.float64], cls: NDArray[np.integer],
         if known.any():
             posteriors[known] = fuse(probs[known], cls[known], conf[known])
         return posteriors
-    post = probs * likelihood(cls, conf)
+    # The likelihood is (1 - c) / (C - 1) but for c at the reported class:
+    # every entry scaled by the first, then the reported one's product redone.
+    # minimum/maximum rather than np.clip: same values without clip's Python-level dispatch.
+    c = np.minimum(np.maximum(conf, CONF_MIN), CONF_MAX)
+    post = probs * ((1.0 - c) / (N_CLASSES - 1))[:, None]
+    reported = (np.arange(cls.shape[0]), cls)
+    post[reported] = probs[reported] * c
     normalised: NDArray[np.float64] = post / np.add.reduce(post, axis=1, keepdims=True)
     return normalised

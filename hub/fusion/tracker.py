@@ -688,9 +688,7 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     trackers could break a tie differently.
     """
     params, m, k = table.params, len(scan), near.shape[0]
-    rank = np.zeros(len(table.trackers), dtype=np.intp)
-    rank[[tracker.slot for tracker in taking]] = np.arange(len(taking))
-    owner = rank[table._owner[near]]
+    owner = _takers(table, near, taking)
     f = table._f[near]
     twins = _twins(f) if len(taking) > 1 and k >= _TWINS_FROM else None
     rows = f if twins is None else f[twins.first]
@@ -710,7 +708,7 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
     free = np.ones((len(taking), m), dtype=bool)
     # A measurement inside any track's gate is not a new target: starting a
     # track there would only make a duplicate that steals measurements.
-    free[owner[gated.ti], gated.mi] = False
+    free[_of(owner, gated.ti), gated.mi] = False
     # Nor is one just outside the gate of a confirmed track that this scan
     # missed: that is the track's target manoeuvring, and a new track there
     # would take its next measurements and leave it to coast away.
@@ -718,8 +716,28 @@ def _associate(table: TrackRows, near: NDArray[np.intp], taking: list[Tracker], 
         missed = confirmed.copy()  # not an alias: ``confirmed`` stays the flags it names
         missed[ti] = False
         outside = missed[wide.ti]
-        free[owner[wide.ti[outside]], wide.mi[outside]] = False
+        free[_of(owner, wide.ti[outside]), wide.mi[outside]] = False
     return ti, updated, free
+
+
+def _takers(table: TrackRows, rows: NDArray[np.intp], taking: list[Tracker]
+            ) -> NDArray[np.intp] | None:
+    """Which of ``taking`` each of ``rows`` is a row of (its place in the list).
+
+    None when one tracker takes the scan (a replay's, or a single group's):
+    every row is its own, and the assignment needs no labels.
+    """
+    if len(taking) == 1:
+        return None
+    rank = np.zeros(len(table.trackers), dtype=np.intp)
+    rank[[tracker.slot for tracker in taking]] = np.arange(len(taking))
+    takers: NDArray[np.intp] = rank[table._owner[rows]]
+    return takers
+
+
+def _of(takers: NDArray[np.intp] | None, at: NDArray[np.intp]) -> NDArray[np.intp] | int:
+    """The tracker (a row of ``_associate``'s flags) of the candidates ``at`` (``_takers``)."""
+    return 0 if takers is None else takers[at]
 
 
 @dataclass(frozen=True, slots=True)
