@@ -226,8 +226,7 @@ def _mixed(w: Array, a: Array) -> Array:
     (tests/unit/test_fusion_imm.py), in one numpy call where that took
     seven: faster for a few tracks, about as fast for a radar scan's 260.
     """
-    trailing = "abc"[: a.ndim - 2]
-    mixed: Array = np.einsum(f"ijk,i{trailing}k->j{trailing}k", w, a)
+    mixed: Array = np.einsum("ijk,i...k->j...k", w, a)
     return mixed
 
 
