@@ -42,10 +42,15 @@ from hub.ingest.frame_pool import FramePool
 from hub.ingest.router import InboundItem, PlatformFix
 from hub.messages import Telemetry
 from hub.pipeline import Pipeline
+from hub.pipes import batch_pipe
 from hub.recording import Damage, Record, RecordingReader
 
 BATCH = 512
 """Steps per send to the fusion: one pickle and one pipe write for many small items."""
+BATCH_ROWS = 8_192
+"""Detections that end a batch before ``BATCH`` steps: about 0.5 MB of them, and at most
+one more message's (hub.messages.MAX_DETECTIONS_PER_BATCH), so a batch fits its pipe
+(hub.pipes) whatever the scans' size."""
 FIRST_BATCH = 16
 """The first send's steps: the fusion waits for them; each next batch is twice as large."""
 
@@ -126,7 +131,7 @@ class ChildIngest:
     def steps(self) -> Iterator[Decoded]:
         """The child's steps as they arrive; IngestFailed if it fails or dies first."""
         context = multiprocessing.get_context("fork")
-        receiver, sender = context.Pipe(duplex=False)
+        receiver, sender = batch_pipe(context)
         # Not a daemon: a daemon may not start frame workers, which it may need (_make_steps).
         child = context.Process(target=_make_steps, name="hub-replay-ingest",
                                 args=(sender, receiver, self.path, self.config, self.progress))
@@ -168,14 +173,8 @@ def _make_steps(sender: Connection, receiver: Connection, path: str | Path, conf
     try:
         os.nice(10)  # the fusion is the bottleneck: where cores are short, it goes first
         ingest = InlineIngest(RecordingReader(path), config, progress, _frame_workers())
-        batch: list[Decoded] = []
-        size = FIRST_BATCH
-        for step in ingest.steps():
-            batch.append(step)
-            if len(batch) == size:
-                sender.send(pack(batch))
-                batch, size = [], min(2 * size, BATCH)
-        sender.send(pack(batch))
+        for batch in batches(ingest.steps()):
+            sender.send(pack(batch))
         sender.send(ingest.result)
     except (BrokenPipeError, KeyboardInterrupt):
         pass  # the replay has stopped: there is no one to tell
@@ -186,6 +185,25 @@ def _make_steps(sender: Connection, receiver: Connection, path: str | Path, conf
         _tell(sender, f"replay ingest of {path} failed: {type(exc).__name__}: {exc}")
     finally:
         sender.close()
+
+
+def batches(steps: Iterable[Decoded]) -> Iterator[list[Decoded]]:
+    """``steps`` in batches for the pipe: the last one possibly empty, every one sent.
+
+    ``FIRST_BATCH`` steps first (the fusion waits for them), then twice as
+    many each time up to ``BATCH``; a batch ends early at ``BATCH_ROWS``
+    detections, so it fits its pipe however large the scans.
+    """
+    batch: list[Decoded] = []
+    size, rows = FIRST_BATCH, 0
+    for step in steps:
+        batch.append(step)
+        if isinstance(step.item, Scan):
+            rows += len(step.item)
+        if len(batch) == size or rows >= BATCH_ROWS:
+            yield batch
+            batch, size, rows = [], min(2 * size, BATCH), 0
+    yield batch
 
 
 def _tell(sender: Connection, line: str) -> None:

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from hub.errors import HubError
 from hub.fusion.tracks import TrackTable, publishable_rows
 from hub.geo import EnuFrame
+from hub.pipes import batch_pipe
 from hub.publish.pictures import CLASS_NAMES, PARTS, STATUS_NAMES
 
 PICTURES_PER_SEND = 16
@@ -150,7 +151,7 @@ class ChildWriter:
 
     def __init__(self, frame: EnuFrame, picture: str, out: BinaryIO, name: str) -> None:
         context = multiprocessing.get_context("fork")
-        child_end, self._pictures = context.Pipe(duplex=False)
+        child_end, self._pictures = batch_pipe(context)
         self._outcome, outcome_end = context.Pipe(duplex=False)
         self._child = context.Process(
             target=_write_pictures, name="hub-replay-writer", daemon=True,
