@@ -31,6 +31,9 @@ from hub.publish.pictures import CLASS_NAMES, PARTS, STATUS_NAMES
 
 PICTURES_PER_SEND = 16
 """Pictures a ChildWriter sends at once: one pickle and one pipe write for several."""
+ROWS_PER_SEND = 8_192
+"""Rows that end a send before ``PICTURES_PER_SEND`` pictures: about 0.4 MB, so a send of
+pictures of thousands of tracks still fits its pipe (hub.pipes)."""
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +164,13 @@ class ChildWriter:
         child_end.close()
         outcome_end.close()
         self._held: list[PictureColumns] = []
+        self._held_rows = 0
 
     def write(self, columns: PictureColumns) -> None:
         """Queue one picture: sent with the next ones, or raise WriteFailed if the child failed."""
         self._held.append(columns)
-        if len(self._held) == PICTURES_PER_SEND:
+        self._held_rows += columns.x.shape[0]
+        if len(self._held) == PICTURES_PER_SEND or self._held_rows >= ROWS_PER_SEND:
             self._send()
 
     def _send(self) -> None:
@@ -173,7 +178,7 @@ class ChildWriter:
             self._pictures.send(self._held)
         except (BrokenPipeError, ConnectionResetError):
             self._wait_for_child()
-        self._held = []
+        self._held, self._held_rows = [], 0
 
     def close(self) -> None:
         """Send the rest and wait for the child's last write; raise WriteFailed if one failed."""
