@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -60,12 +61,52 @@ def find_mosquitto() -> str | None:
     return find_server("mosquitto")
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+"""Where Linux says which ports it gives to outgoing connections (and to bind port 0)."""
+LISTEN_FLOOR = 10_000
+"""The lowest port ``free_port`` picks: above the well-known and most services' ports."""
+_handed_out: set[int] = set()
+_PICKER = random.SystemRandom()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on ``host`` that nothing listens on right now."""
+    """Return a TCP port on ``host`` that nothing listens on now, never the same twice here.
+
+    Below the system's ephemeral range where it says which that is: a port from
+    bind(0) is one the kernel also gives to outgoing connections, so between
+    this call and the listener's bind any client in any process could take it
+    (a test's console once lost its port to a NATS client's connection that
+    way). Below that range only another listener can.
+    """
+    low = _ephemeral_low()
+    if low is not None and low > LISTEN_FLOOR + 100:
+        # From the OS's randomness: a forked child or a seeded ``random`` would pick alike.
+        for port in _PICKER.sample(range(LISTEN_FLOOR, low), 100):
+            if port not in _handed_out and _binds(host, port):
+                _handed_out.add(port)
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_low() -> int | None:
+    """The first port of the ephemeral range, or None where the system does not say."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _binds(host: str, port: int) -> bool:
+    """Whether a listener could bind ``port`` on ``host`` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)

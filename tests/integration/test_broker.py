@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from mqtt_peer import Peer, until
 
-from hub.broker.launcher import find_mosquitto, free_port, start_broker
+from hub.broker.launcher import (
+    EPHEMERAL_RANGE,
+    LISTEN_FLOOR,
+    find_mosquitto,
+    free_port,
+    start_broker,
+)
 from hub.errors import BrokerUnavailable
 
 
@@ -75,6 +81,13 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_free_ports_are_never_ones_an_outgoing_connection_could_take_nor_repeated() -> None:
+    low, high = map(int, EPHEMERAL_RANGE.read_text().split())
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(LISTEN_FLOOR <= port < low for port in ports), (low, high)
 
 
 async def test_amqtt_fallback_serves_mqtt311() -> None:
