@@ -18,7 +18,9 @@ from multiprocessing.context import BaseContext
 
 PIPE_BYTES = 1 << 20
 """The buffer asked for: Linux's default limit for an unprivileged process
-(/proc/sys/fs/pipe-max-size), twice a batch of steps or pictures."""
+(/proc/sys/fs/pipe-max-size). A batch of steps or pictures is about half of it
+(hub.cli.replay_ingest.BATCH_ROWS, hub.cli.tracks_out.ROWS_PER_SEND), three
+quarters at most (a batch ended by one more message of the most detections)."""
 
 
 def batch_pipe(context: BaseContext) -> tuple[Connection, Connection]:
