@@ -18,9 +18,11 @@ from multiprocessing.context import BaseContext
 
 PIPE_BYTES = 1 << 20
 """The buffer asked for: Linux's default limit for an unprivileged process
-(/proc/sys/fs/pipe-max-size). A batch of steps or pictures is about half of it
-(hub.cli.replay_ingest.BATCH_ROWS, hub.cli.tracks_out.ROWS_PER_SEND), three
-quarters at most (a batch ended by one more message of the most detections)."""
+(/proc/sys/fs/pipe-max-size)."""
+BATCH_ROWS = 8_192
+"""Rows (a scan's detections, a picture's tracks: 50-60 bytes each pickled) that end a
+batch early: about half of ``PIPE_BYTES``, three quarters at most (a batch of steps
+ended by one more message of hub.messages.MAX_DETECTIONS_PER_BATCH detections)."""
 
 
 def batch_pipe(context: BaseContext) -> tuple[Connection, Connection]:

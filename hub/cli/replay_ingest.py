@@ -42,15 +42,11 @@ from hub.ingest.frame_pool import FramePool
 from hub.ingest.router import InboundItem, PlatformFix
 from hub.messages import Telemetry
 from hub.pipeline import Pipeline
-from hub.pipes import batch_pipe
+from hub.pipes import BATCH_ROWS, batch_pipe
 from hub.recording import Damage, Record, RecordingReader
 
 BATCH = 512
 """Steps per send to the fusion: one pickle and one pipe write for many small items."""
-BATCH_ROWS = 8_192
-"""Detections that end a batch before ``BATCH`` steps: about 0.5 MB of them, and at most
-one more message's (hub.messages.MAX_DETECTIONS_PER_BATCH), so a batch fits its pipe
-(hub.pipes) whatever the scans' size."""
 FIRST_BATCH = 16
 """The first send's steps: the fusion waits for them; each next batch is twice as large."""
 
@@ -191,7 +187,7 @@ def batches(steps: Iterable[Decoded]) -> Iterator[list[Decoded]]:
     """``steps`` in batches for the pipe: the last one possibly empty, every one sent.
 
     ``FIRST_BATCH`` steps first (the fusion waits for them), then twice as
-    many each time up to ``BATCH``; a batch ends early at ``BATCH_ROWS``
+    many each time up to ``BATCH``; a batch ends early at ``hub.pipes.BATCH_ROWS``
     detections, so it fits its pipe however large the scans.
     """
     batch: list[Decoded] = []

@@ -26,14 +26,12 @@ from numpy.typing import NDArray
 from hub.errors import HubError
 from hub.fusion.tracks import TrackTable, publishable_rows
 from hub.geo import EnuFrame
-from hub.pipes import batch_pipe
+from hub.pipes import BATCH_ROWS, batch_pipe
 from hub.publish.pictures import CLASS_NAMES, PARTS, STATUS_NAMES
 
 PICTURES_PER_SEND = 16
-"""Pictures a ChildWriter sends at once: one pickle and one pipe write for several."""
-ROWS_PER_SEND = 8_192
-"""Rows that end a send before ``PICTURES_PER_SEND`` pictures: about 0.4 MB, so a send of
-pictures of thousands of tracks still fits its pipe (hub.pipes)."""
+"""Pictures a ChildWriter sends at once: one pickle and one pipe write for several (fewer
+when they reach ``hub.pipes.BATCH_ROWS`` rows, so a send fits its pipe)."""
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +168,7 @@ class ChildWriter:
         """Queue one picture: sent with the next ones, or raise WriteFailed if the child failed."""
         self._held.append(columns)
         self._held_rows += columns.x.shape[0]
-        if len(self._held) == PICTURES_PER_SEND or self._held_rows >= ROWS_PER_SEND:
+        if len(self._held) == PICTURES_PER_SEND or self._held_rows >= BATCH_ROWS:
             self._send()
 
     def _send(self) -> None:
