@@ -40,8 +40,11 @@ Index = NDArray[np.intp]
 _FORBIDDEN = 1e12
 
 # Up to this many track x measurement pairs the gate computes d² for all of
-# them (a dozen whole-matrix operations); above, the east-sorted sweep wins.
-_DENSE_PAIRS = 3000
+# them (a dozen whole-matrix operations); above, the striped sweep wins. The two
+# cost the same at 6,000 to 10,000 pairs (timed on the radar scans of targets300
+# and of a sparse independent family, where scans of ~60 detections against ~70
+# tracks fall between: 82 µs all pairs, 108 µs the sweep).
+_DENSE_PAIRS = 8000
 _RADIUS_SLACK = 1.0 + 1e-6
 """Widens the sweep's radius and stripes past rounding: a bound must never cut."""
 _ENTRIES = ((0, 0), (0, 1), (1, 0), (1, 1))

@@ -1,8 +1,13 @@
 """Gating and global nearest neighbour assignment on small hand-made cases."""
 
 import numpy as np
+import pytest
 
+from hub.fusion import association
 from hub.fusion.association import Gated, assign, gate
+
+# Every d² for all pairs, or the striped sweep: each scene runs both ways.
+BOTH_WAYS = pytest.mark.parametrize("dense_pairs", [0, 10**9], ids=["sweep", "all-pairs"])
 
 
 def _eye(k: int, var: float) -> np.ndarray:
@@ -29,7 +34,10 @@ def test_gate_uses_the_full_covariance_not_a_circle() -> None:
     assert g.mi.tolist() == [0]
 
 
-def test_gate_matches_brute_force_on_random_scene() -> None:
+@BOTH_WAYS
+def test_gate_matches_brute_force_on_random_scene(dense_pairs: int,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(association, "_DENSE_PAIRS", dense_pairs)
     rng = np.random.default_rng(3)
     pos = rng.uniform(0, 1000, size=(60, 2))
     a = rng.normal(scale=8.0, size=(60, 2, 2))
@@ -48,8 +56,11 @@ def test_gate_matches_brute_force_on_random_scene() -> None:
     assert len(brute) > 5
 
 
-def test_gate_matches_brute_force_across_stripes() -> None:
+@BOTH_WAYS
+def test_gate_matches_brute_force_across_stripes(dense_pairs: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A wide scene: the north stripes, tracks outside the scene, one uncertain track."""
+    monkeypatch.setattr(association, "_DENSE_PAIRS", dense_pairs)
     rng = np.random.default_rng(11)
     pos = rng.uniform(-2_000, 12_000, size=(300, 2))
     a = rng.normal(scale=10.0, size=(300, 2, 2))

@@ -157,6 +157,19 @@ def test_combine_is_the_moment_matched_mixture() -> None:
     np.testing.assert_allclose(p[0, 0, 2], 3.75)
 
 
+@pytest.mark.parametrize("k", [5, 120, 400])
+def test_switching_gives_each_interval_the_bits_it_has_alone(k: int) -> None:
+    # A scan's intervals repeat (its tracks were last updated by a few scans):
+    # whether over() computes each distinct one once or every one, the floats
+    # are those of the interval alone.
+    rng = np.random.default_rng(k)
+    switching = imm.Switching(0.01, 0.003)
+    tau = rng.choice(rng.uniform(0.0, 30.0, size=6), size=k)
+    together = switching.over(tau)
+    for i in range(k):
+        assert np.array_equal(together[i], switching.over(tau[i:i + 1])[0])
+
+
 def test_fused_mix_update_equals_mix_then_update() -> None:
     rng = np.random.default_rng(5)
     switching = imm.Switching(0.02, 0.3)
