@@ -70,9 +70,10 @@ _PICKER = random.SystemRandom()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on ``host`` that nothing listens on now, never the same twice here.
+    """Return a TCP port on ``host`` that nothing listens on now.
 
-    Below the system's ephemeral range where it says which that is: a port from
+    Below the system's ephemeral range where it says which that is (and then
+    never the same port twice in this process); else the kernel's bind(0). A port from
     bind(0) is one the kernel also gives to outgoing connections, so between
     this call and the listener's bind any client in any process could take it
     (a test's console once lost its port to a NATS client's connection that
